@@ -1,0 +1,365 @@
+// Package api serves the xueliang HTTP API. Every route is listed in Routes
+// and documented in docs/openapi.yaml (a test keeps the two in step).
+//
+// Status codes are chosen here and only here: 400 for bad parameters, 404 for
+// an unknown camera or a window without footage, 500 for everything else.
+// Errors are JSON: {"error": "message"}. POST /api/v1/probe (probe.go) adds
+// 422 with a machine-readable "code" when the camera cannot be probed.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"xueliang/cmd/xueliang/internal/replay"
+	"xueliang/index"
+)
+
+// Index is what the API reads from the index.
+type Index interface {
+	Cameras(ctx context.Context) ([]index.Camera, error)
+	Camera(ctx context.Context, id string) (index.Camera, error)
+	Timeline(ctx context.Context, camera string, from, to time.Time, gapTolerance time.Duration) ([]index.Span, []index.Gap, error)
+}
+
+// Replayer builds replay MP4s.
+type Replayer interface {
+	Plan(ctx context.Context, req replay.Request) (*replay.Plan, error)
+	Write(ctx context.Context, p *replay.Plan, w io.Writer) error
+}
+
+// Server is the HTTP API. Fill the fields, then use Handler.
+type Server struct {
+	Index    Index
+	Replayer Replayer
+	// GapTolerance is used for timelines. It defaults to 250ms.
+	GapTolerance time.Duration
+	// MaxTimelineWindow bounds a timeline request. It defaults to 31 days.
+	MaxTimelineWindow time.Duration
+	// MaxReplayWindow bounds a replay request. It defaults to 24h.
+	MaxReplayWindow time.Duration
+	// Now is the clock. It defaults to time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+
+	// Metrics serves GET /metrics (typically promhttp.HandlerFor on the
+	// server's registry); nil answers 404.
+	Metrics http.Handler
+	// MetricsToken, when not empty, must be sent to /metrics as
+	// "Authorization: Bearer <token>".
+	MetricsToken string
+	// Registerer receives the API's own metrics (replay requests, time to
+	// first byte). Nil leaves them unregistered.
+	Registerer prometheus.Registerer
+	// ReadyChecks are run by /readyz, at most once a second; the server is
+	// ready when all pass (IndexCheck, StoreCheck).
+	ReadyChecks []ReadyCheck
+	// Prober serves POST /api/v1/probe (typically LimitProbes of
+	// ProberFunc(probe.Probe)); nil answers 501.
+	Prober Prober
+
+	initOnce sync.Once
+	m        *apiMetrics
+	ready    readiness
+}
+
+// Route is one method + path pattern served by Handler.
+type Route struct {
+	Method, Path string
+}
+
+// Routes lists every route Handler serves, in OpenAPI path syntax.
+func Routes() []Route {
+	return []Route{
+		{"GET", "/healthz"},
+		{"GET", "/readyz"},
+		{"GET", "/metrics"},
+		{"GET", "/api/v1/cameras"},
+		{"GET", "/api/v1/cameras/{id}/timeline"},
+		{"GET", "/api/v1/cameras/{id}/replay.mp4"},
+		{"POST", "/api/v1/probe"},
+	}
+}
+
+// Handler returns the API's http.Handler.
+func (s *Server) Handler() http.Handler {
+	if s.GapTolerance == 0 {
+		s.GapTolerance = 250 * time.Millisecond
+	}
+	if s.MaxTimelineWindow == 0 {
+		s.MaxTimelineWindow = 31 * 24 * time.Hour
+	}
+	if s.MaxReplayWindow == 0 {
+		s.MaxReplayWindow = 24 * time.Hour
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	s.initOnce.Do(func() { s.m = newMetrics(s.Registerer) })
+	handlers := map[string]http.HandlerFunc{
+		"/healthz":                        s.healthz,
+		"/readyz":                         s.readyz,
+		"/metrics":                        s.metrics,
+		"/api/v1/cameras":                 s.cameras,
+		"/api/v1/cameras/{id}/timeline":   s.timeline,
+		"/api/v1/cameras/{id}/replay.mp4": s.instrumentReplay(s.replay),
+		"/api/v1/probe":                   s.probeCamera,
+	}
+	mux := http.NewServeMux()
+	for _, r := range Routes() {
+		h, ok := handlers[r.Path]
+		if !ok {
+			panic("api: no handler for " + r.Path)
+		}
+		mux.Handle(r.Method+" "+r.Path, h)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+	})
+	return mux
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type cameraJSON struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
+	cams, err := s.Index.Cameras(r.Context())
+	if err != nil {
+		s.internal(w, r, "list cameras", err)
+		return
+	}
+	out := make([]cameraJSON, 0, len(cams))
+	for _, c := range cams {
+		out = append(out, cameraJSON{ID: c.ID, Name: c.Name})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"cameras": out})
+}
+
+type intervalJSON struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+type timelineJSON struct {
+	Camera string         `json:"camera"`
+	From   time.Time      `json:"from"`
+	To     time.Time      `json:"to"`
+	Spans  []intervalJSON `json:"spans"`
+	Gaps   []intervalJSON `json:"gaps"`
+}
+
+func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !s.cameraExists(w, r, id) {
+		return
+	}
+	q := r.URL.Query()
+	now := s.Now()
+	to, err := parseTime(q, "to", now)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	from, err := parseTime(q, "from", to.Add(-24*time.Hour))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if !from.Before(to) {
+		writeError(w, http.StatusBadRequest, "from must be before to")
+		return
+	}
+	if to.Sub(from) > s.MaxTimelineWindow {
+		writeError(w, http.StatusBadRequest, "window longer than %s", s.MaxTimelineWindow)
+		return
+	}
+	spans, gaps, err := s.Index.Timeline(r.Context(), id, from, to, s.GapTolerance)
+	if err != nil {
+		s.internal(w, r, "timeline", err)
+		return
+	}
+	out := timelineJSON{Camera: id, From: from.UTC(), To: to.UTC(), Spans: []intervalJSON{}, Gaps: []intervalJSON{}}
+	for _, sp := range spans {
+		out.Spans = append(out.Spans, intervalJSON{sp.Start.UTC(), sp.End.UTC()})
+	}
+	for _, g := range gaps {
+		out.Gaps = append(out.Gaps, intervalJSON{g.Start.UTC(), g.End.UTC()})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Replay response headers. Gaps are "start/end" RFC 3339 intervals, comma separated.
+const (
+	HeaderReplayStart = "X-Replay-Start"
+	HeaderReplayEnd   = "X-Replay-End"
+	HeaderReplayGaps  = "X-Replay-Gaps"
+)
+
+func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !s.cameraExists(w, r, id) {
+		return
+	}
+	q := r.URL.Query()
+	var req replay.Request
+	var err error
+	req.Camera = id
+	if req.Start, err = requireTime(q, "start"); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if req.End, err = requireTime(q, "end"); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if !req.Start.Before(req.End) {
+		writeError(w, http.StatusBadRequest, "start must be before end")
+		return
+	}
+	if req.End.Sub(req.Start) > s.MaxReplayWindow {
+		writeError(w, http.StatusBadRequest, "window longer than %s", s.MaxReplayWindow)
+		return
+	}
+	switch g := q.Get("gaps"); g {
+	case "", "stop":
+	case "skip":
+		req.SkipGaps = true
+	default:
+		writeError(w, http.StatusBadRequest, "gaps: want stop or skip, got %q", g)
+		return
+	}
+	plan, err := s.Replayer.Plan(r.Context(), req)
+	switch {
+	case errors.Is(err, replay.ErrNoFootage):
+		writeError(w, http.StatusNotFound, "no footage of camera %s between %s and %s", id,
+			req.Start.UTC().Format(time.RFC3339Nano), req.End.UTC().Format(time.RFC3339Nano))
+		return
+	case errors.Is(err, replay.ErrBadRequest):
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	case err != nil:
+		s.internal(w, r, "plan replay", err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "video/mp4")
+	h.Set("Cache-Control", "no-store")
+	h.Set(HeaderReplayStart, plan.Start.UTC().Format(time.RFC3339Nano))
+	h.Set(HeaderReplayEnd, plan.End.UTC().Format(time.RFC3339Nano))
+	gaps := make([]string, 0, len(plan.Gaps))
+	for _, g := range plan.Gaps {
+		gaps = append(gaps, g.Start.UTC().Format(time.RFC3339Nano)+"/"+g.End.UTC().Format(time.RFC3339Nano))
+	}
+	h.Set(HeaderReplayGaps, strings.Join(gaps, ","))
+	h.Set("Content-Disposition", fmt.Sprintf(`inline; filename="%s_%s.mp4"`, id, plan.Start.UTC().Format("20060102T150405Z")))
+	// The status line goes out with the first byte of the MP4, so a failure
+	// to read the footage before that (the store is down and the spool no
+	// longer has the segment) is still a clean JSON error.
+	lw := &lazyHeaderWriter{ResponseWriter: w}
+	err = s.Replayer.Write(r.Context(), plan, lw)
+	switch {
+	case err == nil:
+		if !lw.started {
+			w.WriteHeader(http.StatusOK)
+		}
+	case r.Context().Err() != nil:
+		// The client went away; nothing to answer.
+	case !lw.started:
+		for _, k := range []string{"Cache-Control", "Content-Disposition", HeaderReplayStart, HeaderReplayEnd, HeaderReplayGaps} {
+			h.Del(k)
+		}
+		s.Logger.Warn("replay failed", "camera", id, "err", err)
+		writeError(w, http.StatusServiceUnavailable,
+			"footage of camera %s cannot be read right now (object store unavailable); try again later", id)
+	default:
+		// Headers and part of the body are gone: cut the stream and log.
+		s.Logger.Warn("replay aborted", "camera", id, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// lazyHeaderWriter sends the 200 status line with the first body byte.
+type lazyHeaderWriter struct {
+	http.ResponseWriter
+	started bool
+}
+
+func (l *lazyHeaderWriter) Write(b []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		l.ResponseWriter.WriteHeader(http.StatusOK)
+	}
+	return l.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (l *lazyHeaderWriter) Unwrap() http.ResponseWriter { return l.ResponseWriter }
+
+func (s *Server) cameraExists(w http.ResponseWriter, r *http.Request, id string) bool {
+	_, err := s.Index.Camera(r.Context(), id)
+	switch {
+	case errors.Is(err, index.ErrNotFound):
+		writeError(w, http.StatusNotFound, "unknown camera %q", id)
+		return false
+	case err != nil:
+		s.internal(w, r, "get camera", err)
+		return false
+	}
+	return true
+}
+
+func (s *Server) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	s.Logger.Error("request failed", "op", what, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, "internal error: %s", what)
+}
+
+func parseTime(q map[string][]string, name string, def time.Time) (time.Time, error) {
+	v := ""
+	if vs := q[name]; len(vs) > 0 {
+		v = vs[0]
+	}
+	if v == "" {
+		return def, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: want an RFC 3339 time such as 2026-11-28T13:20:00Z, got %q", name, v)
+	}
+	return t, nil
+}
+
+func requireTime(q map[string][]string, name string) (time.Time, error) {
+	if len(q[name]) == 0 || q[name][0] == "" {
+		return time.Time{}, fmt.Errorf("%s: required (RFC 3339)", name)
+	}
+	return parseTime(q, name, time.Time{})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, map[string]string{"error": fmt.Sprintf(format, args...)})
+}

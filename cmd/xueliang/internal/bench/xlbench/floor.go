@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
+)
+
+// runFloor is `xlbench floor`: the receive floor. One gortsplib client per
+// camera (TCP, like the pullers) reads every RTP packet and discards it.
+// It prints "floor: ready" once every client plays, and on SIGTERM the
+// packet and loss counts.
+func runFloor(args []string) {
+	fs := flag.NewFlagSet("floor", flag.ExitOnError)
+	url := fs.String("url", "", "camsim base URL rtsp://host:port")
+	n := fs.Int("cameras", 1, "cameras cam1..camN")
+	_ = fs.Parse(args)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var pkts, lost atomic.Uint64
+	tcp := gortsplib.TransportTCP
+	var clients []*gortsplib.Client
+	for i := 1; i <= *n; i++ {
+		u, err := base.ParseURL(fmt.Sprintf("%s/cam%d", *url, i))
+		if err != nil {
+			log.Fatal(err)
+		}
+		c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp,
+			OnPacketsLost: func(l uint64) { lost.Add(l) }}
+		if err := c.Start2(); err != nil {
+			log.Fatal(err)
+		}
+		desc, _, err := c.Describe(u)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
+			log.Fatal(err)
+		}
+		c.OnPacketRTPAny(func(*description.Media, format.Format, *rtp.Packet) { pkts.Add(1) })
+		if _, err := c.Play(nil); err != nil {
+			log.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	fmt.Println("floor: ready")
+	<-ctx.Done()
+	for _, c := range clients {
+		c.Close()
+	}
+	fmt.Printf("floor: packets=%d lost=%d at=%s\n", pkts.Load(), lost.Load(), time.Now().Format(time.RFC3339))
+}

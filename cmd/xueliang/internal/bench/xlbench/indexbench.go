@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"xueliang/index"
+)
+
+type indexResult struct {
+	Cameras            int     `json:"cameras"`
+	Days               int     `json:"days"`
+	SegmentSeconds     int     `json:"segment_seconds"`
+	Segments           int64   `json:"segments"`
+	APISegments        int     `json:"api_inserted_segments"`
+	APISegmentsPerSec  float64 `json:"api_insert_segments_per_s"`
+	APIFragmentsPerSec float64 `json:"api_insert_fragments_per_s"`
+	BulkRowsPerSec     float64 `json:"bulk_insert_segments_per_s"`
+	DBMiB              float64 `json:"db_mib"`
+	Queries            int     `json:"timeline_queries"`
+	TimelineP50ms      float64 `json:"timeline_p50_ms"`
+	TimelineP99ms      float64 `json:"timeline_p99_ms"`
+	SpansPerQuery      float64 `json:"timeline_spans_per_query"`
+	LoadAvg            string  `json:"loadavg_before"`
+}
+
+// runIndex fills an index with cams × days of segs-second segments ending
+// now: the first apiSegs through the index API (CreateSegment +
+// AddFragments, one fragment per 2 s — the insert throughput), the rest in
+// bulk through SQL on the same schema (one segment row each, no fragments;
+// the timeline only reads segments (their coverage)). Every 97th segment is left out, so
+// the timeline has gaps. Then it times queries timeline queries of one
+// random camera over the whole days.
+func runIndex(dir string, cams, days, segs, apiSegs, queries int) (indexResult, error) {
+	ctx := context.Background()
+	r := indexResult{Cameras: cams, Days: days, SegmentSeconds: segs, LoadAvg: loadavg()}
+	path := filepath.Join(dir, "index-bench.db")
+	os.Remove(path)
+	db, err := index.Open(ctx, path, nil)
+	if err != nil {
+		return r, err
+	}
+	defer db.Close()
+	segDur := time.Duration(segs) * time.Second
+	end := time.Now().Truncate(segDur)
+	start := end.Add(-time.Duration(days) * 24 * time.Hour)
+	perCam := int(end.Sub(start) / segDur)
+	fragsPer := max(segs/2, 1)
+
+	// API inserts: the most recent segments of camera 0..
+	t0 := time.Now()
+	nAPI := 0
+	apiDone := map[[2]int]bool{}
+	for i := 0; nAPI < apiSegs && i < cams*perCam; i++ {
+		c, k := i%cams, perCam-1-i/cams
+		st := start.Add(time.Duration(k) * segDur)
+		seg := index.Segment{CameraID: fmt.Sprintf("cam%04d", c), Start: st, End: st.Add(segDur),
+			ObjectKey: fmt.Sprintf("cam%04d/%d.mp4", c, st.UnixNano()), Codecs: "H264", Width: 1920, Height: 1080,
+			State: index.StateStored, Size: 15 << 20}
+		if err := db.CreateSegment(ctx, &seg); err != nil {
+			return r, err
+		}
+		frags := make([]index.Fragment, fragsPer)
+		for j := range frags {
+			fs := st.Add(time.Duration(j) * segDur / time.Duration(fragsPer))
+			frags[j] = index.Fragment{SegmentID: seg.ID, Seq: j + 1, Start: fs, End: fs.Add(segDur / time.Duration(fragsPer)),
+				Offset: int64(j) * 1 << 20, Size: 1 << 20, Keyframe: true}
+		}
+		if err := db.AddFragments(ctx, frags); err != nil {
+			return r, err
+		}
+		apiDone[[2]int{c, k}] = true
+		nAPI++
+	}
+	el := time.Since(t0).Seconds()
+	r.APISegments = nAPI
+	r.APISegmentsPerSec = float64(nAPI) / el
+	r.APIFragmentsPerSec = float64(nAPI*fragsPer) / el
+	logf("index: API insert %d segments (+%d fragments each) at %.0f segments/s", nAPI, fragsPer, r.APISegmentsPerSec)
+
+	// Bulk fill.
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(off)")
+	if err != nil {
+		return r, err
+	}
+	defer raw.Close()
+	raw.SetMaxOpenConns(1)
+	t0 = time.Now()
+	var bulk int64
+	const batch = 50000
+	tx, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		return r, err
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO segments (camera_id, start_ns, end_ns, object_key, size, codecs, width, height, state) VALUES (?, ?, ?, ?, ?, 'H264', 1920, 1080, 2)`)
+	if err != nil {
+		return r, err
+	}
+	for c := range cams {
+		id := fmt.Sprintf("cam%04d", c)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO cameras (id, name, max_segment_ns) VALUES (?, '', ?) ON CONFLICT (id) DO UPDATE SET max_segment_ns = excluded.max_segment_ns`, id, int64(segDur)); err != nil {
+			return r, err
+		}
+		for k := range perCam {
+			if apiDone[[2]int{c, k}] || (c*perCam+k)%97 == 0 {
+				continue
+			}
+			st := start.Add(time.Duration(k) * segDur).UnixNano()
+			if _, err := stmt.ExecContext(ctx, id, st, st+int64(segDur), fmt.Sprintf("%s/%d.mp4", id, st), 15<<20); err != nil {
+				return r, err
+			}
+			bulk++
+			if bulk%batch == 0 {
+				stmt.Close()
+				if err := tx.Commit(); err != nil {
+					return r, err
+				}
+				if tx, err = raw.BeginTx(ctx, nil); err != nil {
+					return r, err
+				}
+				if stmt, err = tx.PrepareContext(ctx, `INSERT INTO segments (camera_id, start_ns, end_ns, object_key, size, codecs, width, height, state) VALUES (?, ?, ?, ?, ?, 'H264', 1920, 1080, 2)`); err != nil {
+					return r, err
+				}
+			}
+		}
+	}
+	stmt.Close()
+	if err := tx.Commit(); err != nil {
+		return r, err
+	}
+	r.BulkRowsPerSec = float64(bulk) / time.Since(t0).Seconds()
+	r.Segments = bulk + int64(nAPI)
+	if _, err := raw.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return r, err
+	}
+	if _, err := raw.ExecContext(ctx, `ANALYZE`); err != nil {
+		return r, err
+	}
+	if fi, err := os.Stat(path); err == nil {
+		r.DBMiB = float64(fi.Size()) / (1 << 20)
+	}
+	logf("index: %d segments (%.0f MiB), bulk %.0f rows/s", r.Segments, r.DBMiB, r.BulkRowsPerSec)
+
+	lat := make([]float64, 0, queries)
+	spans := 0
+	for range queries {
+		cam := fmt.Sprintf("cam%04d", rand.IntN(cams))
+		t := time.Now()
+		sp, _, err := db.Timeline(ctx, cam, start, end, 250*time.Millisecond)
+		if err != nil {
+			return r, err
+		}
+		lat = append(lat, time.Since(t).Seconds()*1000)
+		spans += len(sp)
+	}
+	r.Queries = queries
+	r.TimelineP50ms, r.TimelineP99ms = pct(lat, 50), pct(lat, 99)
+	r.SpansPerQuery = float64(spans) / float64(queries)
+	logf("index: timeline 1 camera × %d days: p50 %.2f ms, p99 %.2f ms (%.0f spans)", days, r.TimelineP50ms, r.TimelineP99ms, r.SpansPerQuery)
+	return r, nil
+}
+
+func pct(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ingestResult is one run of N cameras into the full pipeline (and,
+// optionally, into the bare receiver in the same run).
+type ingestResult struct {
+	Cameras int     `json:"cameras"`
+	Codec   string  `json:"codec"`
+	Bitrate string  `json:"bitrate"`
+	Seconds float64 `json:"seconds"`
+	LoadAvg string  `json:"loadavg_before"`
+
+	ServerCPUPctPerCam float64 `json:"server_cpu_pct_core_per_camera"`
+	ServerCPUPctTotal  float64 `json:"server_cpu_pct_core_total"`
+	FloorCPUPctPerCam  float64 `json:"floor_cpu_pct_core_per_camera,omitempty"`
+	RatioToFloor       float64 `json:"ratio_to_floor,omitempty"`
+
+	RSSBaseMiB      float64 `json:"server_rss_idle_base_mib"`
+	RSSMiB          float64 `json:"server_rss_end_mib"`
+	RSSPerCamMiB    float64 `json:"server_rss_per_camera_mib"`
+	FloorRSSPerCam  float64 `json:"floor_rss_per_camera_mib,omitempty"`
+	FramesExpected  float64 `json:"frames_expected"`
+	FramesRecorded  float64 `json:"frames_recorded"`
+	FramesDeficit   float64 `json:"frames_deficit"`
+	RTPLost         float64 `json:"rtp_packets_lost"`
+	DroppedFrames   float64 `json:"recorder_dropped_frames"`
+	Reconnects      float64 `json:"reconnects"`
+	BacklogStart    float64 `json:"upload_pending_start"`
+	BacklogEnd      float64 `json:"upload_pending_end"`
+	BacklogMax      float64 `json:"upload_pending_max"`
+	BacklogGrowing  bool    `json:"upload_backlog_growing"`
+	UploadedBytes   float64 `json:"uploaded_bytes"`
+	LoadgenLate     bool    `json:"loadgen_late"`
+	CamsimCPUPct    float64 `json:"camsim_cpu_pct_core_total"`
+	MinioCPUPct     float64 `json:"minio_cpu_pct_core_total"`
+	ServerProfileTo string  `json:"cpu_profile,omitempty"`
+}
+
+// lossFree reports whether the run recorded every frame (1 frame per
+// camera of slack for the window edges) without RTP loss.
+func (r ingestResult) lossFree() bool {
+	return r.RTPLost == 0 && r.FramesDeficit <= float64(r.Cameras) && r.Reconnects == 0
+}
+
+type ingestEnv struct {
+	dir     string // scratch root
+	bin     string // directory with xueliang, camsim
+	self    string // this binary (floor mode)
+	clips   string
+	script  string
+	minio   *minio
+	rssBase float64 // MiB, measured once
+	profile bool
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func (e *ingestEnv) startCamsim(dir string, n int, codec, bitrate string) (*proc, string, error) {
+	var url string
+	p, err := startProc(dir, "camsim", filepath.Join(e.bin, "camsim"), nil, func(l string) bool {
+		if u, ok := strings.CutPrefix(l, "camsim: ready "); ok {
+			url = u
+			return true
+		}
+		return false
+	}, 15*time.Minute, "-loadgen", "-listen", "127.0.0.1:0", "-cameras", strconv.Itoa(n),
+		"-codec", codec, "-size", "1920x1080", "-bitrate", bitrate, "-clips", e.clips, "-script", e.script)
+	return p, url, err
+}
+
+func (e *ingestEnv) serverConfig(dir, cams string) (string, string, error) {
+	addr := freeAddr()
+	cfg := fmt.Sprintf(`listen: %s
+data_dir: %s
+log_level: warn
+recording:
+  segment_duration: 30s
+storage:
+  s3:
+    endpoint: %s
+    bucket: bench
+    access_key: %s
+    secret_key: %s
+%s`, addr, filepath.Join(dir, "data"), e.minio.Endpoint, e.minio.AccessKey, e.minio.SecretKey, cams)
+	path := filepath.Join(dir, "config.yaml")
+	return path, "http://" + addr, os.WriteFile(path, []byte(cfg), 0o644)
+}
+
+func (e *ingestEnv) startServer(dir, cams string) (*proc, string, error) {
+	cfgPath, base, err := e.serverConfig(dir, cams)
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := startProc(dir, "xueliang", filepath.Join(e.bin, "xueliang"), nil, nil, 0, "serve", "--config", cfgPath)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := waitHTTP(base+"/healthz", 30*time.Second); err != nil {
+		p.stop()
+		return nil, "", err
+	}
+	return p, base, nil
+}
+
+// measureBase measures the server's RSS with one unreachable camera.
+func (e *ingestEnv) measureBase() error {
+	if e.rssBase > 0 {
+		return nil
+	}
+	dir, _ := os.MkdirTemp(e.dir, "base-")
+	p, _, err := e.startServer(dir, "cameras:\n  - id: dead\n    url: rtsp://127.0.0.1:1/dead\n")
+	if err != nil {
+		return err
+	}
+	time.Sleep(5 * time.Second)
+	st, err := readProcStat(p.pid())
+	p.stop()
+	e.rssBase = float64(st.RSS) / (1 << 20)
+	return err
+}
+
+func cameraList(url string, n int) string {
+	var b strings.Builder
+	b.WriteString("cameras:\n")
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "  - id: cam%d\n    url: %s/cam%d\n", i, url, i)
+	}
+	return b.String()
+}
+
+// runIngest records n cameras for d seconds (after the cameras are up and a
+// warm-up), and first measures the receive floor for floorDur when > 0.
+func (e *ingestEnv) runIngest(n int, codec, bitrate string, d, floorDur time.Duration) (ingestResult, error) {
+	r := ingestResult{Cameras: n, Codec: codec, Bitrate: bitrate, LoadAvg: loadavg()}
+	if err := e.measureBase(); err != nil {
+		return r, fmt.Errorf("idle base: %w", err)
+	}
+	r.RSSBaseMiB = e.rssBase
+	dir, err := os.MkdirTemp(e.dir, fmt.Sprintf("ingest-%s-%d-", codec, n))
+	if err != nil {
+		return r, err
+	}
+	cs, url, err := e.startCamsim(dir, n, codec, bitrate)
+	if err != nil {
+		return r, err
+	}
+	defer cs.stop()
+	logf("camsim %d × %s %s up at %s (load %s)", n, codec, bitrate, url, loadavg())
+
+	if floorDur > 0 {
+		fl, err := startProc(dir, "floor", e.self, nil, func(l string) bool { return l == "floor: ready" },
+			2*time.Minute, "floor", "-url", url, "-cameras", strconv.Itoa(n))
+		if err != nil {
+			return r, err
+		}
+		time.Sleep(5 * time.Second)
+		s0, _ := readProcStat(fl.pid())
+		t0 := time.Now()
+		time.Sleep(floorDur)
+		s1, _ := readProcStat(fl.pid())
+		el := time.Since(t0).Seconds()
+		fl.stop()
+		r.FloorCPUPctPerCam = (s1.CPU - s0.CPU) / el / float64(n) * 100
+		r.FloorRSSPerCam = float64(s1.RSS) / (1 << 20) / float64(n)
+		logf("floor: %.3f %% of a core per camera", r.FloorCPUPctPerCam)
+	}
+
+	srv, base, err := e.startServer(dir, cameraList(url, n))
+	if err != nil {
+		return r, err
+	}
+	defer srv.stop()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		m, err := scrape(base)
+		if err == nil && m["xueliang_camera_up"] >= float64(n) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return r, fmt.Errorf("only %v of %d cameras up after 90 s", m["xueliang_camera_up"], n)
+		}
+		time.Sleep(time.Second)
+	}
+	time.Sleep(5 * time.Second) // first keyframes, first segments
+	m0, err := scrape(base)
+	if err != nil {
+		return r, err
+	}
+	s0, _ := readProcStat(srv.pid())
+	c0, _ := readProcStat(cs.pid())
+	n0, _ := readProcStat(e.minio.pid())
+	t0 := time.Now()
+	var pending []float64
+	profDone := make(chan string, 1)
+	if e.profile {
+		go func() {
+			p := filepath.Join(e.dir, fmt.Sprintf("cpu-%s-%d.pprof", codec, n))
+			if err := fetchProfile(base, p, 30); err != nil {
+				logf("cpu profile: %v (the server may not expose /debug/pprof)", err)
+				p = ""
+			}
+			profDone <- p
+		}()
+	}
+	for time.Since(t0) < d {
+		time.Sleep(min(5*time.Second, d-time.Since(t0)))
+		if m, err := scrape(base); err == nil {
+			pending = append(pending, m["xueliang_upload_pending_segments"])
+		}
+	}
+	el := time.Since(t0).Seconds()
+	s1, _ := readProcStat(srv.pid())
+	c1, _ := readProcStat(cs.pid())
+	n1, _ := readProcStat(e.minio.pid())
+	m1, err := scrape(base)
+	if err != nil {
+		return r, err
+	}
+	if e.profile {
+		r.ServerProfileTo = <-profDone
+	}
+	r.Seconds = el
+	r.ServerCPUPctTotal = (s1.CPU - s0.CPU) / el * 100
+	r.ServerCPUPctPerCam = r.ServerCPUPctTotal / float64(n)
+	r.CamsimCPUPct = (c1.CPU - c0.CPU) / el * 100
+	r.MinioCPUPct = (n1.CPU - n0.CPU) / el * 100
+	if r.FloorCPUPctPerCam > 0 {
+		r.RatioToFloor = r.ServerCPUPctPerCam / r.FloorCPUPctPerCam
+	}
+	r.RSSMiB = float64(s1.RSS) / (1 << 20)
+	r.RSSPerCamMiB = (r.RSSMiB - r.RSSBaseMiB) / float64(n)
+	delta := func(k string) float64 { return m1[k] - m0[k] }
+	r.FramesExpected = float64(n) * 25 * el
+	r.FramesRecorded = delta("xueliang_camera_frames_total")
+	r.FramesDeficit = r.FramesExpected - r.FramesRecorded
+	r.RTPLost = delta("xueliang_camera_rtp_packets_lost_total")
+	r.DroppedFrames = delta("xueliang_recorder_dropped_frames_total")
+	r.Reconnects = delta("xueliang_camera_reconnects_total")
+	r.UploadedBytes = delta("xueliang_upload_bytes_total")
+	r.BacklogStart = m0["xueliang_upload_pending_segments"]
+	r.BacklogEnd = m1["xueliang_upload_pending_segments"]
+	for _, p := range pending {
+		r.BacklogMax = max(r.BacklogMax, p)
+	}
+	r.BacklogGrowing = growing(pending, float64(n))
+	if b, err := os.ReadFile(cs.log); err == nil {
+		r.LoadgenLate = strings.Contains(string(b), "load generator is late")
+	}
+	logf("ingest %d × %s: server %.3f %% core/camera (total %.0f %%), rss +%.2f MiB/camera, deficit %.0f frames, rtp lost %.0f, backlog %v→%v (growing %v), camsim %.0f %%, minio %.0f %%",
+		n, codec, r.ServerCPUPctPerCam, r.ServerCPUPctTotal, r.RSSPerCamMiB, r.FramesDeficit, r.RTPLost,
+		r.BacklogStart, r.BacklogEnd, r.BacklogGrowing, r.CamsimCPUPct, r.MinioCPUPct)
+	return r, nil
+}
+
+// growing: the upload backlog in the last third of the samples never falls
+// below the highest value of the first third plus one segment per camera.
+func growing(p []float64, cams float64) bool {
+	if len(p) < 3 {
+		return false
+	}
+	k := len(p) / 3
+	hi := 0.0
+	for _, v := range p[:k] {
+		hi = max(hi, v)
+	}
+	for _, v := range p[len(p)-k:] {
+		if v <= hi+cams {
+			return false
+		}
+	}
+	return true
+}

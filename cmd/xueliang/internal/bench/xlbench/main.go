@@ -1,0 +1,253 @@
+// Command xlbench is xueliang's system benchmark (make bench, scripts/bench.sh):
+// ingest cost per camera of the full pipeline (bin/xueliang serve into a
+// MinIO it starts) against the receive floor (`xlbench floor`: a bare
+// gortsplib reader per camera), camera capacity, replay time to first byte
+// and index scale. It writes a JSON file and BENCHMARKS.md. Goals are
+// reported, never asserted.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s xlbench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+type results struct {
+	Date      string         `json:"date"`
+	Commit    string         `json:"commit"`
+	Command   string         `json:"command"`
+	Quick     bool           `json:"quick"`
+	Machine   machine        `json:"machine"`
+	Ingest    []ingestResult `json:"ingest"`
+	Capacity  []ingestResult `json:"capacity,omitempty"`
+	Knee      string         `json:"capacity_knee,omitempty"`
+	Replay    *replayResult  `json:"replay,omitempty"`
+	Index     *indexResult   `json:"index,omitempty"`
+	Micro     string         `json:"micro_benchmarks,omitempty"`
+	Errors    []string       `json:"errors,omitempty"`
+	WallClock float64        `json:"wall_seconds"`
+}
+
+type machine struct {
+	NProc int    `json:"nproc"`
+	CPU   string `json:"cpu"`
+	RAM   string `json:"ram"`
+	Go    string `json:"go"`
+	Load  string `json:"loadavg_at_start"`
+}
+
+func machineInfo() machine {
+	m := machine{NProc: runtime.NumCPU(), Go: runtime.Version(), Load: loadavg()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for l := range strings.SplitSeq(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		l, _, _ := strings.Cut(string(b), "\n")
+		m.RAM = strings.Join(strings.Fields(l)[1:], " ")
+	}
+	return m
+}
+
+func fetchProfile(base, path string, secs int) error {
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.ReadFrom(resp.Body)
+	return err
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "floor" {
+		runFloor(os.Args[2:])
+		return
+	}
+	quick := flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "quick mode (default from BENCH_QUICK=1)")
+	bin := flag.String("bin", "bin", "directory with xueliang and camsim binaries")
+	out := flag.String("json", "bench/results.json", "JSON output")
+	md := flag.String("md", "BENCHMARKS.md", "Markdown output")
+	notes := flag.String("notes", "bench/notes.md", "hand-written analysis appended to the Markdown")
+	micro := flag.String("micro", "", "file with `go test -bench` output to include")
+	only := flag.String("only", "ingest,capacity,replay,index", "parts to run")
+	cams := flag.Int("cameras", 0, "cameras of the ingest run (default 100, quick 20)")
+	dur := flag.Duration("duration", 0, "measured time of the ingest run (default 90s, quick 30s)")
+	idxCamsFlag := flag.Int("index-cameras", 0, "cameras in the index benchmark (default 1000, quick 50)")
+	render := flag.Bool("render", false, "only rewrite -md from an existing -json and -notes (after editing the notes)")
+	flag.Parse()
+
+	if *render {
+		var res results
+		b, err := os.ReadFile(*out)
+		if err == nil {
+			err = json.Unmarshal(b, &res)
+		}
+		var nb []byte
+		if err == nil && *notes != "" {
+			nb, err = os.ReadFile(*notes)
+		}
+		if err == nil {
+			err = os.WriteFile(*md, []byte(markdown(res, string(nb))), 0o644)
+		}
+		if err != nil {
+			logf("render: %v", err)
+			os.Exit(1)
+		}
+		return
+	}
+
+	n, d, fd := 100, 90*time.Second, 45*time.Second
+	repCams, repHours, repInst := 20, 24, 1000
+	idxCams, idxDays, idxAPI, idxQ := 1000, 30, 20000, 200
+	capSteps := []int{150, 200, 250}
+	if *quick {
+		n, d, fd = 20, 30*time.Second, 20*time.Second
+		repCams, repHours, repInst = 4, 2, 100
+		idxCams, idxDays, idxAPI, idxQ = 50, 30, 2000, 100
+		capSteps = nil
+	}
+	if *cams > 0 {
+		n = *cams
+	}
+	if *dur > 0 {
+		d = *dur
+	}
+	if *idxCamsFlag > 0 {
+		idxCams = *idxCamsFlag
+	}
+	start := time.Now()
+	commit, _ := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	res := results{Date: start.UTC().Format(time.RFC3339), Commit: strings.TrimSpace(string(commit)),
+		Command: strings.Join(os.Args, " "), Quick: *quick, Machine: machineInfo()}
+	if *quick {
+		res.Command = "BENCH_QUICK=1 " + res.Command
+	}
+	fail := func(part string, err error) {
+		logf("%s: %v", part, err)
+		res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", part, err))
+	}
+	want := func(p string) bool { return strings.Contains(","+*only+",", ","+p+",") }
+
+	dir, err := os.MkdirTemp("", "xlbench-")
+	if err != nil {
+		logf("%v", err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(dir)
+	self, _ := os.Executable()
+	binAbs, _ := filepath.Abs(*bin)
+	clips, _ := filepath.Abs("testdata/clips")
+	script, _ := filepath.Abs("scripts/gen-clip.sh")
+	env := &ingestEnv{dir: dir, bin: binAbs, self: self, clips: clips, script: script}
+	env.minio, err = startMinio(dir)
+	if err != nil {
+		fail("minio", err)
+	} else {
+		defer env.minio.stop()
+	}
+
+	if env.minio != nil && want("ingest") {
+		for _, c := range []struct{ codec, br string }{{"h264", "4M"}, {"h265", "2M"}} {
+			r, err := env.runIngest(n, c.codec, c.br, d, fd)
+			if err != nil {
+				fail("ingest "+c.codec, err)
+				continue
+			}
+			res.Ingest = append(res.Ingest, r)
+		}
+	}
+	if env.minio != nil && want("capacity") && len(capSteps) > 0 {
+		res.Knee = fmt.Sprintf("> %d cameras (no loss at any step)", capSteps[len(capSteps)-1])
+		for _, k := range capSteps {
+			r, err := env.runIngest(k, "h264", "4M", 45*time.Second, 0)
+			if err != nil {
+				fail(fmt.Sprintf("capacity %d", k), err)
+				res.Knee = fmt.Sprintf("failed at %d cameras: %v", k, err)
+				break
+			}
+			res.Capacity = append(res.Capacity, r)
+			if !r.lossFree() || r.BacklogGrowing || r.LoadgenLate {
+				res.Knee = fmt.Sprintf("between %d and %d cameras (first step with loss, a growing backlog or a late load generator: %d)", prevStep(capSteps, k, n), k, k)
+				break
+			}
+		}
+	}
+	if env.minio != nil && want("replay") {
+		clip := filepath.Join(clips, "h264_1920x1080_25fps_gop50_b0_none_4M_10s.ts")
+		if _, err := os.Stat(clip); err != nil {
+			logf("generating %s", clip)
+			if out, err := exec.Command(script, "--width", "1920", "--height", "1080", "--bitrate", "4M", clip).CombinedOutput(); err != nil {
+				fail("replay clip", fmt.Errorf("%v: %s", err, out))
+			}
+		}
+		r, err := runReplay(dir, clip, env.minio, repCams, repHours, repInst)
+		if err != nil {
+			fail("replay", err)
+		} else {
+			res.Replay = &r
+		}
+	}
+	if want("index") {
+		r, err := runIndex(dir, idxCams, idxDays, 60, idxAPI, idxQ)
+		if err != nil {
+			fail("index", err)
+		} else {
+			res.Index = &r
+		}
+	}
+	if *micro != "" {
+		if b, err := os.ReadFile(*micro); err == nil {
+			res.Micro = string(b)
+		}
+	}
+	res.WallClock = time.Since(start).Seconds()
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+			logf("%v", err)
+		}
+	}
+	var nb []byte
+	if *notes != "" {
+		nb, _ = os.ReadFile(*notes)
+	}
+	if err := os.WriteFile(*md, []byte(markdown(res, string(nb))), 0o644); err != nil {
+		logf("%v", err)
+	}
+	logf("done in %.0f s: %s, %s", res.WallClock, *out, *md)
+}
+
+func prevStep(steps []int, k, base int) int {
+	p := base
+	for _, s := range steps {
+		if s == k {
+			return p
+		}
+		p = s
+	}
+	return p
+}

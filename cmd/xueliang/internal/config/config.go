@@ -1,0 +1,414 @@
+// Package config loads and validates the xueliang server configuration.
+//
+// Loading is layered, in this order: built-in defaults (Default), the YAML
+// file (strict: an unknown key is an error that names it), environment
+// overrides (XUELIANG_<PATH>, e.g. XUELIANG_RECORDING_SEGMENT_DURATION=30s),
+// then Validate, which reports every problem at once.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole server configuration.
+type Config struct {
+	// Listen is the HTTP API address. It defaults to 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// DataDir holds the index, the spool and the local object store.
+	// It defaults to ./data.
+	DataDir string `yaml:"data_dir"`
+	// LogLevel is debug, info, warn or error. It defaults to info.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json. It defaults to text.
+	LogFormat string    `yaml:"log_format"`
+	Recording Recording `yaml:"recording"`
+	Index     Index     `yaml:"index"`
+	Storage   Storage   `yaml:"storage"`
+	Upload    Upload    `yaml:"upload"`
+	Replay    Replay    `yaml:"replay"`
+	Cameras   []Camera  `yaml:"cameras"`
+}
+
+// Recording holds the defaults applied to every camera.
+type Recording struct {
+	// SegmentDuration is the target length of one stored object; segments
+	// are cut at the first keyframe after it. It defaults to 60s.
+	SegmentDuration time.Duration `yaml:"segment_duration"`
+	// MaxFragmentDuration caps one fragment (normally one GOP). It defaults to 2s.
+	MaxFragmentDuration time.Duration `yaml:"max_fragment_duration"`
+	// Transport is the RTSP transport: tcp or udp. It defaults to tcp.
+	Transport string `yaml:"transport"`
+	// FsyncInterval bounds how long written fragments may stay unsynced
+	// (a process crash loses nothing written; this bounds power loss).
+	// It defaults to 10s.
+	FsyncInterval time.Duration `yaml:"fsync_interval"`
+}
+
+// Index configures the metadata index.
+type Index struct {
+	// Path of the SQLite database. It defaults to <data_dir>/index.db.
+	Path string `yaml:"path"`
+}
+
+// Storage configures the object store: S3 when storage.s3.endpoint is set,
+// the local disk otherwise.
+type Storage struct {
+	Local LocalStorage `yaml:"local"`
+	S3    S3Storage    `yaml:"s3"`
+	// SpoolMaxBytes caps the local spool (footage not yet in the store).
+	// When it is full, new footage is refused (counted and logged) and
+	// nothing already received is deleted. 0 means no cap. It defaults to 0.
+	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
+}
+
+// S3Storage is an S3-compatible object store (MinIO in production).
+type S3Storage struct {
+	// Endpoint is host:port. Empty means: use the local store.
+	Endpoint string `yaml:"endpoint"`
+	// Bucket is created when missing. It defaults to xueliang.
+	Bucket string `yaml:"bucket"`
+	// AccessKey / SecretKey, or the files holding them (one of each).
+	AccessKey     string `yaml:"access_key"`
+	AccessKeyFile string `yaml:"access_key_file"`
+	SecretKey     string `yaml:"secret_key"`
+	SecretKeyFile string `yaml:"secret_key_file"`
+	// Secure turns TLS on; CAFile adds a CA to the system roots.
+	Secure bool   `yaml:"secure"`
+	CAFile string `yaml:"ca_file"`
+	// Region. It defaults to us-east-1.
+	Region string `yaml:"region"`
+}
+
+// LocalStorage is the embedded local-disk object store.
+type LocalStorage struct {
+	// Root directory. It defaults to <data_dir>/objects.
+	Root string `yaml:"root"`
+}
+
+// Upload configures the spool → store uploader.
+type Upload struct {
+	// Workers is the number of concurrent uploads. It defaults to 2.
+	Workers int `yaml:"workers"`
+	// MaxBackoff caps the wait between retries of a failed upload, so a
+	// backlog starts draining soon after the store is back. It defaults to 30s.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// Replay configures the replay endpoint.
+type Replay struct {
+	// GapTolerance: a hole between two segments longer than this is a gap.
+	// It defaults to 250ms.
+	GapTolerance time.Duration `yaml:"gap_tolerance"`
+	// MaxWindow is the longest window one replay request may ask for.
+	// It defaults to 24h.
+	MaxWindow time.Duration `yaml:"max_window"`
+}
+
+// Camera is one camera declared in the file.
+type Camera struct {
+	// ID identifies the camera in the API, object keys and metrics.
+	ID string `yaml:"id"`
+	// Name is a human name. It defaults to the ID.
+	Name string `yaml:"name"`
+	// Township groups cameras in metrics and alerts (e.g. 会亭镇 / Huiting).
+	Township string `yaml:"township"`
+	// URL is the rtsp:// or rtsps:// main stream URL.
+	URL string `yaml:"url"`
+	// Transport overrides recording.transport for this camera.
+	Transport string `yaml:"transport"`
+	// Disabled cameras are known but not recorded.
+	Disabled bool `yaml:"disabled"`
+}
+
+// Default returns the configuration used for every field the file omits.
+func Default() Config {
+	return Config{
+		Listen:    "127.0.0.1:8080",
+		DataDir:   "./data",
+		LogLevel:  "info",
+		LogFormat: "text",
+		Recording: Recording{
+			SegmentDuration:     60 * time.Second,
+			MaxFragmentDuration: 2 * time.Second,
+			Transport:           "tcp",
+			FsyncInterval:       10 * time.Second,
+		},
+		Upload: Upload{Workers: 2, MaxBackoff: 30 * time.Second},
+		Replay: Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
+	}
+}
+
+// Load reads path (see the package doc for the layering) and validates it.
+// env is the environment as os.Environ returns it (nil means none).
+func Load(path string, env []string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(b, env)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse is Load on bytes.
+func Parse(b []byte, env []string) (Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("parse: %w", cleanYAMLError(err))
+	}
+	if err := applyEnv(&cfg, env); err != nil {
+		return Config{}, err
+	}
+	cfg.fill()
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+var yamlFieldRe = regexp.MustCompile(`field (\S+) not found in type config\.(\w+)`)
+
+// cleanYAMLError turns yaml.v3's "field x not found in type config.T" into
+// "unknown key "x" (in recording)".
+func cleanYAMLError(err error) error {
+	msg := yamlFieldRe.ReplaceAllStringFunc(err.Error(), func(s string) string {
+		m := yamlFieldRe.FindStringSubmatch(s)
+		section := strings.ToLower(m[2])
+		if section == "config" {
+			return fmt.Sprintf("unknown key %q", m[1])
+		}
+		return fmt.Sprintf("unknown key %q (in %s)", m[1], section)
+	})
+	return errors.New(msg)
+}
+
+// fill derives the defaults that depend on other fields.
+func (c *Config) fill() {
+	if c.Index.Path == "" {
+		c.Index.Path = filepath.Join(c.DataDir, "index.db")
+	}
+	if c.Storage.S3.Bucket == "" {
+		c.Storage.S3.Bucket = "xueliang"
+	}
+	if c.Storage.Local.Root == "" {
+		c.Storage.Local.Root = filepath.Join(c.DataDir, "objects")
+	}
+	for i := range c.Cameras {
+		if c.Cameras[i].Name == "" {
+			c.Cameras[i].Name = c.Cameras[i].ID
+		}
+		if c.Cameras[i].Transport == "" {
+			c.Cameras[i].Transport = c.Recording.Transport
+		}
+	}
+}
+
+// S3Credentials returns the access and secret keys, reading the key files
+// when those are configured.
+func (c *Config) S3Credentials() (access, secret string, err error) {
+	read := func(val, file string) (string, error) {
+		if file == "" {
+			return val, nil
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read s3 key file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	if access, err = read(c.Storage.S3.AccessKey, c.Storage.S3.AccessKeyFile); err != nil {
+		return "", "", err
+	}
+	secret, err = read(c.Storage.S3.SecretKey, c.Storage.S3.SecretKeyFile)
+	return access, secret, err
+}
+
+// SpoolDir is where segments live until they are stored.
+func (c *Config) SpoolDir() string { return filepath.Join(c.DataDir, "spool") }
+
+var cameraIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
+// Validate reports every problem in c, one per line.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "want host:port, got %q", c.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad("listen", "bad port %q", port)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log_format", "want text or json, got %q", c.LogFormat)
+	}
+	r := c.Recording
+	if r.SegmentDuration < 2*time.Second || r.SegmentDuration > time.Hour {
+		bad("recording.segment_duration", "want 2s..1h, got %s", r.SegmentDuration)
+	}
+	if r.MaxFragmentDuration < 100*time.Millisecond || r.MaxFragmentDuration > 10*time.Second {
+		bad("recording.max_fragment_duration", "want 100ms..10s, got %s", r.MaxFragmentDuration)
+	}
+	if r.MaxFragmentDuration > r.SegmentDuration {
+		bad("recording.max_fragment_duration", "must not exceed segment_duration")
+	}
+	if r.FsyncInterval < 0 {
+		bad("recording.fsync_interval", "must not be negative")
+	}
+	if !validTransport(r.Transport) {
+		bad("recording.transport", "want tcp or udp, got %q", r.Transport)
+	}
+	if c.Upload.Workers < 1 || c.Upload.Workers > 64 {
+		bad("upload.workers", "want 1..64, got %d", c.Upload.Workers)
+	}
+	if c.Upload.MaxBackoff < time.Second || c.Upload.MaxBackoff > time.Hour {
+		bad("upload.max_backoff", "want 1s..1h, got %s", c.Upload.MaxBackoff)
+	}
+	if c.Replay.GapTolerance <= 0 || c.Replay.GapTolerance > 10*time.Second {
+		bad("replay.gap_tolerance", "want (0, 10s], got %s", c.Replay.GapTolerance)
+	}
+	if c.Replay.MaxWindow < time.Minute {
+		bad("replay.max_window", "want at least 1m, got %s", c.Replay.MaxWindow)
+	}
+	if c.Storage.SpoolMaxBytes < 0 {
+		bad("storage.spool_max_bytes", "must not be negative")
+	}
+	if s3 := c.Storage.S3; s3.Endpoint != "" {
+		if _, _, err := net.SplitHostPort(s3.Endpoint); err != nil {
+			bad("storage.s3.endpoint", "want host:port, got %q", s3.Endpoint)
+		}
+		if (s3.AccessKey == "") == (s3.AccessKeyFile == "") {
+			bad("storage.s3.access_key", "set exactly one of access_key and access_key_file")
+		}
+		if (s3.SecretKey == "") == (s3.SecretKeyFile == "") {
+			bad("storage.s3.secret_key", "set exactly one of secret_key and secret_key_file")
+		}
+	}
+	seen := map[string]bool{}
+	for i, cam := range c.Cameras {
+		field := fmt.Sprintf("cameras[%d]", i)
+		if !cameraIDRe.MatchString(cam.ID) {
+			bad(field+".id", "want 1-64 of [A-Za-z0-9_-] starting with a letter or digit, got %q", cam.ID)
+		} else if seen[cam.ID] {
+			bad(field+".id", "duplicate id %q", cam.ID)
+		}
+		seen[cam.ID] = true
+		if u, err := url.Parse(cam.URL); err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
+			bad(field+".url", "want rtsp://host[:port]/path or rtsps://…")
+		}
+		if cam.Transport != "" && !validTransport(cam.Transport) {
+			bad(field+".transport", "want tcp or udp, got %q", cam.Transport)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validTransport(s string) bool { return s == "tcp" || s == "udp" }
+
+// EnvPrefix prefixes every environment override.
+const EnvPrefix = "XUELIANG_"
+
+// applyEnv sets every scalar field named by an XUELIANG_<YAML_PATH> variable,
+// e.g. XUELIANG_LISTEN or XUELIANG_RECORDING_SEGMENT_DURATION. Lists (cameras)
+// are file-only. An unknown XUELIANG_ variable is ignored (other tools share
+// the prefix, e.g. XUELIANG_BOOTSTRAP_TOKEN).
+func applyEnv(cfg *Config, env []string) error {
+	vars := map[string]string{}
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(k, EnvPrefix) {
+			vars[k] = v
+		}
+	}
+	if len(vars) == 0 {
+		return nil
+	}
+	var errs []error
+	walkScalars(reflect.ValueOf(cfg).Elem(), strings.TrimSuffix(EnvPrefix, "_"), func(name string, f reflect.Value) {
+		v, ok := vars[name]
+		if !ok {
+			return
+		}
+		if err := setScalar(f, v); err != nil {
+			errs = append(errs, fmt.Errorf("env %s: %w", name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func walkScalars(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.Struct:
+			walkScalars(f, name, fn)
+		case reflect.Slice, reflect.Map:
+		default:
+			fn(name, f)
+		}
+	}
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+func setScalar(f reflect.Value, s string) error {
+	switch {
+	case f.Type() == durationType:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(d))
+	case f.Kind() == reflect.String:
+		f.SetString(s)
+	case f.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		f.SetBool(b)
+	case f.Kind() == reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(n))
+	default:
+		return fmt.Errorf("unsupported kind %s", f.Kind())
+	}
+	return nil
+}

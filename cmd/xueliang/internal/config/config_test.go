@@ -1,0 +1,139 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseMinimal(t *testing.T) {
+	cfg, err := Parse([]byte(`
+listen: 127.0.0.1:8080
+data_dir: ./data
+recording:
+  segment_duration: 60s
+cameras:
+  - id: cam1
+    url: rtsp://127.0.0.1:8554/cam1
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Recording.SegmentDuration != time.Minute || len(cfg.Cameras) != 1 {
+		t.Fatalf("unexpected config %+v", cfg)
+	}
+	if cfg.Cameras[0].Name != "cam1" || cfg.Cameras[0].Transport != "tcp" {
+		t.Fatalf("camera defaults not filled: %+v", cfg.Cameras[0])
+	}
+	if cfg.Index.Path != filepath.Join("data", "index.db") {
+		t.Fatalf("index path %q", cfg.Index.Path)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		want []string // every substring must appear
+	}{
+		{"unknown top key", "listne: x\n", []string{`unknown key "listne"`}},
+		{"unknown nested key", "recording:\n  segment_duraton: 1s\n", []string{`unknown key "segment_duraton" (in recording)`}},
+		{"unknown camera key", "cameras:\n  - id: a\n    url: rtsp://h/p\n    pasword: x\n", []string{`unknown key "pasword" (in camera)`}},
+		{"bad duration", "recording:\n  segment_duration: soon\n", []string{"parse"}},
+		{
+			"every problem at once",
+			"listen: nope\nlog_level: loud\nrecording:\n  segment_duration: 1s\n  transport: sctp\ncameras:\n  - id: ''\n    url: http://x\n  - id: a\n    url: rtsp://h/1\n  - id: a\n    url: rtsp://h/2\n",
+			[]string{"listen:", "log_level:", "recording.segment_duration:", "recording.transport:", "cameras[0].id:", "cameras[0].url:", `cameras[2].id: duplicate id "a"`},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), nil)
+			if err == nil {
+				t.Fatal("want error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	cfg, err := Parse([]byte("listen: 127.0.0.1:8080\n"), []string{
+		"XUELIANG_LISTEN=127.0.0.1:9999",
+		"XUELIANG_RECORDING_SEGMENT_DURATION=30s",
+		"XUELIANG_UPLOAD_WORKERS=4",
+		"XUELIANG_BOOTSTRAP_TOKEN=ignored",
+		"PATH=/bin",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9999" || cfg.Recording.SegmentDuration != 30*time.Second || cfg.Upload.Workers != 4 {
+		t.Fatalf("env not applied: %+v", cfg)
+	}
+	if _, err := Parse(nil, []string{"XUELIANG_UPLOAD_WORKERS=many"}); err == nil || !strings.Contains(err.Error(), "XUELIANG_UPLOAD_WORKERS") {
+		t.Fatalf("want env error naming the variable, got %v", err)
+	}
+}
+
+// TestConfigsDir loads every file shipped in configs/.
+func TestConfigsDir(t *testing.T) {
+	files, err := filepath.Glob("../../../../configs/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no config files found: %v", err)
+	}
+	for _, f := range files {
+		if _, err := Load(f, nil); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), nil); !os.IsNotExist(unwrapAll(err)) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+func TestS3Config(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "secret")
+	if err := os.WriteFile(keyFile, []byte("s3cr3t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse([]byte("storage:\n  s3:\n    endpoint: 127.0.0.1:9000\n    access_key: admin\n    secret_key_file: "+keyFile+"\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Storage.S3.Bucket != "xueliang" {
+		t.Errorf("bucket default %q", cfg.Storage.S3.Bucket)
+	}
+	a, s, err := cfg.S3Credentials()
+	if err != nil || a != "admin" || s != "s3cr3t" {
+		t.Errorf("credentials %q %q %v", a, s, err)
+	}
+	_, err = Parse([]byte("storage:\n  s3:\n    endpoint: nope\n    access_key: a\n    access_key_file: f\n"), nil)
+	for _, w := range []string{"storage.s3.endpoint", "storage.s3.access_key", "storage.s3.secret_key"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v does not mention %s", err, w)
+		}
+	}
+	// Secrets can come from the environment instead of the file.
+	cfg, err = Parse([]byte("storage:\n  s3:\n    endpoint: 127.0.0.1:9000\n"), []string{
+		"XUELIANG_STORAGE_S3_ACCESS_KEY=a", "XUELIANG_STORAGE_S3_SECRET_KEY=b"})
+	if err != nil || cfg.Storage.S3.SecretKey != "b" {
+		t.Errorf("env secrets: %v %+v", err, cfg.Storage.S3)
+	}
+}

@@ -1,0 +1,216 @@
+package main
+
+// The judge: ffmpeg/ffprobe decide what an MP4 we produced contains, and the
+// SEI stamps that camsim puts in every access unit say which camera frame
+// each sample is. Nothing here trusts our own MP4 code.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"xueliang/ingest/sei"
+)
+
+// judgedFrame is one decoded video frame as ffmpeg presents it.
+type judgedFrame struct {
+	PTS      int64 // in the stream time base
+	Time     time.Duration
+	Shown    bool // pts >= 0: after the edit list, i.e. displayed by a player
+	Stamp    sei.Stamp
+	Keyframe bool
+}
+
+type judgement struct {
+	Codec         string // h264 | hevc
+	Width, Height int
+	TimeBase      [2]int64
+	Frames        []judgedFrame // decoded frames in presentation order
+	Shown         []judgedFrame // frames with pts >= 0, in presentation order
+	DecodeOrder   []sei.Stamp   // stamps of every video packet, in decode order
+	HasAudio      bool
+}
+
+func runTool(t *testing.T, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.Bytes()
+}
+
+func parseRational(s string) [2]int64 {
+	a, b, _ := strings.Cut(s, "/")
+	n, _ := strconv.ParseInt(a, 10, 64)
+	d, _ := strconv.ParseInt(b, 10, 64)
+	return [2]int64{n, d}
+}
+
+// judgeMP4 decodes path with ffmpeg and returns what a player would show.
+// It fails the test on any decoder error.
+func judgeMP4(t *testing.T, path string) judgement {
+	t.Helper()
+	// 1. Full decode of every stream: ffmpeg must report nothing.
+	cmd := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0", "-f", "null", "-")
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("ffmpeg decode of %s: err=%v output:\n%s", path, err, out)
+	}
+
+	// 2. Streams.
+	var probe struct {
+		Streams []struct {
+			CodecType string `json:"codec_type"`
+			CodecName string `json:"codec_name"`
+			Width     int    `json:"width"`
+			Height    int    `json:"height"`
+			TimeBase  string `json:"time_base"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal(runTool(t, "ffprobe", "-v", "error", "-show_streams", "-of", "json", path), &probe); err != nil {
+		t.Fatal(err)
+	}
+	var j judgement
+	for _, s := range probe.Streams {
+		switch s.CodecType {
+		case "video":
+			if j.Codec == "" {
+				j.Codec, j.Width, j.Height, j.TimeBase = s.CodecName, s.Width, s.Height, parseRational(s.TimeBase)
+			}
+		case "audio":
+			j.HasAudio = true
+		}
+	}
+	if j.Codec != "h264" && j.Codec != "hevc" {
+		t.Fatalf("%s: video codec %q", path, j.Codec)
+	}
+
+	// 3. Packets in decode order, and the SEI stamp of each.
+	var pk struct {
+		Packets []struct {
+			PTS   *int64 `json:"pts"`
+			DTS   *int64 `json:"dts"`
+			Flags string `json:"flags"`
+		} `json:"packets"`
+	}
+	if err := json.Unmarshal(runTool(t, "ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts,dts,flags", "-of", "json", path), &pk); err != nil {
+		t.Fatal(err)
+	}
+	codec, bsf, format := sei.H264, "h264_mp4toannexb", "h264"
+	if j.Codec == "hevc" {
+		codec, bsf, format = sei.H265, "hevc_mp4toannexb", "hevc"
+	}
+	annexb := runTool(t, "ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-c:v", "copy", "-bsf:v", bsf, "-f", format, "pipe:1")
+	for _, n := range splitAnnexB(annexb) {
+		if s, ok := sei.Parse(codec, n); ok {
+			j.DecodeOrder = append(j.DecodeOrder, s)
+		}
+	}
+	if len(j.DecodeOrder) != len(pk.Packets) {
+		t.Fatalf("%s: %d video packets but %d SEI stamps", path, len(pk.Packets), len(j.DecodeOrder))
+	}
+	byPTS := map[int64]int{}
+	var lastDTS int64
+	for i, p := range pk.Packets {
+		if p.PTS == nil || p.DTS == nil {
+			t.Fatalf("%s: packet %d without pts/dts", path, i)
+		}
+		if i > 0 && *p.DTS <= lastDTS {
+			t.Fatalf("%s: packet %d dts %d not after %d", path, i, *p.DTS, lastDTS)
+		}
+		lastDTS = *p.DTS
+		if _, dup := byPTS[*p.PTS]; dup {
+			t.Fatalf("%s: two packets with pts %d", path, *p.PTS)
+		}
+		byPTS[*p.PTS] = i
+	}
+
+	// 4. Decoded frames in presentation order.
+	var fr struct {
+		Frames []struct {
+			PTS      *int64 `json:"best_effort_timestamp"`
+			KeyFrame int    `json:"key_frame"`
+		} `json:"frames"`
+	}
+	if err := json.Unmarshal(runTool(t, "ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp,key_frame", "-of", "json", path), &fr); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range fr.Frames {
+		if f.PTS == nil {
+			t.Fatalf("%s: frame %d without timestamp", path, i)
+		}
+		pi, ok := byPTS[*f.PTS]
+		if !ok {
+			t.Fatalf("%s: frame %d pts %d matches no packet", path, i, *f.PTS)
+		}
+		jf := judgedFrame{
+			PTS:      *f.PTS,
+			Time:     time.Duration(*f.PTS * j.TimeBase[0] * int64(time.Second) / j.TimeBase[1]),
+			Shown:    *f.PTS >= 0,
+			Stamp:    j.DecodeOrder[pi],
+			Keyframe: f.KeyFrame == 1,
+		}
+		j.Frames = append(j.Frames, jf)
+	}
+	sort.SliceStable(j.Frames, func(a, b int) bool { return j.Frames[a].PTS < j.Frames[b].PTS })
+	for i, f := range j.Frames {
+		if i > 0 && f.PTS == j.Frames[i-1].PTS {
+			t.Fatalf("%s: two frames with pts %d", path, f.PTS)
+		}
+		if f.Shown {
+			j.Shown = append(j.Shown, f)
+		}
+	}
+	if len(j.Frames) != len(pk.Packets) {
+		t.Fatalf("%s: %d packets decoded to %d frames", path, len(pk.Packets), len(j.Frames))
+	}
+	return j
+}
+
+// describeSeqs prints a compact run-length form of stamp sequence numbers.
+func describeSeqs(frames []judgedFrame) string {
+	var b strings.Builder
+	for i := 0; i < len(frames); {
+		k := i
+		for k+1 < len(frames) && frames[k+1].Stamp.Seq == frames[k].Stamp.Seq+1 {
+			k++
+		}
+		fmt.Fprintf(&b, "%d-%d ", frames[i].Stamp.Seq, frames[k].Stamp.Seq)
+		i = k + 1
+	}
+	return b.String()
+}
+
+// splitAnnexB splits an Annex-B byte stream of any length at its start codes
+// (00 00 01, or 00 00 00 01) into NAL units.
+func splitAnnexB(b []byte) [][]byte {
+	var out [][]byte
+	start := -1
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] != 0 || b[i+1] != 0 || b[i+2] != 1 {
+			continue
+		}
+		if start >= 0 {
+			end := i
+			if end > start && b[end-1] == 0 {
+				end-- // the leading zero of a 4-byte start code
+			}
+			out = append(out, b[start:end])
+		}
+		start = i + 3
+		i += 2
+	}
+	if start >= 0 && start < len(b) {
+		out = append(out, b[start:])
+	}
+	return out
+}

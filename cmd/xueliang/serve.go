@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"xueliang/cmd/xueliang/internal/api"
+	"xueliang/cmd/xueliang/internal/config"
+	"xueliang/cmd/xueliang/internal/metrics"
+	"xueliang/cmd/xueliang/internal/replay"
+	"xueliang/index"
+	"xueliang/ingest"
+	"xueliang/ingest/probe"
+	"xueliang/ingest/segmenter"
+	"xueliang/storage"
+	"xueliang/storage/local"
+	"xueliang/storage/reconcile"
+	"xueliang/storage/s3"
+	"xueliang/storage/spool"
+)
+
+// serve wires the server: index → store → spool/uploader → recovery →
+// pullers → replay → HTTP API, runs them until ctx ends, and shuts down in
+// reverse order (HTTP, pullers — which close their segments —, uploader,
+// then the index).
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error) {
+	db, err := index.Open(ctx, cfg.Index.Path, logger)
+	if err != nil {
+		return fmt.Errorf("open index: %w", err)
+	}
+	defer func() { err = errors.Join(err, db.Close()) }()
+
+	store, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer func() { err = errors.Join(err, store.Close()) }()
+
+	reg := metrics.NewRegistry(version())
+	store = metrics.WrapStore(reg, store)
+	idx := metrics.WrapIndex(reg, db)
+
+	spoolDir, err := spool.NewDir(cfg.SpoolDir())
+	if err != nil {
+		return fmt.Errorf("open spool: %w", err)
+	}
+	// Recovery closes the segments a crash left open; the uploader finds
+	// them (and every other closed segment) in its first index scan.
+	report, err := segmenter.Recover(ctx, db, spoolDir.Root, nil, logger)
+	if err != nil {
+		return fmt.Errorf("recover spool: %w", err)
+	}
+	logger.Info("spool recovered", "segments", report.Segments, "recovered", report.Recovered,
+		"deleted", report.Deleted, "failed", report.Failed, "truncated_bytes", report.TruncatedBytes)
+
+	quota, err := spool.NewQuota(spoolDir, spool.QuotaConfig{MaxBytes: cfg.Storage.SpoolMaxBytes})
+	if err != nil {
+		return fmt.Errorf("measure spool: %w", err)
+	}
+	spoolDir.Quota = quota // before NewUploader, which copies the Dir
+	uploader := spool.NewUploader(spoolDir, store, idx, spool.UploaderConfig{Workers: cfg.Upload.Workers, MaxBackoff: cfg.Upload.MaxBackoff},
+		logger)
+
+	var cams []ingest.CameraConfig
+	for _, c := range cfg.Cameras {
+		if err := db.UpsertCamera(ctx, index.Camera{ID: c.ID, Name: c.Name}); err != nil {
+			return fmt.Errorf("register camera %s: %w", c.ID, err)
+		}
+		if c.Disabled {
+			continue
+		}
+		cams = append(cams, ingest.CameraConfig{
+			ID: c.ID, URL: c.URL, Transport: c.Transport,
+			SegmentDuration:     cfg.Recording.SegmentDuration,
+			MaxFragmentDuration: cfg.Recording.MaxFragmentDuration,
+		})
+	}
+	manager := ingest.NewManager(ingest.Options{
+		SpoolRoot:     spoolDir.Root,
+		Index:         idx,
+		OnClosed:      uploader.Enqueue,
+		Quota:         quota,
+		FsyncInterval: cfg.Recording.FsyncInterval,
+		Logger:        logger,
+	})
+	manager.Update(cams)
+	reg.MustRegister(metrics.NewCameraCollector(manager, townshipOf(cfg)), metrics.NewUploaderCollector(uploader),
+		metrics.NewSpoolCollector(metrics.DirUsage(spoolDir.Root, quota.Cap(), 0)), metrics.NewQuotaCollector(quota))
+
+	replayer := &replay.Replayer{
+		Index:        db,
+		Reader:       spool.Reader{Dir: spoolDir, Store: store},
+		GapTolerance: cfg.Replay.GapTolerance,
+		MaxWindow:    cfg.Replay.MaxWindow,
+		Logger:       logger,
+	}
+	apiServer := &api.Server{
+		Index:           db,
+		Replayer:        replayer,
+		GapTolerance:    cfg.Replay.GapTolerance,
+		MaxReplayWindow: cfg.Replay.MaxWindow,
+		Logger:          logger.With("component", "api"),
+		Metrics:         metrics.Handler(reg),
+		Registerer:      reg,
+		ReadyChecks:     []api.ReadyCheck{api.IndexCheck(db), api.StoreCheck(store)},
+		Prober:          api.LimitProbes(api.ProberFunc(probe.Probe), 2),
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	httpServer := &http.Server{
+		Handler:           apiServer.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("server started", "listen", ln.Addr().String(), "cameras", len(cams), "data_dir", cfg.DataDir)
+
+	// The uploader outlives the pullers so that segments they close while
+	// stopping are still enqueued; whatever is left is picked up at the next
+	// start (closed segments are rescanned from the index).
+	upCtx, stopUploader := context.WithCancel(context.WithoutCancel(ctx))
+	upDone := make(chan error, 1)
+	go func() { upDone <- uploader.Run(upCtx) }()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return manager.Run(gctx) })
+	g.Go(func() error {
+		// Index ↔ store reconciliation runs beside recording and uploads; a
+		// failure is reported, never fatal.
+		ids := make([]string, 0, len(cfg.Cameras))
+		for _, c := range cfg.Cameras {
+			ids = append(ids, c.ID)
+		}
+		if _, err := reconcile.Run(gctx, reconcile.Config{Index: db, Store: store, Spool: spoolDir, Cameras: ids,
+			Logger: logger}); err != nil && gctx.Err() == nil {
+			logger.Error("reconcile failed", "err", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 5*time.Second)
+		defer cancel()
+		return httpServer.Shutdown(shutdownCtx)
+	})
+	err = g.Wait()
+	stopUploader()
+	return errors.Join(err, <-upDone)
+}
+
+// openStore opens the S3 backend when storage.s3.endpoint is set, the local
+// disk otherwise.
+func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (storage.Store, error) {
+	if cfg.Storage.S3.Endpoint == "" {
+		return local.New(cfg.Storage.Local.Root)
+	}
+	access, secret, err := cfg.S3Credentials()
+	if err != nil {
+		return nil, err
+	}
+	c := cfg.Storage.S3
+	st, err := s3.New(ctx, s3.Config{
+		Endpoint: c.Endpoint, Bucket: c.Bucket, AccessKey: access, SecretKey: secret,
+		Secure: c.Secure, CAFile: c.CAFile, Region: c.Region,
+	}, logger)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("object store", "backend", "s3", "endpoint", c.Endpoint, "bucket", c.Bucket)
+	return st, nil
+}
+
+// townshipOf maps a camera ID to its configured township (the metrics label).
+func townshipOf(cfg config.Config) func(string) string {
+	m := make(map[string]string, len(cfg.Cameras))
+	for _, c := range cfg.Cameras {
+		m[c.ID] = c.Township
+	}
+	return func(id string) string { return m[id] }
+}

@@ -1,0 +1,216 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers driverName
+)
+
+// Sentinel errors; test with errors.Is.
+var (
+	// ErrNotFound is returned (wrapped) when a camera or segment does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrSchemaTooNew is returned by Open for a database migrated by a newer
+	// version of the program.
+	ErrSchemaTooNew = errors.New("index schema is newer than this program")
+)
+
+// readerConns is the size of the read connection pool.
+const readerConns = 4
+
+// DB is the index. It is safe for concurrent use: writes are serialised on
+// a single connection, reads use a small pool (see the package doc).
+type DB struct {
+	w   *sql.DB // exactly one connection: every write goes through it
+	r   *sql.DB // query_only connections
+	log *slog.Logger
+	// now is the clock used by Timeline to end a window at the present.
+	now func() time.Time
+	// stmts are the hot write statements, prepared once on the writer's
+	// single connection: the triggers that keep the coverage table make a
+	// segments statement costly to prepare (≈0.3 ms), so it is done once.
+	stmts map[string]*sql.Stmt
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the SQLite index at path and migrates it
+// to the current schema. A nil logger discards.
+func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	logger = logger.With("component", "index")
+	if path == "" {
+		return nil, errors.New("open index: empty path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("open index: %w", err)
+		}
+	}
+	w, err := sql.Open(driverName, dsn(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("open index %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, w, migrations, logger); err != nil {
+		return nil, errors.Join(fmt.Errorf("open index %s: %w", path, err), w.Close())
+	}
+	stmts := make(map[string]*sql.Stmt, len(hotWrites))
+	for _, q := range hotWrites {
+		st, err := w.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("open index %s: prepare: %w", path, err), w.Close())
+		}
+		stmts[q] = st
+	}
+	r, err := sql.Open(driverName, dsn(path, true))
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open index %s: %w", path, err), w.Close())
+	}
+	r.SetMaxOpenConns(readerConns)
+	r.SetMaxIdleConns(readerConns)
+	db := &DB{w: w, r: r, log: logger, now: time.Now, stmts: stmts}
+	if err := db.Ping(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("open index %s: %w", path, err), db.Close())
+	}
+	return db, nil
+}
+
+// Close closes the database; safe to call twice.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		var errs []error
+		for _, st := range db.stmts {
+			errs = append(errs, st.Close())
+		}
+		db.closeErr = errors.Join(append(errs, db.r.Close(), db.w.Close())...)
+	})
+	return db.closeErr
+}
+
+// Ping checks that both the writer and the readers can reach the database.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping index: %w", err)
+	}
+	if err := db.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping index: %w", err)
+	}
+	return nil
+}
+
+// migrate brings the database to the last version in migs. Each migration
+// runs in its own transaction together with its schema_migrations row.
+func migrate(ctx context.Context, w *sql.DB, migs []migration, logger *slog.Logger) error {
+	if _, err := w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_ns INTEGER NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	cur, err := schemaVersion(ctx, w)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if last := migs[len(migs)-1].version; cur > last {
+		return fmt.Errorf("migrate: database at version %d, program knows %d: %w", cur, last, ErrSchemaTooNew)
+	}
+	for _, m := range migs {
+		if m.version <= cur {
+			continue
+		}
+		if err := applyMigration(ctx, w, m); err != nil {
+			return fmt.Errorf("migrate to version %d (%s): %w", m.version, m.name, err)
+		}
+		logger.Info("index schema migrated", "version", m.version, "name", m.name)
+	}
+	return nil
+}
+
+func schemaVersion(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (int, error) {
+	var v int
+	err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+func applyMigration(ctx context.Context, w *sql.DB, m migration) (err error) {
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, ignoreDone(tx.Rollback()))
+		}
+	}()
+	// Another process may have migrated between our read and the lock.
+	cur, err := schemaVersion(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if cur >= m.version {
+		return nil
+	}
+	for _, s := range m.stmts {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO schema_migrations (version, name, applied_ns) VALUES (?, ?, ?)`,
+		m.version, m.name, time.Now().UnixNano()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func ignoreDone(err error) error {
+	if errors.Is(err, sql.ErrTxDone) {
+		return nil
+	}
+	return err
+}
+
+// txStmt returns the prepared statement q (one of hotWrites) for tx.
+func (db *DB) txStmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
+	return tx.StmtContext(ctx, db.stmts[q])
+}
+
+// withTx runs fn in a write transaction, committing when fn returns nil.
+func (db *DB) withTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return errors.Join(err, ignoreDone(tx.Rollback()))
+	}
+	return tx.Commit()
+}
+
+func toNS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNS(ns int64) time.Time { return time.Unix(0, ns).UTC() }

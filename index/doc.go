@@ -1,0 +1,68 @@
+// Package index is the recording index: cameras, segments and their
+// fragments, in SQLite (modernc.org/sqlite, pure Go). A PostgreSQL
+// implementation can follow: the queries are portable SQL, and the SQLite
+// specifics (driver, DSN/pragmas, DDL) live in dialect.go.
+//
+// Data flow:
+//
+//	segmenter ─CreateSegment─▶ segments (state recording)
+//	          ─AddFragments──▶ fragments (+ segments.end_ns, size raised)
+//	          ─FinishSegment─▶ segments (state closed, size, sha256)
+//	uploader  ─SegmentsByState(closed) / MarkStored─▶ segments (state stored)
+//	replay    ─SegmentsInRange / Fragments──────────▶ byte ranges to read
+//	API       ─Timeline─▶ spans + gaps
+//
+// Layout (times are int64 unix nanoseconds, UTC):
+//
+//	schema_migrations(version PK, name, applied_ns)
+//	cameras(id PK, name, max_segment_ns)
+//	segments(id PK, camera_id → cameras, start_ns, end_ns, object_key UNIQUE,
+//	         size, sha256, init, codecs, width, height, state)
+//	  segments_camera_start (camera_id, start_ns, end_ns)  -- range scans, covering for Timeline
+//	  segments_camera_end   (camera_id, end_ns)
+//	  segments_state        (state)
+//	fragments(segment_id → segments ON DELETE CASCADE, seq, start_ns, end_ns,
+//	          "offset", size, keyframe, PK (segment_id, seq)) WITHOUT ROWID
+//	  fragments_segment_start (segment_id, start_ns)
+//	coverage(camera_id, bucket, start_ns, end_ns, PK (camera_id, bucket, start_ns)) WITHOUT ROWID
+//	  -- derived, kept by triggers on segments: per camera and bucket
+//	  -- (start_ns >> 42, ≈73 min), the union of the non-empty segments that
+//	  -- start in the bucket, merged where they overlap or touch
+//
+// Timeline reads coverage, not segments: a 30-day window of one-minute
+// segments is ≈720 coverage rows instead of 43,200 segment rows (stepping
+// through those alone took SQLite 15–45 ms). The triggers fire on every
+// write to segments, through this API or plain SQL: a segment that appears
+// or grows and meets at most one interval of its bucket extends it or adds
+// one (a few index lookups: the AddFragments case); anything else (a
+// deletion, a shrinking FinishSegment after recovery, a segment bridging
+// two intervals) recomputes the bucket from its ≈73 segment rows. The hot
+// write statements are prepared once at Open, so the triggers' programs are
+// not recompiled per call.
+//
+// Range queries select segments with end > from AND start < to. To keep that
+// a bounded index range scan, cameras.max_segment_ns records the longest
+// segment of each camera (raised in the same transaction as any write that
+// lengthens a segment), so the scan is start in [from - max_segment_ns, to).
+//
+// Migrations: an ordered list in dialect.go, each applied with its
+// schema_migrations row in one transaction; reopening is a no-op and a
+// database newer than the program is refused (ErrSchemaTooNew).
+//
+// Concurrency: one *sql.DB with a single connection takes every write, so
+// writers queue in Go (database/sql's connection wait, honouring ctx)
+// instead of spinning on SQLITE_BUSY; its transactions are BEGIN IMMEDIATE.
+// Reads use a separate pool of query_only connections which, in WAL mode,
+// never block and are never blocked by the writer. All methods are safe for
+// concurrent use. A write transaction is short (AddFragments of one
+// fragment is a few statements), so with synchronous=NORMAL a few thousand
+// fragments per second are absorbed; if that ever is not enough, a batching
+// writer can merge AddFragments calls behind the same API.
+//
+// Durability: WAL with synchronous=NORMAL: a commit is atomic and survives
+// a process crash; a power loss can lose the last transactions (not
+// corrupt the database). The spool files are the source of truth for
+// recent fragments, and crash recovery re-indexes them, so this is safe.
+// busy_timeout covers other processes (backup, sqlite3 shell) and
+// checkpoints; foreign_keys is on.
+package index

@@ -1,0 +1,338 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// UpsertCamera inserts the camera or updates its name.
+func (db *DB) UpsertCamera(ctx context.Context, c Camera) error {
+	if c.ID == "" {
+		return errors.New("upsert camera: empty id")
+	}
+	_, err := db.w.ExecContext(ctx,
+		`INSERT INTO cameras (id, name) VALUES (?, ?)
+		 ON CONFLICT (id) DO UPDATE SET name = excluded.name`, c.ID, c.Name)
+	if err != nil {
+		return fmt.Errorf("upsert camera %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// Cameras returns every camera, by id.
+func (db *DB) Cameras(ctx context.Context) ([]Camera, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, name FROM cameras ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("cameras: %w", err)
+	}
+	defer rows.Close()
+	var out []Camera
+	for rows.Next() {
+		var c Camera
+		if err := rows.Scan(&c.ID, &c.Name); err != nil {
+			return nil, fmt.Errorf("cameras: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cameras: %w", err)
+	}
+	return out, nil
+}
+
+// Camera returns one camera or ErrNotFound.
+func (db *DB) Camera(ctx context.Context, id string) (Camera, error) {
+	c := Camera{ID: id}
+	err := db.r.QueryRowContext(ctx, `SELECT name FROM cameras WHERE id = ?`, id).Scan(&c.Name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Camera{}, fmt.Errorf("camera %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Camera{}, fmt.Errorf("camera %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// hotWrites are the statements prepared once at Open (see DB.stmts).
+var hotWrites = []string{insertSegment, raiseMaxSegment, raiseSegment, upsertFragment, finishSegment}
+
+const insertSegment = `INSERT INTO segments (camera_id, start_ns, end_ns, object_key, size, sha256, init, codecs, width, height, state)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+
+const raiseSegment = `UPDATE segments SET
+	end_ns = CASE WHEN end_ns < ? THEN ? ELSE end_ns END,
+	size   = CASE WHEN size < ? THEN ? ELSE size END
+	WHERE id = ?`
+
+const upsertFragment = `INSERT INTO fragments (segment_id, seq, start_ns, end_ns, "offset", size, keyframe)
+	VALUES (?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (segment_id, seq) DO UPDATE SET
+		start_ns = excluded.start_ns, end_ns = excluded.end_ns,
+		"offset" = excluded."offset", size = excluded.size, keyframe = excluded.keyframe`
+
+const finishSegment = `UPDATE segments SET end_ns = ?, size = ?, sha256 = ?, state = ? WHERE id = ?`
+
+// raiseMaxSegment keeps cameras.max_segment_ns >= the duration of segment id.
+const raiseMaxSegment = `UPDATE cameras
+	SET max_segment_ns = (SELECT end_ns - start_ns FROM segments WHERE id = ?)
+	WHERE id = (SELECT camera_id FROM segments WHERE id = ?)
+	  AND max_segment_ns < (SELECT end_ns - start_ns FROM segments WHERE id = ?)`
+
+// CreateSegment inserts seg and sets seg.ID. The camera row is created
+// (with an empty name) if missing. A zero seg.End is stored as seg.Start.
+func (db *DB) CreateSegment(ctx context.Context, seg *Segment) error {
+	if seg.CameraID == "" || seg.ObjectKey == "" {
+		return errors.New("create segment: empty camera id or object key")
+	}
+	start := toNS(seg.Start)
+	end := toNS(seg.End)
+	if seg.End.IsZero() {
+		end = start
+	}
+	var id int64
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO cameras (id, name) VALUES (?, '') ON CONFLICT (id) DO NOTHING`, seg.CameraID); err != nil {
+			return err
+		}
+		err := db.txStmt(ctx, tx, insertSegment).QueryRowContext(ctx,
+			seg.CameraID, start, end, seg.ObjectKey, seg.Size, seg.SHA256, seg.Init, seg.Codecs,
+			seg.Width, seg.Height, int(seg.State)).Scan(&id)
+		if err != nil {
+			return err
+		}
+		_, err = db.txStmt(ctx, tx, raiseMaxSegment).ExecContext(ctx, id, id, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create segment %s: %w", seg.ObjectKey, err)
+	}
+	seg.ID = id
+	if seg.End.IsZero() {
+		seg.End = fromNS(end)
+	}
+	return nil
+}
+
+// AddFragments upserts frags by (SegmentID, Seq) in one transaction and
+// raises each touched segment's End to the largest fragment End and its
+// Size to the largest Offset+Size. A missing segment is ErrNotFound and
+// nothing is written.
+func (db *DB) AddFragments(ctx context.Context, frags []Fragment) error {
+	if len(frags) == 0 {
+		return nil
+	}
+	type bounds struct{ end, size int64 }
+	per := make(map[int64]bounds)
+	for _, f := range frags {
+		if f.Seq < 1 || f.Offset < 0 || f.Size < 0 {
+			return fmt.Errorf("add fragments: segment %d seq %d: invalid fragment", f.SegmentID, f.Seq)
+		}
+		b := per[f.SegmentID]
+		b.end = max(b.end, toNS(f.End))
+		b.size = max(b.size, f.Offset+f.Size)
+		per[f.SegmentID] = b
+	}
+	ids := make([]int64, 0, len(per))
+	for id := range per {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		raise, raiseMax := db.txStmt(ctx, tx, raiseSegment), db.txStmt(ctx, tx, raiseMaxSegment)
+		for _, id := range ids {
+			b := per[id]
+			res, err := raise.ExecContext(ctx, b.end, b.end, b.size, b.size, id)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return fmt.Errorf("segment %d: %w", id, ErrNotFound)
+			}
+			if _, err := raiseMax.ExecContext(ctx, id, id, id); err != nil {
+				return err
+			}
+		}
+		stmt := db.txStmt(ctx, tx, upsertFragment)
+		for _, f := range frags {
+			if _, err := stmt.ExecContext(ctx, f.SegmentID, f.Seq, toNS(f.Start), toNS(f.End),
+				f.Offset, f.Size, f.Keyframe); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("add fragments: %w", err)
+	}
+	return nil
+}
+
+// FinishSegment sets the segment's final End, Size and SHA-256 and moves it
+// to StateClosed.
+func (db *DB) FinishSegment(ctx context.Context, id int64, end time.Time, size int64, sha256 string) error {
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := db.txStmt(ctx, tx, finishSegment).ExecContext(ctx,
+			toNS(end), size, sha256, int(StateClosed), id)
+		if err != nil {
+			return err
+		}
+		if err := oneRow(res, id); err != nil {
+			return err
+		}
+		_, err = db.txStmt(ctx, tx, raiseMaxSegment).ExecContext(ctx, id, id, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("finish segment %d: %w", id, err)
+	}
+	return nil
+}
+
+// MarkStored moves the segment to StateStored.
+func (db *DB) MarkStored(ctx context.Context, id int64) error {
+	res, err := db.w.ExecContext(ctx, `UPDATE segments SET state = ? WHERE id = ?`, int(StateStored), id)
+	if err == nil {
+		err = oneRow(res, id)
+	}
+	if err != nil {
+		return fmt.Errorf("mark segment %d stored: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteSegment deletes the segment and its fragments, or returns
+// ErrNotFound.
+func (db *DB) DeleteSegment(ctx context.Context, id int64) error {
+	res, err := db.w.ExecContext(ctx, `DELETE FROM segments WHERE id = ?`, id)
+	if err == nil {
+		err = oneRow(res, id)
+	}
+	if err != nil {
+		return fmt.Errorf("delete segment %d: %w", id, err)
+	}
+	return nil
+}
+
+func oneRow(res sql.Result, id int64) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("segment %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+const segmentColumns = `id, camera_id, start_ns, end_ns, object_key, size, sha256, init, codecs, width, height, state`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanSegment(s scanner) (Segment, error) {
+	var (
+		seg        Segment
+		start, end int64
+		state      int
+	)
+	if err := s.Scan(&seg.ID, &seg.CameraID, &start, &end, &seg.ObjectKey, &seg.Size, &seg.SHA256,
+		&seg.Init, &seg.Codecs, &seg.Width, &seg.Height, &state); err != nil {
+		return Segment{}, err
+	}
+	seg.Start, seg.End, seg.State = fromNS(start), fromNS(end), SegmentState(state)
+	return seg, nil
+}
+
+// Segment returns one segment or ErrNotFound.
+func (db *DB) Segment(ctx context.Context, id int64) (Segment, error) {
+	seg, err := scanSegment(db.r.QueryRowContext(ctx, `SELECT `+segmentColumns+` FROM segments WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Segment{}, fmt.Errorf("segment %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Segment{}, fmt.Errorf("segment %d: %w", id, err)
+	}
+	return seg, nil
+}
+
+func (db *DB) querySegments(ctx context.Context, query string, args ...any) ([]Segment, error) {
+	rows, err := db.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Segment
+	for rows.Next() {
+		seg, err := scanSegment(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, seg)
+	}
+	return out, rows.Err()
+}
+
+// overlapWhere selects a camera's segments overlapping [from, to). The
+// lower start_ns bound (from minus the camera's longest segment) lets the
+// (camera_id, start_ns) index scan only the window instead of all history.
+// Arguments: camera, from, camera, to, from.
+const overlapWhere = `camera_id = ?
+	AND start_ns >= ? - COALESCE((SELECT max_segment_ns FROM cameras WHERE id = ?), 0)
+	AND start_ns < ? AND end_ns > ?`
+
+// SegmentsInRange returns the camera's segments with End > from and
+// Start < to, ordered by Start.
+func (db *DB) SegmentsInRange(ctx context.Context, camera string, from, to time.Time) ([]Segment, error) {
+	f, t := toNS(from), toNS(to)
+	segs, err := db.querySegments(ctx,
+		`SELECT `+segmentColumns+` FROM segments WHERE `+overlapWhere+` ORDER BY start_ns, id`,
+		camera, f, camera, t, f)
+	if err != nil {
+		return nil, fmt.Errorf("segments of %s in range: %w", camera, err)
+	}
+	return segs, nil
+}
+
+// SegmentsByState returns every segment in state st, ordered by id (oldest
+// first).
+func (db *DB) SegmentsByState(ctx context.Context, st SegmentState) ([]Segment, error) {
+	segs, err := db.querySegments(ctx,
+		`SELECT `+segmentColumns+` FROM segments WHERE state = ? ORDER BY id`, int(st))
+	if err != nil {
+		return nil, fmt.Errorf("segments in state %s: %w", st, err)
+	}
+	return segs, nil
+}
+
+// Fragments returns the segment's fragments with End > from and
+// Start < to, ordered by Seq. An unknown segment yields no fragments.
+func (db *DB) Fragments(ctx context.Context, segmentID int64, from, to time.Time) ([]Fragment, error) {
+	rows, err := db.r.QueryContext(ctx,
+		`SELECT seq, start_ns, end_ns, "offset", size, keyframe FROM fragments
+		 WHERE segment_id = ? AND start_ns < ? AND end_ns > ? ORDER BY seq`,
+		segmentID, toNS(to), toNS(from))
+	if err != nil {
+		return nil, fmt.Errorf("fragments of segment %d: %w", segmentID, err)
+	}
+	defer rows.Close()
+	var out []Fragment
+	for rows.Next() {
+		f := Fragment{SegmentID: segmentID}
+		var start, end int64
+		if err := rows.Scan(&f.Seq, &start, &end, &f.Offset, &f.Size, &f.Keyframe); err != nil {
+			return nil, fmt.Errorf("fragments of segment %d: %w", segmentID, err)
+		}
+		f.Start, f.End = fromNS(start), fromNS(end)
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("fragments of segment %d: %w", segmentID, err)
+	}
+	return out, nil
+}

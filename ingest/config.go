@@ -1,0 +1,80 @@
+package ingest
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"xueliang/index"
+	"xueliang/ingest/segmenter"
+)
+
+// CameraConfig configures one camera's puller.
+type CameraConfig struct {
+	ID  string
+	URL string // rtsp://[user:pass@]host[:port]/path
+	// Transport is "tcp" (default) or "udp".
+	Transport string
+	// SegmentDuration defaults to 60 s, MaxFragmentDuration to 2 s.
+	SegmentDuration, MaxFragmentDuration time.Duration
+}
+
+// Validate reports a configuration problem.
+func (c CameraConfig) Validate() error {
+	if c.ID == "" {
+		return fmt.Errorf("camera id is empty")
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return fmt.Errorf("camera %s: invalid url", c.ID)
+	}
+	if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
+		return fmt.Errorf("camera %s: url scheme must be rtsp or rtsps", c.ID)
+	}
+	switch c.Transport {
+	case "", "tcp", "udp":
+	default:
+		return fmt.Errorf("camera %s: transport must be tcp or udp", c.ID)
+	}
+	return nil
+}
+
+// Options are shared by the pullers of a Manager. Zero values take the
+// documented defaults.
+type Options struct {
+	// SpoolRoot is the spool directory; required.
+	SpoolRoot string
+	// Index receives segment and fragment rows (*index.DB); required.
+	Index segmenter.Index
+	// OnClosed receives every closed segment (the uploader's Enqueue).
+	OnClosed func(index.Segment)
+	// Quota is the spool size cap shared by all cameras; nil = no cap.
+	Quota segmenter.Quota
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// BackoffMin defaults to 500 ms, BackoffMax to 30 s; the backoff is
+	// reset after a session that lasted BackoffResetAfter (default 10 s):
+	// a camera whose link drops every few tens of seconds must come back at
+	// once each time, not after ever longer waits.
+	BackoffMin, BackoffMax, BackoffResetAfter time.Duration
+	// ReadTimeout is the RTSP read timeout. It defaults to 10 s.
+	ReadTimeout time.Duration
+	// FsyncInterval is passed to the segmenter (default 10 s).
+	FsyncInterval time.Duration
+	// Now is the wall clock used to anchor sessions without RTCP sender
+	// reports. It defaults to time.Now.
+	Now func() time.Time
+	// Jitter returns a number in [0,1) scaling each backoff wait. It
+	// defaults to math/rand/v2.Float64.
+	Jitter func() float64
+}
+
+// redactURL returns u with any password replaced, for logs.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<invalid url>"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,31 @@
+// Package ingest pulls RTSP streams from cameras and records them through
+// ingest/segmenter.
+//
+// Data flow, one Puller per camera:
+//
+//	Manager.Update(cfgs) ──starts/stops──▶ Puller.Run (supervised loop)
+//	                                          │ session: gortsplib Client
+//	                                          │ DESCRIBE/SETUP/PLAY (tcp|udp)
+//	RTP ──▶ format decoder (rtph264/rtph265/rtpmpeg4audio/rtplpcm)
+//	    ──▶ PacketPTS2 (unwrapped RTP clock, tracks synchronised)
+//	    ──▶ h264/h265 DTSExtractor (video; waits for the first IDR/IRAP)
+//	    ──▶ segmenter.Writer (fMP4 spool files + index rows)
+//
+// Clock: a session's wall clock is anchored once, at its first recorded
+// video access unit: the RTCP sender report's NTP time of that packet when
+// one is known (PacketNTP), else the receive time (Options.Now). Later sender
+// reports only log the camera-server clock offset. Each session starts a new
+// segment.
+//
+// Supervision: a session ends on error, EOF or read timeout; the segment in
+// progress is closed properly and the puller reconnects after a capped
+// exponential backoff with full jitter (BackoffMin → BackoffMax, reset after
+// a session that lasted BackoffResetAfter). A panic in one camera's session
+// is recovered, logged and treated like an error: other cameras are not
+// affected. Camera URLs may carry credentials; only redacted URLs are
+// logged.
+//
+// Concurrency: gortsplib calls the packet callbacks from its reader
+// goroutine(s); the segmenter is safe for concurrent use and never blocks
+// on the index. Status() may be called from any goroutine.
+package ingest

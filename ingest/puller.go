@@ -1,0 +1,667 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/pion/rtp"
+
+	"xueliang/ingest/segmenter"
+)
+
+// Error classes reported in Status.LastErrorClass.
+const (
+	ErrClassConnect  = "connect"  // dial / RTSP handshake
+	ErrClassNoVideo  = "no-video" // no H.264/H.265 track
+	ErrClassStream   = "stream"   // error while streaming (EOF, reset, timeout)
+	ErrClassTimeout  = "timeout"  // read timeout
+	ErrClassPanic    = "panic"
+	ErrClassRecorder = "recorder" // segmenter could not be created
+	ErrClassAuth     = "auth"     // the camera answered 401 Unauthorized
+)
+
+// ErrClasses returns every error class, for metrics that want a stable set
+// of series.
+func ErrClasses() []string {
+	return []string{ErrClassConnect, ErrClassAuth, ErrClassNoVideo, ErrClassStream, ErrClassTimeout, ErrClassPanic, ErrClassRecorder}
+}
+
+// rateWindow is the window over which Status.Bitrate and Status.FPS are
+// computed.
+const rateWindow = 2 * time.Second
+
+// Status is a snapshot of a puller's state.
+type Status struct {
+	Connected      bool
+	LastError      string // redacted
+	LastErrorClass string
+	Reconnects     int64
+	Frames         int64 // video frames recorded
+	Bytes          int64 // media bytes received (RTP payload)
+	LastKeyframe   time.Time
+	SessionStart   time.Time
+	// Clock offset camera − server measured from RTCP sender reports;
+	// valid when ClockOffsetKnown.
+	ClockOffset      time.Duration
+	ClockOffsetKnown bool
+
+	// ConnectAttempts counts RTSP sessions started (each dial).
+	ConnectAttempts int64
+	// Failures counts ended sessions by error class (the ErrClass*
+	// constants). The map is a copy.
+	Failures map[string]int64
+	// RTPPacketsReceived and RTPPacketsLost are gortsplib's client counters
+	// summed over every session of this puller (the live session included).
+	RTPPacketsReceived, RTPPacketsLost uint64
+	// Bitrate (RTP payload bits per second) and FPS (recorded video frames
+	// per second) over the last complete window of about 2 s; 0 while not
+	// connected.
+	Bitrate, FPS float64
+	// Recorder is a snapshot of the segmenter's counters (zero before the
+	// recorder exists).
+	Recorder segmenter.Stats
+}
+
+// Puller records one camera: it runs RTSP sessions and reconnects.
+type Puller struct {
+	cfg  CameraConfig
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	status Status
+	writer *segmenter.Writer
+	// rate window start (for Bitrate/FPS)
+	winStart          time.Time
+	winBytes, winFrms int64
+
+	// statsMu serialises reading the live session's RTP counters with
+	// folding them into the totals when the session ends; it is never held
+	// with mu while calling into gortsplib.
+	statsMu sync.Mutex
+	client  *gortsplib.Client // live session after PLAY, nil otherwise
+}
+
+// NewPuller returns a puller for cfg; call Run.
+func NewPuller(cfg CameraConfig, opts Options) *Puller {
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = 500 * time.Millisecond
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 30 * time.Second
+	}
+	if opts.BackoffResetAfter <= 0 {
+		opts.BackoffResetAfter = 10 * time.Second
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 10 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Jitter == nil {
+		opts.Jitter = rand.Float64
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Puller{
+		cfg:  cfg,
+		opts: opts,
+		log:  log.With("camera", cfg.ID, "component", "ingest"),
+	}
+}
+
+// Status returns a snapshot of the puller's state. It is cheap: it copies
+// counters and reads the live session's atomic RTP counters.
+func (p *Puller) Status() Status {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
+	p.mu.Lock()
+	c, w := p.client, p.writer
+	st := p.status
+	st.Failures = make(map[string]int64, len(p.status.Failures))
+	for k, v := range p.status.Failures {
+		st.Failures[k] = v
+	}
+	p.mu.Unlock()
+	if c != nil {
+		recv, lost := rtpCounters(c)
+		st.RTPPacketsReceived += recv
+		st.RTPPacketsLost += lost
+	}
+	if w != nil {
+		st.Recorder = w.Stats()
+	}
+	return st
+}
+
+// rtpCounters returns a playing client's RTP packet counters. It must only
+// be called between PLAY and the end of the session (gortsplib does not
+// change its media map then).
+func rtpCounters(c *gortsplib.Client) (received, lost uint64) {
+	s := c.Stats()
+	return s.Session.RTPPacketsReceived, s.Session.RTPPacketsLost
+}
+
+// setClient publishes the playing client for Status, or (c == nil) folds
+// the ending session's RTP counters into the totals.
+func (p *Puller) setClient(c *gortsplib.Client) {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
+	var recv, lost uint64
+	p.mu.Lock()
+	old := p.client
+	p.mu.Unlock()
+	if c == nil && old != nil {
+		recv, lost = rtpCounters(old)
+	}
+	p.update(func(s *Status) {
+		s.RTPPacketsReceived += recv
+		s.RTPPacketsLost += lost
+		p.client = c
+	})
+}
+
+func (p *Puller) update(fn func(*Status)) {
+	p.mu.Lock()
+	fn(&p.status)
+	p.mu.Unlock()
+}
+
+// Run records until ctx is cancelled; it returns nil then, or an error if
+// the recorder cannot be created.
+func (p *Puller) Run(ctx context.Context) error {
+	w, err := segmenter.New(segmenter.Config{
+		CameraID:            p.cfg.ID,
+		SpoolRoot:           p.opts.SpoolRoot,
+		Index:               p.opts.Index,
+		OnClosed:            p.opts.OnClosed,
+		Quota:               p.opts.Quota,
+		SegmentDuration:     p.cfg.SegmentDuration,
+		MaxFragmentDuration: p.cfg.MaxFragmentDuration,
+		FsyncInterval:       p.opts.FsyncInterval,
+		Logger:              p.opts.Logger,
+	})
+	if err != nil {
+		p.update(func(s *Status) { s.LastError, s.LastErrorClass = err.Error(), ErrClassRecorder })
+		return fmt.Errorf("camera %s: %w", p.cfg.ID, err)
+	}
+	defer w.Close()
+	p.update(func(*Status) { p.writer = w })
+
+	p.log.Info("puller started", "url", redactURL(p.cfg.URL), "transport", p.transport())
+	backoff := p.opts.BackoffMin
+	for {
+		started := time.Now()
+		p.update(func(s *Status) { s.ConnectAttempts++ })
+		class, err := p.safeSession(ctx, w)
+		w.EndSession()
+		p.update(func(s *Status) {
+			s.Connected = false
+			s.Bitrate, s.FPS = 0, 0
+			p.winStart = time.Time{}
+		})
+		if ctx.Err() != nil {
+			p.log.Info("puller stopped")
+			return nil
+		}
+		if time.Since(started) >= p.opts.BackoffResetAfter {
+			backoff = p.opts.BackoffMin
+		}
+		msg := redactErr(err, p.cfg.URL)
+		wait := time.Duration(float64(backoff) * (0.5 + 0.5*p.opts.Jitter()))
+		p.update(func(s *Status) {
+			s.LastError, s.LastErrorClass = msg, class
+			s.Reconnects++
+			if s.Failures == nil {
+				s.Failures = map[string]int64{}
+			}
+			s.Failures[class]++
+		})
+		p.log.Warn("session ended, reconnecting", "error_class", class, "error", msg, "wait", wait)
+		select {
+		case <-ctx.Done():
+			p.log.Info("puller stopped")
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, p.opts.BackoffMax)
+	}
+}
+
+func (p *Puller) transport() string {
+	if p.cfg.Transport == "udp" {
+		return "udp"
+	}
+	return "tcp"
+}
+
+// safeSession runs one session and turns a panic into an error.
+func (p *Puller) safeSession(ctx context.Context, w *segmenter.Writer) (class string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("session panicked", "panic", fmt.Sprint(r))
+			class, err = ErrClassPanic, fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return p.session(ctx, w)
+}
+
+// redactErr renders err without the URL's password.
+func redactErr(err error, rawURL string) string {
+	if err == nil {
+		return "session ended"
+	}
+	s := err.Error()
+	if i := strings.Index(rawURL, "://"); i >= 0 {
+		rest := rawURL[i+3:]
+		if at := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@"); at >= 0 {
+			userinfo := rest[:at]
+			if c := strings.Index(userinfo, ":"); c >= 0 {
+				if pw := userinfo[c+1:]; pw != "" {
+					s = strings.ReplaceAll(s, pw, "xxxxx")
+				}
+			}
+		}
+	}
+	return s
+}
+
+// videoTrack handles one video format's packets.
+type videoTrack struct {
+	isH265 bool
+	dec264 *rtph264.Decoder
+	dec265 *rtph265.Decoder
+	ext264 *h264.DTSExtractor
+	ext265 *h265.DTSExtractor
+	// latest parameter sets (SDP, then in-band)
+	vps, sps, pps []byte
+}
+
+// decode returns the next complete access unit, or nil.
+func (v *videoTrack) decode(pkt *rtp.Packet) ([][]byte, error) {
+	var au [][]byte
+	var err error
+	if v.isH265 {
+		au, err = v.dec265.Decode(pkt)
+		if errors.Is(err, rtph265.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious) {
+			return nil, nil
+		}
+	} else {
+		au, err = v.dec264.Decode(pkt)
+		if errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
+			return nil, nil
+		}
+	}
+	return au, err
+}
+
+// prepare remembers in-band parameter sets and prepends them to a random
+// access AU that lacks them. It returns the AU and whether it is random
+// access.
+func (v *videoTrack) prepare(au [][]byte) ([][]byte, bool) {
+	if v.isH265 {
+		var hasVPS, hasSPS, hasPPS bool
+		for _, n := range au {
+			if len(n) == 0 {
+				continue
+			}
+			switch h265.NALUType((n[0] >> 1) & 0x3f) {
+			case h265.NALUType_VPS_NUT:
+				v.vps, hasVPS = n, true
+			case h265.NALUType_SPS_NUT:
+				v.sps, hasSPS = n, true
+			case h265.NALUType_PPS_NUT:
+				v.pps, hasPPS = n, true
+			}
+		}
+		key := h265.IsRandomAccess(au)
+		if key && (!hasVPS || !hasSPS || !hasPPS) && v.vps != nil && v.sps != nil && v.pps != nil {
+			out := [][]byte{v.vps, v.sps, v.pps}
+			for _, n := range au {
+				switch h265.NALUType((n[0] >> 1) & 0x3f) {
+				case h265.NALUType_VPS_NUT, h265.NALUType_SPS_NUT, h265.NALUType_PPS_NUT:
+					continue
+				}
+				out = append(out, n)
+			}
+			au = out
+		}
+		return au, key
+	}
+	var hasSPS, hasPPS bool
+	for _, n := range au {
+		if len(n) == 0 {
+			continue
+		}
+		switch h264.NALUType(n[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			v.sps, hasSPS = n, true
+		case h264.NALUTypePPS:
+			v.pps, hasPPS = n, true
+		}
+	}
+	key := h264.IsRandomAccess(au)
+	if key && (!hasSPS || !hasPPS) && v.sps != nil && v.pps != nil {
+		out := [][]byte{v.sps, v.pps}
+		for _, n := range au {
+			switch h264.NALUType(n[0] & 0x1f) {
+			case h264.NALUTypeSPS, h264.NALUTypePPS, h264.NALUTypeAccessUnitDelimiter:
+				continue
+			}
+			out = append(out, n)
+		}
+		au = out
+	}
+	return au, key
+}
+
+func (v *videoTrack) resetDTS() {
+	if v.isH265 {
+		v.ext265 = nil
+	} else {
+		v.ext264 = nil
+	}
+}
+
+// extractDTS returns the AU's DTS; the extractor is created at the first
+// random access AU. ok is false while waiting for one.
+func (v *videoTrack) extractDTS(au [][]byte, pts int64, key bool) (int64, bool, error) {
+	if v.isH265 {
+		if v.ext265 == nil {
+			if !key {
+				return 0, false, nil
+			}
+			v.ext265 = &h265.DTSExtractor{}
+			v.ext265.Initialize()
+		}
+		dts, err := v.ext265.Extract(au, pts)
+		return dts, err == nil, err
+	}
+	if v.ext264 == nil {
+		if !key {
+			return 0, false, nil
+		}
+		v.ext264 = &h264.DTSExtractor{}
+		v.ext264.Initialize()
+	}
+	dts, err := v.ext264.Extract(au, pts)
+	return dts, err == nil, err
+}
+
+// session runs one RTSP session until it fails or ctx is cancelled.
+func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, error) {
+	u, err := base.ParseURL(p.cfg.URL)
+	if err != nil {
+		return ErrClassConnect, fmt.Errorf("parse url: %w", err)
+	}
+	tr := gortsplib.TransportTCP
+	if p.transport() == "udp" {
+		tr = gortsplib.TransportUDP
+	}
+	c := &gortsplib.Client{
+		Scheme:      u.Scheme,
+		Host:        u.Host,
+		Transport:   &tr,
+		ReadTimeout: p.opts.ReadTimeout,
+		DialContext: (&net.Dialer{}).DialContext,
+	}
+	if err := c.Start2(); err != nil {
+		return ErrClassConnect, fmt.Errorf("start client: %w", err)
+	}
+	defer c.Close()
+	// Close the client when ctx is cancelled: gortsplib calls are not
+	// context-aware.
+	stop := context.AfterFunc(ctx, c.Close)
+	defer stop()
+
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		var bad liberrors.ErrClientBadStatusCode
+		if errors.As(err, &bad) && bad.Code == base.StatusUnauthorized {
+			return ErrClassAuth, fmt.Errorf("describe: %w", err)
+		}
+		return ErrClassConnect, fmt.Errorf("describe: %w", err)
+	}
+
+	var vmedi, amedi *description.Media
+	var vforma, aforma format.Format
+	for _, m := range desc.Medias {
+		for _, f := range m.Formats {
+			switch f.(type) {
+			case *format.H264, *format.H265:
+				if vmedi == nil {
+					vmedi, vforma = m, f
+					continue
+				}
+			case *format.MPEG4Audio, *format.G711:
+				if amedi == nil {
+					amedi, aforma = m, f
+					continue
+				}
+			}
+			if f != vforma && f != aforma {
+				p.log.Info("ignoring track", "media", string(m.Type), "codec", f.Codec())
+			}
+		}
+	}
+	if vmedi == nil {
+		return ErrClassNoVideo, errors.New("no H264 or H265 video track")
+	}
+
+	vt := &videoTrack{}
+	sess := segmenter.Session{}
+	switch f := vforma.(type) {
+	case *format.H264:
+		vt.dec264, err = f.CreateDecoder()
+		vt.sps, vt.pps = f.SafeParams()
+		sess.Video = segmenter.Video{Codec: segmenter.H264, SPS: vt.sps, PPS: vt.pps}
+	case *format.H265:
+		vt.isH265 = true
+		vt.dec265, err = f.CreateDecoder()
+		vt.vps, vt.sps, vt.pps = f.SafeParams()
+		sess.Video = segmenter.Video{Codec: segmenter.H265, VPS: vt.vps, SPS: vt.sps, PPS: vt.pps}
+	}
+	if err != nil {
+		return ErrClassConnect, fmt.Errorf("create video decoder: %w", err)
+	}
+
+	if _, err := c.Setup(desc.BaseURL, vmedi, 0, 0); err != nil {
+		return ErrClassConnect, fmt.Errorf("setup video: %w", err)
+	}
+
+	var audioDecode func(*rtp.Packet) ([][]byte, error)
+	if amedi != nil {
+		switch f := aforma.(type) {
+		case *format.MPEG4Audio:
+			if f.Config == nil {
+				p.log.Info("ignoring track", "media", "audio", "codec", f.Codec(), "reason", "no config")
+				break
+			}
+			dec, derr := f.CreateDecoder()
+			if derr != nil {
+				p.log.Info("ignoring track", "media", "audio", "codec", f.Codec(), "error", derr.Error())
+				break
+			}
+			sess.Audio = &segmenter.Audio{Codec: segmenter.AAC, AAC: *f.Config}
+			audioDecode = func(pkt *rtp.Packet) ([][]byte, error) {
+				aus, err := dec.Decode(pkt)
+				if errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) {
+					return nil, nil
+				}
+				return aus, err
+			}
+		case *format.G711:
+			dec, derr := f.CreateDecoder()
+			if derr != nil {
+				p.log.Info("ignoring track", "media", "audio", "codec", f.Codec(), "error", derr.Error())
+				break
+			}
+			codec := segmenter.G711ALaw
+			if f.MULaw {
+				codec = segmenter.G711MuLaw
+			}
+			sess.Audio = &segmenter.Audio{Codec: codec, SampleRate: f.SampleRate, ChannelCount: f.ChannelCount}
+			audioDecode = func(pkt *rtp.Packet) ([][]byte, error) {
+				b, err := dec.Decode(pkt)
+				if err != nil {
+					return nil, err
+				}
+				return [][]byte{b}, nil
+			}
+		}
+		if audioDecode != nil {
+			if _, err := c.Setup(desc.BaseURL, amedi, 0, 0); err != nil {
+				return ErrClassConnect, fmt.Errorf("setup audio: %w", err)
+			}
+		}
+	}
+
+	// State shared by the callbacks (one goroutine per media with UDP).
+	var (
+		mu         sync.Mutex
+		anchored   bool
+		offsetSeen bool
+		decodeErrs int64
+		writeErrs  int64
+		lastWarn   time.Time
+	)
+	countErr := func(n *int64) {
+		*n++
+		if time.Since(lastWarn) >= 10*time.Second {
+			lastWarn = time.Now()
+			p.log.Warn("stream errors", "decode_errors", decodeErrs, "write_errors", writeErrs)
+		}
+	}
+
+	c.OnPacketRTP(vmedi, vforma, func(pkt *rtp.Packet) {
+		mu.Lock()
+		defer mu.Unlock()
+		p.update(func(s *Status) { s.Bytes += int64(len(pkt.Payload)) })
+		pts, ok := c.PacketPTS2(vmedi, pkt)
+		if !ok {
+			return
+		}
+		au, err := vt.decode(pkt)
+		if err != nil {
+			countErr(&decodeErrs)
+			return
+		}
+		if au == nil {
+			return
+		}
+		au, key := vt.prepare(au)
+		dts, ok, err := vt.extractDTS(au, pts, key)
+		if err != nil {
+			countErr(&decodeErrs)
+			vt.resetDTS()
+			return
+		}
+		if !ok {
+			return
+		}
+		recvTime := p.opts.Now()
+		ntp, ntpOK := c.PacketNTP(vmedi, pkt)
+		if !anchored {
+			anchor := recvTime
+			if ntpOK {
+				anchor = ntp
+			}
+			s := sess
+			s.Anchor, s.AnchorPTS = anchor, pts
+			if err := w.Start(s); err != nil {
+				countErr(&writeErrs)
+				return
+			}
+			anchored = true
+			p.update(func(st *Status) { st.Connected, st.SessionStart = true, anchor })
+			p.log.Info("recording", "anchor", anchor, "rtcp_anchor", ntpOK, "codec", sess.Video.Codec.String(), "audio", sess.Audio != nil)
+		}
+		if ntpOK && !offsetSeen {
+			offsetSeen = true
+			off := ntp.Sub(recvTime)
+			p.update(func(st *Status) { st.ClockOffset, st.ClockOffsetKnown = off, true })
+			p.log.Info("camera clock offset measured", "offset", off)
+		}
+		if err := w.WriteVideo(pts, dts, au, key); err != nil {
+			countErr(&writeErrs)
+			return
+		}
+		p.update(func(st *Status) {
+			st.Frames++
+			if key {
+				st.LastKeyframe = recvTime
+			}
+			switch el := recvTime.Sub(p.winStart); {
+			case p.winStart.IsZero() || el < 0:
+				p.winStart, p.winBytes, p.winFrms = recvTime, st.Bytes, st.Frames
+			case el >= rateWindow:
+				st.Bitrate = float64(st.Bytes-p.winBytes) * 8 / el.Seconds()
+				st.FPS = float64(st.Frames-p.winFrms) / el.Seconds()
+				p.winStart, p.winBytes, p.winFrms = recvTime, st.Bytes, st.Frames
+			}
+		})
+	})
+
+	if audioDecode != nil {
+		c.OnPacketRTP(amedi, aforma, func(pkt *rtp.Packet) {
+			mu.Lock()
+			defer mu.Unlock()
+			p.update(func(s *Status) { s.Bytes += int64(len(pkt.Payload)) })
+			if !anchored {
+				return
+			}
+			pts, ok := c.PacketPTS2(amedi, pkt)
+			if !ok {
+				return
+			}
+			aus, err := audioDecode(pkt)
+			if err != nil {
+				countErr(&decodeErrs)
+				return
+			}
+			if len(aus) == 0 {
+				return
+			}
+			if err := w.WriteAudio(pts, aus); err != nil {
+				countErr(&writeErrs)
+			}
+		})
+	}
+
+	if _, err := c.Play(nil); err != nil {
+		return ErrClassConnect, fmt.Errorf("play: %w", err)
+	}
+	p.setClient(c)
+	defer p.setClient(nil)
+	p.log.Info("session started", "url", redactURL(p.cfg.URL))
+
+	err = c.Wait()
+	if ctx.Err() != nil {
+		return "", ctx.Err()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || err != nil && strings.Contains(err.Error(), "timeout") {
+		return ErrClassTimeout, fmt.Errorf("read: %w", err)
+	}
+	return ErrClassStream, fmt.Errorf("stream: %w", err)
+}

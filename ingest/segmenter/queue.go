@@ -1,0 +1,235 @@
+package segmenter
+
+import (
+	"context"
+	"os"
+	"sync"
+	"time"
+
+	"xueliang/index"
+)
+
+type opKind int
+
+const (
+	opCreate opKind = iota
+	opFragments
+	opSync
+	opFinish
+)
+
+type op struct {
+	kind  opKind
+	h     *segHandle
+	frags []index.Fragment
+	end   time.Time
+	size  int64
+	sha   string
+}
+
+// segHandle is a segment as the index worker sees it. After creation only
+// the worker touches it.
+type segHandle struct {
+	f       *os.File
+	seg     index.Segment
+	all     []index.Fragment // every fragment row written, for re-sends
+	resend  bool             // a batch was dropped or failed: re-send all at finish
+	created bool
+	failed  bool // CreateSegment failed for good: later ops are skipped
+}
+
+// opQueue is the bounded queue between the media path and the worker.
+// Fragment batches beyond max are dropped (the handle is marked for a
+// re-send); create, sync and finish operations are always queued.
+type opQueue struct {
+	mu      sync.Mutex
+	ops     []op
+	fragOps int
+	max     int
+	closed  bool
+	wake    chan struct{}
+	dropped int64
+	errors  int64
+}
+
+func newOpQueue(max int) *opQueue {
+	return &opQueue{max: max, wake: make(chan struct{}, 1)}
+}
+
+func (q *opQueue) push(o op) {
+	q.mu.Lock()
+	if o.kind == opFragments {
+		// The worker keeps every row so it can re-send them; the copy in
+		// h.all is made here (under the queue lock) because the worker
+		// reads it only when processing this segment's later ops.
+		if q.fragOps >= q.max {
+			q.dropped++
+			q.ops = append(q.ops, op{kind: opFragments, h: o.h}) // rows-only marker
+			o.h.all = append(o.h.all, o.frags...)
+			o.h.resend = true
+			q.mu.Unlock()
+			q.signal()
+			return
+		}
+		q.fragOps++
+	}
+	q.ops = append(q.ops, o)
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *opQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *opQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *opQueue) counters() (dropped, errs int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.dropped, q.errors
+}
+
+// pop returns the next op, or false when the queue is closed and empty.
+func (q *opQueue) pop() (op, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.ops) > 0 {
+			o := q.ops[0]
+			q.ops[0] = op{}
+			q.ops = q.ops[1:]
+			if o.kind == opFragments && o.frags != nil {
+				q.fragOps--
+			}
+			q.mu.Unlock()
+			return o, true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return op{}, false
+		}
+		<-q.wake
+	}
+}
+
+func (w *Writer) runWorker() {
+	for {
+		o, ok := w.q.pop()
+		if !ok {
+			return
+		}
+		w.handle(o)
+	}
+}
+
+// retry runs fn up to IndexRetries times with backoff.
+func (w *Writer) retry(name string, fn func(ctx context.Context) error) bool {
+	backoff := 100 * time.Millisecond
+	var err error
+	for attempt := 1; attempt <= w.cfg.IndexRetries; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), w.cfg.IndexTimeout)
+		err = fn(ctx)
+		cancel()
+		if err == nil {
+			return true
+		}
+		if attempt < w.cfg.IndexRetries {
+			time.Sleep(backoff)
+			backoff = min(backoff*2, 2*time.Second)
+		}
+	}
+	w.q.mu.Lock()
+	w.q.errors++
+	w.q.mu.Unlock()
+	w.log.Error("index operation failed", "op", name, "error", err)
+	return false
+}
+
+func (w *Writer) handle(o op) {
+	h := o.h
+	switch o.kind {
+	case opCreate:
+		h.created = w.retry("create segment", func(ctx context.Context) error {
+			seg := h.seg
+			if err := w.cfg.Index.CreateSegment(ctx, &seg); err != nil {
+				return err
+			}
+			h.seg.ID = seg.ID
+			return nil
+		})
+		h.failed = !h.created
+	case opFragments:
+		if o.frags == nil { // dropped batch marker: rows re-sent at finish
+			return
+		}
+		w.q.mu.Lock()
+		h.all = append(h.all, o.frags...)
+		w.q.mu.Unlock()
+		if h.failed {
+			return
+		}
+		frags := withSegmentID(o.frags, h.seg.ID)
+		if !w.retry("add fragments", func(ctx context.Context) error {
+			return w.cfg.Index.AddFragments(ctx, frags)
+		}) {
+			h.resend = true
+		}
+	case opSync:
+		if err := h.f.Sync(); err != nil {
+			w.log.Warn("cannot fsync spool file", "error", err)
+		}
+	case opFinish:
+		var err error
+		if e := h.f.Sync(); e != nil {
+			err = e
+		}
+		if e := h.f.Close(); e != nil && err == nil {
+			err = e
+		}
+		if err != nil {
+			w.log.Error("cannot close spool file", "key", h.seg.ObjectKey, "error", err)
+		}
+		if h.failed {
+			w.log.Error("segment not indexed, spool file left for recovery", "key", h.seg.ObjectKey)
+			return
+		}
+		w.q.mu.Lock()
+		resend, all := h.resend, append([]index.Fragment(nil), h.all...)
+		w.q.mu.Unlock()
+		if resend && len(all) > 0 {
+			frags := withSegmentID(all, h.seg.ID)
+			w.retry("add fragments", func(ctx context.Context) error {
+				return w.cfg.Index.AddFragments(ctx, frags)
+			})
+		}
+		if !w.retry("finish segment", func(ctx context.Context) error {
+			return w.cfg.Index.FinishSegment(ctx, h.seg.ID, o.end, o.size, o.sha)
+		}) {
+			return
+		}
+		seg := h.seg
+		seg.End, seg.Size, seg.SHA256, seg.State = o.end, o.size, o.sha, index.StateClosed
+		w.log.Debug("segment closed", "key", seg.ObjectKey, "size", seg.Size)
+		if w.cfg.OnClosed != nil {
+			w.cfg.OnClosed(seg)
+		}
+	}
+}
+
+func withSegmentID(frags []index.Fragment, id int64) []index.Fragment {
+	out := make([]index.Fragment, len(frags))
+	for i, f := range frags {
+		f.SegmentID = id
+		out[i] = f
+	}
+	return out
+}

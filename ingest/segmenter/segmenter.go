@@ -1,0 +1,1106 @@
+package segmenter
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/g711"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+
+	"xueliang/index"
+	"xueliang/storage"
+)
+
+// Video and audio track IDs and the video timescale (recording contract).
+const (
+	VideoTrackID   = 1
+	AudioTrackID   = 2
+	VideoTimescale = 90000
+)
+
+// Index is what the writer needs from the segment index. *index.DB
+// implements it.
+type Index interface {
+	// CreateSegment inserts seg (state recording) and sets seg.ID.
+	CreateSegment(ctx context.Context, seg *index.Segment) error
+	// AddFragments upserts fragment rows by (segment_id, seq) and raises the
+	// segment's end and size.
+	AddFragments(ctx context.Context, frags []index.Fragment) error
+	// FinishSegment marks the segment closed with its final end, size and
+	// SHA-256.
+	FinishSegment(ctx context.Context, id int64, end time.Time, size int64, sha256 string) error
+}
+
+// Quota admits bytes into the spool, which is capped. *spool.Quota
+// implements it; one Quota is shared by every camera's Writer.
+type Quota interface {
+	// Reserve accounts n bytes about to be appended and reports true, or
+	// reports false, accounting nothing, when the spool is full.
+	Reserve(n int64) bool
+	// Add accounts n bytes that must be written whatever the cap (the
+	// first fragment of a segment, so that no segment is left without one).
+	Add(n int64)
+	// Release gives back n bytes reserved for a write that failed.
+	Release(n int64)
+	// Full reports whether the spool refuses footage (until it is back
+	// below its low watermark).
+	Full() bool
+	// Bytes and Cap are the accounted spool size and the cap, for logs.
+	Bytes() int64
+	Cap() int64
+}
+
+// errSpoolFull is returned by openSegmentLocked when the quota refuses the
+// init; the caller pauses recording.
+var errSpoolFull = errors.New("spool full")
+
+// VideoCodec is the video codec of a session.
+type VideoCodec int
+
+// Video codecs.
+const (
+	H264 VideoCodec = iota + 1
+	H265
+)
+
+func (c VideoCodec) String() string {
+	switch c {
+	case H264:
+		return "H264"
+	case H265:
+		return "H265"
+	}
+	return "unknown"
+}
+
+// AudioCodec is the audio codec of a session.
+type AudioCodec int
+
+// Audio codecs.
+const (
+	AAC AudioCodec = iota + 1
+	G711ALaw
+	G711MuLaw
+)
+
+// Video describes the video track; the parameter sets come from the SDP
+// and may be empty (they are then taken from the stream).
+type Video struct {
+	Codec         VideoCodec
+	VPS, SPS, PPS []byte
+}
+
+// Audio describes the audio track.
+type Audio struct {
+	Codec AudioCodec
+	// AAC is the AudioSpecificConfig (AAC only); its SampleRate is the
+	// track's clock rate.
+	AAC mpeg4audio.AudioSpecificConfig
+	// SampleRate and ChannelCount describe G.711 (usually 8000 and 1).
+	SampleRate, ChannelCount int
+}
+
+func (a *Audio) rate() int {
+	if a.Codec == AAC {
+		return a.AAC.SampleRate
+	}
+	return a.SampleRate
+}
+
+func (a *Audio) channels() int {
+	if a.Codec == AAC {
+		return a.AAC.ChannelCount
+	}
+	if a.ChannelCount <= 0 {
+		return 1
+	}
+	return a.ChannelCount
+}
+
+// Session describes one RTSP session's tracks and its wall-clock anchor.
+type Session struct {
+	// Anchor is the wall-clock time of video PTS AnchorPTS (90 kHz units on
+	// the session's unwrapped RTP clock).
+	Anchor    time.Time
+	AnchorPTS int64
+	Video     Video
+	// Audio is nil when the session has no recorded audio track.
+	Audio *Audio
+}
+
+// Config configures a Writer. Zero values take the documented defaults.
+type Config struct {
+	// CameraID names the camera; required.
+	CameraID string
+	// SpoolRoot is the spool directory; required.
+	SpoolRoot string
+	// Index receives segment and fragment rows; required.
+	Index Index
+	// OnClosed is called (from the index worker) with each segment after
+	// FinishSegment succeeded; typically the uploader's Enqueue. Optional.
+	OnClosed func(index.Segment)
+	// SegmentDuration: segments are cut at the first keyframe at or after
+	// it. It defaults to 60 s.
+	SegmentDuration time.Duration
+	// MaxFragmentDuration caps a fragment's duration. It defaults to 2 s.
+	MaxFragmentDuration time.Duration
+	// FsyncInterval is the minimum interval between fsyncs of the spool
+	// file while recording. It defaults to 10 s.
+	FsyncInterval time.Duration
+	// IndexQueueSize bounds the queued fragment batches. It defaults to 256.
+	IndexQueueSize int
+	// IndexTimeout bounds one index call. It defaults to 10 s.
+	IndexTimeout time.Duration
+	// IndexRetries is the number of attempts per index operation. It
+	// defaults to 5.
+	IndexRetries int
+	// Quota caps the spool shared by all cameras: when it refuses a
+	// fragment, the segment in progress is closed at the last fragment
+	// written and recording pauses (access units are refused and counted)
+	// until the quota is no longer full, then resumes with a new segment
+	// at the next keyframe. It defaults to nil: unlimited.
+	Quota Quota
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Now is the clock used for fsync pacing. It defaults to time.Now.
+	Now func() time.Time
+}
+
+// Stats is a snapshot of a Writer's counters.
+type Stats struct {
+	Segments, Fragments int64
+	Bytes               int64
+	VideoFrames         int64
+	AudioSamples        int64
+	DroppedVideo        int64 // before the first keyframe / without parameter sets
+	DroppedAudio        int64 // outside any segment
+	IndexDropped        int64 // fragment batches dropped from the full queue (re-sent at finish)
+	IndexErrors         int64 // index operations that failed after all retries
+	WriteErrors         int64
+	LastKeyframe        time.Time
+	// RefusedFrames and RefusedAudio count the video access units and
+	// audio samples refused because the spool was full (including those of
+	// the fragment that did not fit; they are not in VideoFrames and
+	// AudioSamples), RefusedBytes their media bytes.
+	RefusedFrames, RefusedAudio, RefusedBytes int64
+	// PauseEpisodes counts the times recording paused on a full spool;
+	// Paused is true while it is paused.
+	PauseEpisodes int64
+	Paused        bool
+}
+
+// Writer writes one camera's segments. Create it with New; call Start for
+// each RTSP session, WriteVideo/WriteAudio for the media, EndSession when
+// the session ends and Close when done.
+type Writer struct {
+	cfg    Config
+	log    *slog.Logger
+	q      *opQueue
+	wg     sync.WaitGroup
+	closed bool
+
+	mu      sync.Mutex
+	sess    *Session
+	active  bool
+	params  videoParams // latest parameter sets seen
+	audioQ  []asample   // pending audio, session units
+	anchorA int64       // AnchorPTS in audio units
+	pending []vsample   // video samples of the fragment being built
+	buf     *fragBuf    // their data (nil until the first sample)
+	spare   *fragBuf    // a buffer back from a closed segment, for the next one
+	// headroom is kept in front of each fragment's media for its headers;
+	// it grows when a fragment needs more.
+	headroom int
+	// entries, aEntries are reused per flush.
+	entries, aEntries []sampleEntry
+	cur               *segment
+	closing           *closingSeg
+	stats             Stats
+	warned            map[string]bool
+	// paused: the spool is full, media is refused until it has room again
+	// (persists across sessions). pauseReq: a fragment was refused, the
+	// public method that caused it pauses before returning.
+	paused   bool
+	pauseReq bool
+}
+
+type videoParams struct {
+	vps, sps, pps []byte
+}
+
+func (p videoParams) equal(o videoParams) bool {
+	return bytes.Equal(p.vps, o.vps) && bytes.Equal(p.sps, o.sps) && bytes.Equal(p.pps, o.pps)
+}
+
+type vsample struct {
+	pts, dts int64 // session 90 kHz units
+	size     int   // AVCC payload bytes (in the fragment buffer, in order)
+	key      bool
+}
+
+type asample struct {
+	t       int64 // audio units relative to the session anchor
+	payload []byte
+	nominal int64
+}
+
+type segment struct {
+	h        *segHandle
+	f        *os.File
+	hash     hash.Hash
+	size     int64
+	seq      int
+	startPTS int64 // session 90 kHz (Ps)
+	startDTS int64 // session 90 kHz (Ds)
+	audioOff int64 // audio units relative to anchor at segStart
+	params   videoParams
+	prevEnd  int64 // rel pts (from AnchorPTS) of the last fragment's End
+	lastSync time.Time
+}
+
+// New returns a Writer and starts its index worker.
+func New(cfg Config) (*Writer, error) {
+	if cfg.CameraID == "" || cfg.SpoolRoot == "" || cfg.Index == nil {
+		return nil, errors.New("segmenter: camera id, spool root and index are required")
+	}
+	if cfg.SegmentDuration <= 0 {
+		cfg.SegmentDuration = 60 * time.Second
+	}
+	if cfg.MaxFragmentDuration <= 0 {
+		cfg.MaxFragmentDuration = 2 * time.Second
+	}
+	if cfg.FsyncInterval <= 0 {
+		cfg.FsyncInterval = 10 * time.Second
+	}
+	if cfg.IndexQueueSize <= 0 {
+		cfg.IndexQueueSize = 256
+	}
+	if cfg.IndexTimeout <= 0 {
+		cfg.IndexTimeout = 10 * time.Second
+	}
+	if cfg.IndexRetries <= 0 {
+		cfg.IndexRetries = 5
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("camera", cfg.CameraID, "component", "segmenter")
+	w := &Writer{cfg: cfg, log: log, warned: map[string]bool{}, headroom: defaultHeadroom}
+	w.q = newOpQueue(cfg.IndexQueueSize)
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		w.runWorker()
+	}()
+	return w, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (w *Writer) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.stats
+	s.IndexDropped, s.IndexErrors = w.q.counters()
+	s.Paused = w.paused
+	return s
+}
+
+// Start begins a session. A session in progress is ended first.
+func (w *Writer) Start(s Session) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return errors.New("segmenter: closed")
+	}
+	if w.active {
+		w.endSessionLocked()
+	}
+	switch s.Video.Codec {
+	case H264, H265:
+	default:
+		return fmt.Errorf("segmenter: unsupported video codec %d", s.Video.Codec)
+	}
+	if s.Audio != nil {
+		switch s.Audio.Codec {
+		case AAC, G711ALaw, G711MuLaw:
+		default:
+			return fmt.Errorf("segmenter: unsupported audio codec %d", s.Audio.Codec)
+		}
+		if s.Audio.rate() <= 0 {
+			return errors.New("segmenter: audio sample rate must be positive")
+		}
+	}
+	ss := s
+	w.sess = &ss
+	w.active = true
+	w.params = videoParams{vps: s.Video.VPS, sps: s.Video.SPS, pps: s.Video.PPS}
+	w.audioQ = nil
+	w.pending = nil
+	w.releaseBufs()
+	if s.Audio != nil {
+		w.anchorA = mulDiv(s.AnchorPTS, int64(s.Audio.rate()), VideoTimescale)
+	}
+	return nil
+}
+
+// EndSession finishes the fragment in progress and closes the segment.
+// It is a no-op without a session.
+func (w *Writer) EndSession() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.endSessionLocked()
+}
+
+// Close ends the session and waits for the index worker to drain its queue.
+// Safe to call twice.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.endSessionLocked()
+	w.closed = true
+	w.mu.Unlock()
+	w.q.close()
+	w.wg.Wait()
+	return nil
+}
+
+func (w *Writer) endSessionLocked() {
+	if !w.active {
+		return
+	}
+	w.finishClosingLocked()
+	if w.cur != nil && len(w.pending) > 0 {
+		w.flushLocked(w.cur, w.pending, w.buf, nil, true)
+	}
+	if w.cur != nil {
+		w.closeSegmentLocked(w.cur)
+		w.cur = nil
+	}
+	w.active = false
+	w.sess = nil
+	w.pending = nil
+	// An idle camera keeps no fragment buffer.
+	w.releaseBufs()
+	w.audioQ = nil
+	if w.pauseReq {
+		w.pauseLocked()
+	}
+}
+
+// pauseLocked pauses recording because the quota refused a fragment: the
+// segment waiting for its late audio and the current segment are closed
+// at their last fragment written (a segment without one gets its pending
+// fragment, admitted by Quota.Add), what is pending is refused, and the
+// pause is logged once per episode.
+func (w *Writer) pauseLocked() {
+	w.finishClosingLocked()
+	if w.cur != nil {
+		if w.cur.seq == 0 {
+			w.flushLocked(w.cur, w.pending, w.buf, nil, true)
+		} else {
+			w.refuseVideoLocked(w.pending)
+		}
+		w.closeSegmentLocked(w.cur)
+		w.cur = nil
+	}
+	w.pending = nil
+	w.releaseBufs()
+	for _, a := range w.audioQ {
+		w.refuseAudioLocked(a)
+	}
+	w.audioQ = nil
+	w.pauseReq = false
+	if !w.paused {
+		w.paused = true
+		w.stats.PauseEpisodes++
+		q := w.cfg.Quota
+		w.log.Warn("spool full, recording paused", "spool_bytes", q.Bytes(), "spool_cap", q.Cap())
+	}
+}
+
+// refuseVideoLocked counts samples that were accepted into a fragment
+// that is now refused.
+func (w *Writer) refuseVideoLocked(samples []vsample) {
+	for _, s := range samples {
+		w.stats.VideoFrames--
+		w.stats.RefusedFrames++
+		w.stats.RefusedBytes += int64(s.size)
+	}
+}
+
+func (w *Writer) refuseAudioLocked(a asample) {
+	w.stats.AudioSamples--
+	w.stats.RefusedAudio++
+	w.stats.RefusedBytes += int64(len(a.payload))
+}
+
+// warnOnce logs msg the first time key is seen in this writer.
+func (w *Writer) warnOnce(key, msg string, args ...any) {
+	if w.warned[key] {
+		return
+	}
+	w.warned[key] = true
+	w.log.Warn(msg, args...)
+}
+
+// WriteVideo writes one access unit. pts and dts are 90 kHz on the
+// session's unwrapped RTP clock; key marks a random-access AU (IDR/IRAP).
+func (w *Writer) WriteVideo(pts, dts int64, au [][]byte, key bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	err := w.writeVideoLocked(pts, dts, au, key)
+	if w.pauseReq {
+		w.pauseLocked()
+	}
+	return err
+}
+
+func (w *Writer) writeVideoLocked(pts, dts int64, au [][]byte, key bool) error {
+	if !w.active {
+		return errors.New("segmenter: no session")
+	}
+	if p, ok := w.extractParams(au); ok {
+		w.params = p
+	}
+	// The AU is copied (in AVCC form) into the fragment buffer only when
+	// it joins a fragment (startPending/addPending): the NALUs may alias
+	// the depacketiser's buffers.
+	s := vsample{pts: pts, dts: dts, size: avccSize(au), key: key}
+
+	if w.cur == nil {
+		w.checkClosingLocked(s.dts)
+		if w.paused && (!key || w.cfg.Quota.Full()) {
+			w.refuseFrame(s)
+			return nil
+		}
+		if !key {
+			w.stats.DroppedVideo++
+			return nil
+		}
+		if err := w.openSegmentLocked(s); errors.Is(err, errSpoolFull) {
+			w.refuseFrame(s)
+			w.pauseReq = true
+			return nil
+		} else if err != nil {
+			w.stats.DroppedVideo++
+			w.stats.WriteErrors++
+			return err
+		}
+		if w.paused {
+			w.paused = false
+			q := w.cfg.Quota
+			w.log.Info("spool has room, recording resumed", "spool_bytes", q.Bytes(), "spool_cap", q.Cap())
+		}
+		w.startPending(s, au)
+		w.countVideo(s)
+		return nil
+	}
+
+	if key {
+		changed := !w.params.equal(w.cur.params)
+		segLen := s.pts - w.cur.startPTS
+		if changed || segLen >= durTo90k(w.cfg.SegmentDuration) {
+			if changed {
+				w.log.Info("parameter sets changed, starting a new segment")
+			}
+			w.finishClosingLocked()
+			w.closing = &closingSeg{seg: w.cur, pending: w.pending, buf: w.buf, next: s,
+				boundaryDTS: s.dts}
+			if a := w.sess.Audio; a != nil {
+				w.closing.boundaryA = mulDiv(s.pts-w.sess.AnchorPTS, int64(a.rate()), VideoTimescale)
+			}
+			w.cur, w.pending, w.buf = nil, nil, nil
+			if w.sess.Audio == nil {
+				w.finishClosingLocked()
+			}
+			if err := w.openSegmentLocked(s); errors.Is(err, errSpoolFull) {
+				w.refuseFrame(s)
+				w.pauseReq = true
+				return nil
+			} else if err != nil {
+				w.pending = nil
+				w.stats.DroppedVideo++
+				w.stats.WriteErrors++
+				return err
+			}
+			w.startPending(s, au)
+			w.countVideo(s)
+			return nil
+		}
+		w.flushLocked(w.cur, w.pending, w.buf, &s, false)
+		w.startPending(s, au)
+		w.countVideo(s)
+		return nil
+	}
+
+	w.checkClosingLocked(s.dts)
+	if len(w.pending) > 0 && s.dts-w.pending[0].dts >= durTo90k(w.cfg.MaxFragmentDuration) {
+		w.flushLocked(w.cur, w.pending, w.buf, &s, false)
+		w.startPending(s, au)
+	} else {
+		w.addPending(s, au)
+	}
+	w.countVideo(s)
+	return nil
+}
+
+// releaseBufs frees the fragment buffers (not the closing segment's,
+// which finishClosingLocked frees).
+func (w *Writer) releaseBufs() {
+	w.buf.release()
+	w.spare.release()
+	w.buf, w.spare = nil, nil
+}
+
+// startPending starts the next fragment with s, whose NAL units are au:
+// the pending samples (flushed, refused or handed to a closing segment)
+// are forgotten and the fragment buffer is reused.
+func (w *Writer) startPending(s vsample, au [][]byte) {
+	w.pending = w.pending[:0]
+	if w.buf == nil {
+		// A buffer given back by the segment just closed, or a new one.
+		w.buf, w.spare = w.spare, nil
+		if w.buf == nil {
+			w.buf = &fragBuf{}
+		}
+	}
+	w.buf.reset(w.headroom)
+	w.addPending(s, au)
+}
+
+// addPending adds s to the fragment being built and copies au into its
+// buffer.
+func (w *Writer) addPending(s vsample, au [][]byte) {
+	if w.buf == nil {
+		w.startPending(s, au)
+		return
+	}
+	_, s.size = w.buf.appendAU(au)
+	w.pending = append(w.pending, s)
+}
+
+// refuseFrame counts a frame refused because the spool is full.
+func (w *Writer) refuseFrame(s vsample) {
+	w.stats.RefusedFrames++
+	w.stats.RefusedBytes += int64(s.size)
+}
+
+func (w *Writer) countVideo(s vsample) {
+	w.stats.VideoFrames++
+	if s.key {
+		w.stats.LastKeyframe = w.wallLocked(s.pts)
+	}
+}
+
+// WriteAudio writes audio. pts is in the audio clock rate on the session's
+// unwrapped RTP clock, aligned with the video clock (gortsplib PacketPTS2).
+// For AAC each element of aus is one access unit; for G.711 each element is
+// a chunk of encoded samples. Audio before the session's first segment is
+// dropped.
+func (w *Writer) WriteAudio(pts int64, aus [][]byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.active || w.sess.Audio == nil {
+		return nil
+	}
+	a := w.sess.Audio
+	t := pts - w.anchorA
+	for _, au := range aus {
+		if len(au) == 0 {
+			continue
+		}
+		var s asample
+		switch a.Codec {
+		case AAC:
+			n := int64(mpeg4audio.SamplesPerAccessUnit)
+			if a.AAC.FrameLengthFlag {
+				n = 960
+			}
+			s = asample{t: t, payload: au, nominal: n}
+		case G711ALaw:
+			var pcm g711.Alaw
+			pcm.Unmarshal(au)
+			s = asample{t: t, payload: pcm, nominal: int64(len(au) / a.channels())}
+		case G711MuLaw:
+			var pcm g711.Mulaw
+			pcm.Unmarshal(au)
+			s = asample{t: t, payload: pcm, nominal: int64(len(au) / a.channels())}
+		}
+		t += s.nominal
+		if n := len(w.audioQ); n > 0 && s.t <= w.audioQ[n-1].t {
+			// Non-monotonic audio (duplicate/reordered packet): drop.
+			w.stats.DroppedAudio++
+			continue
+		}
+		if w.cur != nil && w.closing == nil && s.t < w.cur.audioOff {
+			w.stats.DroppedAudio++
+			continue
+		}
+		w.audioQ = append(w.audioQ, s)
+		w.stats.AudioSamples++
+	}
+	if w.closing != nil && len(w.audioQ) > 0 && w.audioQ[len(w.audioQ)-1].t >= w.closing.boundaryA {
+		w.finishClosingLocked()
+	}
+	if w.cur == nil {
+		// No segment yet: keep at most ~5 s (the audio of the segment
+		// that opens at the next keyframe may arrive before its video).
+		limit := int64(5 * a.rate())
+		for len(w.audioQ) > 0 && w.audioQ[len(w.audioQ)-1].t-w.audioQ[0].t > limit {
+			if w.paused {
+				w.refuseAudioLocked(w.audioQ[0])
+			} else {
+				w.stats.DroppedAudio++
+			}
+			w.audioQ = w.audioQ[1:]
+		}
+	}
+	if w.pauseReq {
+		w.pauseLocked()
+	}
+	return nil
+}
+
+func (w *Writer) extractParams(au [][]byte) (videoParams, bool) {
+	p := w.params
+	found := false
+	for _, n := range au {
+		if len(n) == 0 {
+			continue
+		}
+		switch w.sess.Video.Codec {
+		case H264:
+			switch h264.NALUType(n[0] & 0x1f) {
+			case h264.NALUTypeSPS:
+				p.sps, found = n, true
+			case h264.NALUTypePPS:
+				p.pps, found = n, true
+			}
+		case H265:
+			switch h265.NALUType((n[0] >> 1) & 0x3f) {
+			case h265.NALUType_VPS_NUT:
+				p.vps, found = n, true
+			case h265.NALUType_SPS_NUT:
+				p.sps, found = n, true
+			case h265.NALUType_PPS_NUT:
+				p.pps, found = n, true
+			}
+		}
+	}
+	if found {
+		// Copy: the NALUs may alias a reused buffer.
+		p = videoParams{vps: bytes.Clone(p.vps), sps: bytes.Clone(p.sps), pps: bytes.Clone(p.pps)}
+	}
+	return p, found
+}
+
+// wallLocked converts a session 90 kHz timestamp into wall-clock time.
+func (w *Writer) wallLocked(pts int64) time.Time {
+	return w.sess.Anchor.Add(ticksToDur(pts-w.sess.AnchorPTS, VideoTimescale))
+}
+
+func (w *Writer) buildInit(p videoParams) (init []byte, codecs string, width, height int, err error) {
+	vi := &fmp4.InitTrack{ID: VideoTrackID, TimeScale: VideoTimescale}
+	switch w.sess.Video.Codec {
+	case H264:
+		if len(p.sps) == 0 || len(p.pps) == 0 {
+			return nil, "", 0, 0, errors.New("missing H264 SPS/PPS")
+		}
+		var sps h264.SPS
+		if err := sps.Unmarshal(p.sps); err != nil {
+			return nil, "", 0, 0, fmt.Errorf("parse H264 SPS: %w", err)
+		}
+		width, height = sps.Width(), sps.Height()
+		vi.Codec = &fmp4.CodecH264{SPS: p.sps, PPS: p.pps}
+		codecs = "H264"
+	case H265:
+		if len(p.vps) == 0 || len(p.sps) == 0 || len(p.pps) == 0 {
+			return nil, "", 0, 0, errors.New("missing H265 VPS/SPS/PPS")
+		}
+		var sps h265.SPS
+		if err := sps.Unmarshal(p.sps); err != nil {
+			return nil, "", 0, 0, fmt.Errorf("parse H265 SPS: %w", err)
+		}
+		width, height = sps.Width(), sps.Height()
+		vi.Codec = &fmp4.CodecH265{VPS: p.vps, SPS: p.sps, PPS: p.pps}
+		codecs = "H265"
+	}
+	in := fmp4.Init{Tracks: []*fmp4.InitTrack{vi}}
+	if a := w.sess.Audio; a != nil {
+		at := &fmp4.InitTrack{ID: AudioTrackID, TimeScale: uint32(a.rate())}
+		switch a.Codec {
+		case AAC:
+			at.Codec = &fmp4.CodecMPEG4Audio{Config: a.AAC}
+			codecs += ",MPEG-4 Audio"
+		default:
+			at.Codec = &fmp4.CodecLPCM{BitDepth: 16, SampleRate: a.rate(), ChannelCount: a.channels()}
+			codecs += ",LPCM"
+		}
+		in.Tracks = append(in.Tracks, at)
+	}
+	var buf seekablebuffer.Buffer
+	if err := in.Marshal(&buf); err != nil {
+		return nil, "", 0, 0, fmt.Errorf("marshal init: %w", err)
+	}
+	return buf.Bytes(), codecs, width, height, nil
+}
+
+func (w *Writer) openSegmentLocked(s vsample) (err error) {
+	p := w.params
+	init, codecs, width, height, err := w.buildInit(p)
+	if err != nil {
+		w.warnOnce("init:"+err.Error(), "cannot build init, dropping video until parameter sets are known", "error", err)
+		return fmt.Errorf("open segment: %w", err)
+	}
+	initSize := int64(len(init))
+	if q := w.cfg.Quota; q != nil {
+		if !q.Reserve(initSize) {
+			return errSpoolFull
+		}
+		defer func() {
+			if err != nil {
+				q.Release(initSize)
+			}
+		}()
+	}
+	start := w.wallLocked(s.pts)
+	var f *os.File
+	var key string
+	for range 1000 {
+		key = storage.SegmentKey(w.cfg.CameraID, start)
+		path := filepath.Join(w.cfg.SpoolRoot, filepath.FromSlash(key))
+		if err = os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return fmt.Errorf("open segment: %w", err)
+		}
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, os.ErrExist) {
+			// A file of the same instant exists (clock jump): never
+			// overwrite recorded bytes, shift by 1 ns.
+			start = start.Add(time.Nanosecond)
+			continue
+		}
+		break
+	}
+	if err != nil {
+		return fmt.Errorf("open segment: %w", err)
+	}
+	if _, err := f.Write(init); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("write init: %w", err)
+	}
+	hsh := sha256.New()
+	hsh.Write(init)
+	seg := &segment{
+		f:        f,
+		hash:     hsh,
+		size:     int64(len(init)),
+		startPTS: s.pts,
+		startDTS: s.dts,
+		params:   p,
+		prevEnd:  s.pts - w.sess.AnchorPTS,
+		lastSync: w.cfg.Now(),
+	}
+	if a := w.sess.Audio; a != nil {
+		seg.audioOff = mulDiv(s.pts-w.sess.AnchorPTS, int64(a.rate()), VideoTimescale)
+	}
+	seg.h = &segHandle{
+		f: f,
+		seg: index.Segment{
+			CameraID:  w.cfg.CameraID,
+			Start:     start,
+			End:       start,
+			ObjectKey: key,
+			Size:      seg.size,
+			Init:      init,
+			Codecs:    codecs,
+			Width:     width,
+			Height:    height,
+			State:     index.StateRecording,
+		},
+	}
+	w.cur = seg
+	w.stats.Segments++
+	w.stats.Bytes += seg.size
+	// Drop audio before the segment start (unless a cut segment still
+	// waits for it).
+	for w.closing == nil && len(w.audioQ) > 0 && w.audioQ[0].t < seg.audioOff {
+		w.audioQ = w.audioQ[1:]
+		w.stats.DroppedAudio++
+	}
+	w.q.push(op{kind: opCreate, h: seg.h})
+	w.log.Debug("segment opened", "key", key)
+	return nil
+}
+
+// closingSeg is a segment cut at a keyframe whose last fragment waits for
+// the audio up to the cut (audio usually arrives a little after video).
+type closingSeg struct {
+	seg         *segment
+	pending     []vsample
+	buf         *fragBuf
+	next        vsample
+	boundaryDTS int64 // video DTS of the cut
+	boundaryA   int64 // audio time of the cut, session audio units
+}
+
+// lateAudioWait is how long (in video time) a cut segment waits for audio.
+const lateAudioWait = VideoTimescale // 1 s
+
+// checkClosingLocked finishes the closing segment once video is
+// lateAudioWait past the cut.
+func (w *Writer) checkClosingLocked(dts int64) {
+	if w.closing != nil && dts-w.closing.boundaryDTS >= lateAudioWait {
+		w.finishClosingLocked()
+	}
+}
+
+func (w *Writer) finishClosingLocked() {
+	c := w.closing
+	if c == nil {
+		return
+	}
+	w.closing = nil
+	w.flushLocked(c.seg, c.pending, c.buf, &c.next, true)
+	w.closeSegmentLocked(c.seg)
+	if w.buf == nil && w.spare == nil {
+		// The next segment's first fragment reuses the buffer.
+		w.spare = c.buf
+	} else {
+		c.buf.release()
+	}
+	// Audio of the closed segment that did not make it is dropped.
+	if w.cur != nil {
+		for len(w.audioQ) > 0 && w.audioQ[0].t < w.cur.audioOff {
+			w.audioQ = w.audioQ[1:]
+			w.stats.DroppedAudio++
+		}
+	}
+}
+
+func (w *Writer) closeSegmentLocked(seg *segment) {
+	end := w.wallLocked(seg.prevEnd + w.sess.AnchorPTS)
+	w.q.push(op{kind: opFinish, h: seg.h, end: end, size: seg.size, sha: fmt.Sprintf("%x", seg.hash.Sum(nil))})
+}
+
+// flushLocked writes the pending video samples, whose data are in buf,
+// and the audio up to the boundary as one fragment, with one write. next
+// is the sample that follows (nil at the end of a session). final means
+// the segment is closed after this fragment. The caller resets buf.
+func (w *Writer) flushLocked(seg *segment, pending []vsample, buf *fragBuf, next *vsample, final bool) {
+	if len(pending) == 0 {
+		return
+	}
+	entries := w.entries[:0]
+	var maxEnd int64 = -1 << 62
+	for i, s := range pending {
+		var dur int64
+		switch {
+		case i+1 < len(pending):
+			dur = pending[i+1].dts - s.dts
+		case next != nil:
+			dur = next.dts - s.dts
+		case i > 0:
+			dur = s.dts - pending[i-1].dts
+		default:
+			dur = VideoTimescale / 25
+		}
+		if dur < 0 {
+			dur = 0
+		}
+		entries = append(entries, sampleEntry{
+			duration: uint32(dur),
+			size:     uint32(s.size),
+			nonSync:  !s.key,
+			cts:      int32((s.pts - s.dts) - (seg.startPTS - seg.startDTS)),
+		})
+		if e := s.pts + dur; e > maxEnd {
+			maxEnd = e
+		}
+	}
+	w.entries = entries
+	first := pending[0]
+	anchor := w.sess.AnchorPTS
+	startRel := seg.prevEnd
+	if first.key {
+		startRel = first.pts - anchor
+	}
+	var endRel int64
+	if next != nil && next.key {
+		endRel = next.pts - anchor
+	} else {
+		endRel = maxEnd - anchor
+	}
+	if endRel < startRel {
+		endRel = startRel
+	}
+
+	videoLen := len(buf.b) - buf.head
+	var tracksArr [2]trackRun
+	tracks := append(tracksArr[:0], trackRun{
+		id: VideoTrackID, baseTime: uint64(first.dts - seg.startDTS), entries: entries, dataLen: videoLen,
+	})
+	var audioBytes int64
+	if a := w.sess.Audio; a != nil {
+		if at, ok := w.takeAudioLocked(seg, next, final, a, buf); ok {
+			tracks = append(tracks, at)
+			audioBytes = int64(at.dataLen)
+		}
+	}
+	dataLen := len(buf.b) - buf.head
+	hdrLen := moofSize(tracks) + 8
+	var b []byte
+	if hdrLen <= buf.head {
+		b = buf.b[buf.head-hdrLen:]
+	} else {
+		// More samples than the headroom holds: copy once, and keep more
+		// headroom for the next fragments.
+		w.headroom = max(w.headroom, 2*hdrLen)
+		b = make([]byte, hdrLen+dataLen)
+		copy(b[hdrLen:], buf.b[buf.head:])
+	}
+	putMoofMdat(b[:hdrLen], uint32(seg.seq+1), tracks, dataLen)
+	n := int64(len(b))
+	if q := w.cfg.Quota; q != nil {
+		if seg.seq == 0 {
+			q.Add(n)
+		} else if !q.Reserve(n) {
+			// The spool is full: this fragment is refused, the segment
+			// ends at the previous one and the caller pauses.
+			w.refuseVideoLocked(pending)
+			if len(tracks) > 1 {
+				k := int64(len(tracks[1].entries))
+				w.stats.AudioSamples -= k
+				w.stats.RefusedAudio += k
+				w.stats.RefusedBytes += audioBytes
+			}
+			w.pauseReq = true
+			return
+		}
+	}
+	if _, err := seg.f.Write(b); err != nil {
+		w.stats.WriteErrors++
+		w.log.Error("cannot write fragment", "error", err)
+		// Truncate a partial write so the file stays parseable.
+		_ = seg.f.Truncate(seg.size)
+		_, _ = seg.f.Seek(seg.size, io.SeekStart)
+		if q := w.cfg.Quota; q != nil {
+			q.Release(n)
+		}
+		return
+	}
+	seg.hash.Write(b)
+	seg.seq++
+	frag := index.Fragment{
+		Seq:      seg.seq,
+		Start:    w.wallLocked(startRel + anchor),
+		End:      w.wallLocked(endRel + anchor),
+		Offset:   seg.size,
+		Size:     n,
+		Keyframe: first.key,
+	}
+	seg.size += n
+	seg.prevEnd = endRel
+	w.stats.Fragments++
+	w.stats.Bytes += n
+	w.q.push(op{kind: opFragments, h: seg.h, frags: []index.Fragment{frag}})
+	if now := w.cfg.Now(); !final && now.Sub(seg.lastSync) >= w.cfg.FsyncInterval {
+		seg.lastSync = now
+		w.q.push(op{kind: opSync, h: seg.h})
+	}
+}
+
+// takeAudioLocked removes from the audio queue the samples that belong in
+// the fragment being flushed, appends their payloads to buf and returns
+// them as a track run (false when there are none).
+func (w *Writer) takeAudioLocked(seg *segment, next *vsample, final bool, a *Audio, buf *fragBuf) (trackRun, bool) {
+	rate := int64(a.rate())
+	// Samples before this segment's start: while a cut segment waits for
+	// its audio they belong to it and stay queued; otherwise they are
+	// stale and dropped. Never write negative times.
+	k := 0
+	for k < len(w.audioQ) && w.audioQ[k].t < seg.audioOff {
+		k++
+	}
+	if k > 0 && (w.closing == nil || w.closing.seg == seg) {
+		w.stats.DroppedAudio += int64(k)
+		w.audioQ = append(w.audioQ[:0:0], w.audioQ[k:]...)
+		k = 0
+	}
+	q := w.audioQ[k:]
+	n := 0
+	switch {
+	case final && next == nil:
+		n = len(q) // end of session: everything
+	case final:
+		// Segment cut: everything before the next segment's start.
+		bound := mulDiv(next.pts-w.sess.AnchorPTS, rate, VideoTimescale)
+		for n < len(q) && q[n].t < bound {
+			n++
+		}
+	default:
+		// Everything but the last sample, whose duration needs its successor.
+		n = len(q) - 1
+	}
+	if n <= 0 {
+		return trackRun{}, false
+	}
+	take := q[:n]
+	start := len(buf.b)
+	entries := w.aEntries[:0]
+	for i, s := range take {
+		dur := s.nominal
+		if i+1 < len(q) {
+			// From the next timestamp, so a gap (lost packets) stretches
+			// one sample instead of shifting the rest of the fragment.
+			if d := q[i+1].t - s.t; d > 0 {
+				dur = d
+			}
+		}
+		entries = append(entries, sampleEntry{duration: uint32(dur), size: uint32(len(s.payload))})
+		buf.appendBytes(s.payload)
+	}
+	w.aEntries = entries
+	tr := trackRun{id: AudioTrackID, baseTime: uint64(take[0].t - seg.audioOff), entries: entries, dataLen: len(buf.b) - start}
+	rest := append([]asample(nil), w.audioQ[:k]...)
+	w.audioQ = append(rest, q[n:]...)
+	return tr, true
+}
+
+// durTo90k converts a duration to 90 kHz ticks.
+func durTo90k(d time.Duration) int64 {
+	return mulDiv(int64(d), VideoTimescale, int64(time.Second))
+}
+
+// ticksToDur converts ticks of the given timescale to a duration without
+// overflowing for long sessions.
+func ticksToDur(v int64, timescale int64) time.Duration {
+	return time.Duration(mulDiv(v, int64(time.Second), timescale))
+}
+
+// mulDiv returns v*m/d truncated toward zero, without overflowing when v*m
+// would (v up to ~2^62/m per whole second).
+func mulDiv(v, m, d int64) int64 {
+	return (v/d)*m + (v%d)*m/d
+}

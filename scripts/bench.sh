@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# bench.sh — xueliang's benchmark suite (make bench). Writes BENCHMARKS.md and
+# bench/results.json. BENCH_QUICK=1: ≈5 min; otherwise ≈25 min.
+#
+#   1. Go micro-benchmarks of the per-packet path (go test -bench, b.Loop)
+#   2. bin/xlbench: ingest cost per camera (full pipeline into MinIO) vs. the
+#      receive floor, capacity (full mode), replay TTFB, index scale.
+#
+# Needs bin/xueliang and bin/camsim (make build), ffmpeg and the MinIO server
+# (make deps-test). Extra arguments go to xlbench (e.g. -only ingest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+mkdir -p bin bench testdata/clips
+$GO build -o bin/xueliang ./cmd/xueliang
+$GO build -o bin/camsim ./cmd/camsim
+$GO build -o bin/xlbench ./cmd/xueliang/internal/bench/xlbench
+
+benchtime=3s
+count=1
+[ "${BENCH_QUICK:-}" = 1 ] && benchtime=1s
+micro=bench/micro.txt
+echo "bench.sh: micro-benchmarks (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+XL_BENCH_CLIPS=$PWD/testdata/clips $GO test -run '^$' -bench 'BenchmarkPacketPath' -benchtime "$benchtime" \
+	-count "$count" ./ingest/segmenter/ 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu|ok|FAIL|---)' | tee "$micro" >&2 || true
+echo "bench.sh: system benchmarks" >&2
+bin/xlbench -bin bin -json bench/results.json -md BENCHMARKS.md -notes bench/notes.md -micro "$micro" "$@"

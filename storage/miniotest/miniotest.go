@@ -1,0 +1,400 @@
+// Package miniotest runs a real MinIO server for tests.
+//
+//	srv := miniotest.Start(t)         // plain HTTP on 127.0.0.1
+//	srv := miniotest.StartTLS(t)      // HTTPS with a throw-away CA (srv.CAFile)
+//	... use srv.Endpoint, srv.AccessKey, srv.SecretKey ...
+//	srv.Stop()    // simulate an outage (the process is killed)
+//	srv.Restart() // same port, same data directory
+//
+// The server binary is found with exec.LookPath("minio"), then in
+// $(go env GOPATH)/bin. When it is missing the test fails (it is never
+// skipped); `make test` installs it with
+//
+//	scripts/deps.sh go-tool minio github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
+//
+// The server listens on 127.0.0.1 only, keeps its data in a t.TempDir(), has
+// random root credentials, the console, update checks and call-home turned
+// off, and is killed in t.Cleanup. Its output goes to a log file whose tail
+// is printed when the test fails.
+package miniotest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// installHint is printed when the server binary is missing.
+const installHint = "the MinIO server binary is missing; `make test` installs it " +
+	"(scripts/deps.sh go-tool minio github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c)"
+
+// startTimeout bounds the wait for /minio/health/live.
+const startTimeout = 30 * time.Second
+
+// Server is a running (or stopped) MinIO server owned by one test.
+type Server struct {
+	// Endpoint is host:port of the S3 API, always on 127.0.0.1.
+	Endpoint string
+	// AccessKey and SecretKey are the (random) root credentials.
+	AccessKey string
+	SecretKey string
+	// Secure is true for a server started by StartTLS.
+	Secure bool
+	// CAFile is the PEM file of the CA that signed the server certificate
+	// (StartTLS only; empty otherwise).
+	CAFile string
+
+	t        testing.TB
+	bin      string
+	dataDir  string
+	certsDir string
+	logPath  string
+	console  string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+}
+
+// Start starts a plain-HTTP MinIO server and registers its shutdown with
+// t.Cleanup. It fails the test when the server does not come up.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, false)
+}
+
+// StartTLS is Start with HTTPS: a fresh CA and a certificate for 127.0.0.1
+// are generated, and CAFile names the CA for clients to trust.
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, secure bool) *Server {
+	t.Helper()
+	bin, err := findBinary()
+	if err != nil {
+		t.Fatalf("miniotest: %v", err)
+	}
+	dir := t.TempDir()
+	s := &Server{
+		AccessKey: "test-" + randomHex(t, 8),
+		SecretKey: randomHex(t, 20),
+		Secure:    secure,
+		t:         t,
+		bin:       bin,
+		dataDir:   filepath.Join(dir, "data"),
+		certsDir:  filepath.Join(dir, "certs"),
+		logPath:   filepath.Join(dir, "minio.log"),
+	}
+	for _, d := range []string{s.dataDir, s.certsDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatalf("miniotest: %v", err)
+		}
+	}
+	if secure {
+		s.CAFile = filepath.Join(dir, "ca.crt")
+		if err := writeCerts(s.certsDir, s.CAFile); err != nil {
+			t.Fatalf("miniotest: generate certificates: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			s.logTail()
+		}
+	})
+	// A port picked by listening on :0 may be taken by someone else before
+	// MinIO binds it; try a few.
+	var lastErr error
+	for range 3 {
+		s.Endpoint, s.console = freePort(t), freePort(t)
+		if lastErr = s.launch(); lastErr == nil {
+			return s
+		}
+		s.Stop()
+	}
+	s.logTail()
+	t.Fatalf("miniotest: start minio: %v", lastErr)
+	return nil
+}
+
+// Stop kills the server and waits for it to exit. It does nothing when the
+// server is not running.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd, s.done = nil, nil
+}
+
+// Restart starts the server again on the same port and data directory and
+// waits until it is live. It does nothing when the server is running. Call
+// it from the test goroutine: it fails the test when the server does not
+// come back.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.mu.Lock()
+	running := s.cmd != nil
+	s.mu.Unlock()
+	if running {
+		return
+	}
+	var err error
+	// The port was just released; a quick retry covers a slow kernel.
+	for range 3 {
+		if err = s.launch(); err == nil {
+			return
+		}
+		s.Stop()
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.logTail()
+	s.t.Fatalf("miniotest: restart minio: %v", err)
+}
+
+// URL returns the base URL of the S3 API (http:// or https://).
+func (s *Server) URL() string {
+	if s.Secure {
+		return "https://" + s.Endpoint
+	}
+	return "http://" + s.Endpoint
+}
+
+// launch starts the process and waits for it to be live.
+func (s *Server) launch() error {
+	s.mu.Lock()
+	if s.cmd != nil {
+		s.mu.Unlock()
+		return nil
+	}
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	fmt.Fprintf(logf, "\n=== miniotest: starting minio on %s at %s\n", s.Endpoint, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(s.bin, "server",
+		"--address", s.Endpoint,
+		"--console-address", s.console,
+		"--certs-dir", s.certsDir,
+		s.dataDir)
+	cmd.Env = append(filteredEnv(),
+		"MINIO_ROOT_USER="+s.AccessKey,
+		"MINIO_ROOT_PASSWORD="+s.SecretKey,
+		"MINIO_BROWSER=off",
+		"MINIO_UPDATE=off",
+		"MINIO_CALLHOME_ENABLE=off",
+		"MINIO_CI_CD=on",
+		"HOME="+filepath.Dir(s.dataDir),
+	)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		s.mu.Unlock()
+		return fmt.Errorf("run %s: %w", s.bin, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
+	return s.waitLive(done)
+}
+
+// waitLive polls /minio/health/live until it answers 200, the process exits
+// or startTimeout passes.
+func (s *Server) waitLive(exited <-chan struct{}) error {
+	client := s.httpClient()
+	defer client.CloseIdleConnections()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+"/minio/health/live", nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		cancel()
+		if err == nil && resp.StatusCode == http.StatusOK {
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("minio exited during start-up")
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("minio not live after %v", startTimeout)
+		}
+	}
+}
+
+func (s *Server) httpClient() *http.Client {
+	tr := &http.Transport{}
+	if s.Secure {
+		pool := x509.NewCertPool()
+		if pem, err := os.ReadFile(s.CAFile); err == nil {
+			pool.AppendCertsFromPEM(pem)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
+	return &http.Client{Transport: tr}
+}
+
+// logTail prints the last lines of the server log.
+func (s *Server) logTail() {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		s.t.Logf("miniotest: no server log: %v", err)
+		return
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	s.t.Logf("miniotest: tail of %s:\n%s", s.logPath, strings.Join(lines, "\n"))
+}
+
+// findBinary locates the minio server binary.
+func findBinary() (string, error) {
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p, nil
+	}
+	var candidates []string
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		for _, p := range filepath.SplitList(strings.TrimSpace(string(out))) {
+			candidates = append(candidates, filepath.Join(p, "bin", "minio"))
+		}
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		candidates = append(candidates, filepath.Join(home, "go", "bin", "minio"))
+	}
+	for _, c := range candidates {
+		if st, err := os.Stat(c); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return c, nil
+		}
+	}
+	return "", errors.New(installHint)
+}
+
+// filteredEnv is the environment without MINIO_* variables, so that the
+// developer's own settings do not leak into the test server.
+func filteredEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "MINIO_") && !strings.HasPrefix(kv, "HOME=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// freePort returns 127.0.0.1:port for a port that was free a moment ago.
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("miniotest: find a free port: %v", err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func randomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("miniotest: %v", err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// writeCerts writes a fresh CA to caFile and a server certificate for
+// 127.0.0.1 signed by it to certsDir/public.crt and private.key, where
+// MinIO looks for them.
+func writeCerts(certsDir, caFile string) error {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "miniotest CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	write := func(path, typ string, der []byte) error {
+		var buf bytes.Buffer
+		if err := pem.Encode(&buf, &pem.Block{Type: typ, Bytes: der}); err != nil {
+			return err
+		}
+		return os.WriteFile(path, buf.Bytes(), 0o600)
+	}
+	return errors.Join(
+		write(caFile, "CERTIFICATE", caDER),
+		write(filepath.Join(certsDir, "public.crt"), "CERTIFICATE", der),
+		write(filepath.Join(certsDir, "private.key"), "PRIVATE KEY", keyDER),
+	)
+}

@@ -1,0 +1,102 @@
+// Package s3 is the storage.Store backend for S3-compatible object stores
+// (MinIO, AWS S3, …), built on minio-go v7.
+//
+//	uploader ──Put──▶ Store ──PUT (single or multipart)──▶ bucket
+//	replay ◀─GetRange─ Store ◀─GET Range: bytes=off-end──── bucket
+//
+// # Configuration
+//
+//	s, err := s3.New(ctx, s3.Config{
+//		Endpoint:  "127.0.0.1:9000", // host:port, no scheme
+//		Bucket:    "xueliang",       // created when missing
+//		AccessKey: "…", SecretKey: "…",
+//		Secure:    true, CAFile: "/etc/xueliang/ca.pem", // optional private CA
+//	}, logger)
+//
+// Region defaults to us-east-1 (setting it saves minio-go a bucket-location
+// request), PartSize to 16 MiB. Path-style addressing is used for anything
+// but AWS and Google endpoints (minio-go's "auto" lookup).
+//
+// # Object layout
+//
+// Keys are stored as S3 object names unchanged, in the layout of package
+// storage:
+//
+//	<camera>/<YYYY>/<MM>/<DD>/<HH>/<YYYYMMDD>T<HHMMSS>.<nanoseconds>Z.mp4
+//
+// so that one camera-hour or camera-day is a prefix listing. Keys are
+// checked with the same rules as the local backend (storage.CheckKey) before
+// any request; List skips objects in the bucket whose names are not valid
+// keys. Segments get Content-Type video/mp4, other keys
+// application/octet-stream.
+//
+// # Checksum policy
+//
+// Every object gets a SHA-256 that the server verifies, and Put returns the
+// SHA-256 of what it sent (computed while streaming):
+//
+//   - Seekable body (io.ReadSeeker, e.g. the spool *os.File): Put first
+//     hashes the body (one extra local read), seeks back and uploads with
+//     user metadata X-Amz-Meta-Sha256 = <hex>. A single PUT (size <=
+//     PartSize) also carries x-amz-checksum-sha256, so the server rejects a
+//     body that does not match (a file changed under us, a corrupted
+//     transfer): the old object stays. A multipart upload carries per-part
+//     SHA-256 checksums (verified by the server part by part); if the bytes
+//     sent differ from the ones hashed, Put removes the object and fails, so
+//     no object ever carries a wrong X-Amz-Meta-Sha256.
+//   - Other readers: the body is streamed once with a trailing
+//     x-amz-checksum-sha256 (aws-chunked trailer, per part when multipart)
+//     that the server verifies. There is no X-Amz-Meta-Sha256 (metadata
+//     headers go before the body).
+//
+// Stat returns X-Amz-Meta-Sha256 when present, else the server's stored
+// SHA-256 checksum when it covers the whole object (single-PUT objects),
+// else "" (a streamed multipart object). SendContentMd5 is not used: it
+// would buffer whole non-seekable bodies, and the SHA-256 checksum is
+// stronger.
+//
+// # Ranged reads
+//
+// GetRange sends one GET with "Range: bytes=off-end" (a GET without Range
+// only when the whole object, off 0 and length < 0, is asked for) and
+// refuses a response that is not the asked range. An empty range costs one
+// HEAD (S3 answers 416 for it, which is then resolved with a HEAD: an offset
+// equal to the size gives an empty reader, one past it ErrRange). NoSuchKey
+// is storage.ErrNotFound; a missing bucket is not.
+//
+// Stats counts calls, object bytes written and read, HTTP requests and HTTP
+// response body bytes, so tests can prove that a replay fetched only the
+// ranges it needed.
+//
+// # Timeouts and retries
+//
+// The HTTP transport bounds connecting and the TLS handshake (DialTimeout,
+// 5 s) and the wait for response headers once a request is written
+// (ResponseHeaderTimeout, 10 s). minio-go retries network errors, 5xx and
+// throttling up to MaxRetries attempts (3) with a jittered backoff of 200 ms
+// doubling up to 1 s, so against a stopped server a call fails within about
+// a second ("connection refused"), and against a hung one within roughly
+// MaxRetries × (ResponseHeaderTimeout + 1 s). A single PUT of a seekable
+// body is retried like other requests (Put rewinds the body, which also
+// covers a keep-alive connection that died while idle); any other PUT body
+// is sent once (minio-go cannot rewind a trailer checksum, and multipart
+// parts are retried from minio-go's buffers), and retrying the upload is
+// then the uploader's job. Put never lets minio-go close the caller's
+// reader. TLS certificate errors are retried like network
+// errors (minio-go does not recognise Go's wrapped verification error), so
+// they too surface after about a second.
+//
+// # Caveats
+//
+//   - Reading a GetRange body has no idle timeout: a server that stalls in
+//     the middle of a body holds the reader until the caller's context ends.
+//     Callers bound reads with a context deadline.
+//   - A multipart upload buffers one part (PartSize bytes) in memory per
+//     concurrent Put; keep segments below PartSize to get single PUTs.
+//   - The ModTime returned by Put is the local clock at completion; Stat and
+//     List return the server's Last-Modified.
+//   - Close fails later calls with ErrClosed and drops idle connections;
+//     readers already returned stay usable until closed.
+//   - Overwrites are atomic on the server (S3 semantics): readers see the
+//     old or the new object, never a mix.
+package s3

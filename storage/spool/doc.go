@@ -1,0 +1,66 @@
+// Package spool holds the spool directory, where segments live until they
+// are in the object store, the uploader that moves them there, and the
+// reader that finds a segment's bytes wherever they are.
+//
+// Data flow:
+//
+//	segmenter ──Quota.Reserve, append──▶ data_dir/spool/<key>
+//	   │ FinishSegment (state closed) then Uploader.Enqueue(seg)
+//	   ▼
+//	Uploader: queue (bounded) ─┬─▶ worker × Workers:
+//	   overflow set ◀── full ──┘     re-read row from the index
+//	   rescan of the index           PutFile (store offers it) or Put (streamed)
+//	   (at start + periodic)         verify size and SHA-256
+//	                                 MarkStored ─▶ Dir.Remove(key) ─▶ Quota.Release
+//	                                 on error: retry after capped backoff
+//
+//	replay ──Reader.ReadRange(seg)──▶ spool file if it exists, else Store.GetRange
+//
+// On-disk layout: data_dir/spool/<object key>, the same relative path as in
+// the store (storage.SegmentKey); parents are created by Create and removed
+// when empty by Remove.
+//
+// Invariant: a spool file is removed only after its row is marked stored,
+// so a segment always has at least one complete copy, and Reader can fall
+// back to the store when the spool file disappears between the index lookup
+// and the open. An open spool file stays readable after removal.
+//
+// Concurrency: Enqueue never blocks (it takes a mutex and does a
+// non-blocking channel send; when the queue is full the segment joins an
+// overflow set, drained by workers after each attempt and by the periodic
+// rescan). A segment is pending from Enqueue until it is stored; duplicate
+// Enqueues and rescans of a pending segment are ignored, so one segment is
+// never uploaded twice concurrently. Failures are retried with a timer
+// (MinBackoff doubling up to MaxBackoff, jittered to [d/2, d]); a segment
+// is never dropped: one whose spool file is corrupt, or lost along with the
+// store copy, is retried at MaxBackoff forever and logged each time.
+//
+// Crash recovery: at start Run rescans the index for closed segments. A
+// closed segment without a spool file whose object is in the store, whole
+// (size, and SHA-256 when known), is marked stored without uploading.
+//
+// Size cap (Quota): the spool is bounded by QuotaConfig.MaxBytes (0:
+// unlimited). Policy: footage already received is never deleted to make
+// room; when the spool is full, new footage is refused. The Quota counts
+// the bytes of the spool files (file contents, not disk blocks): NewQuota
+// walks the directory, the segmenter reserves each init and fragment
+// before appending it (segmenter.Config.Quota), and Dir.Remove — the
+// uploader, reconciliation — releases a removed file's size when
+// Dir.Quota is set. When a reservation does not fit, the spool is full
+// and every camera's writer closes its segment at its last complete
+// fragment (that segment is indexed, closed and uploaded as usual), then
+// refuses media (counted per camera) until the uploader has brought the
+// spool down to the low watermark (ResumeBytes, default 90 % of the cap);
+// recording resumes with a new segment at the next keyframe. The first
+// fragment of a segment is never refused (a segment always has one), so
+// the cap can be exceeded by one fragment per camera. Counters for
+// metrics: Quota.Stats (bytes, cap, full, episodes, refusals) and
+// segmenter.Writer.Stats (refused frames/audio/bytes, pause episodes,
+// paused). Wiring: create the Quota after segmenter.Recover, or credit it
+// with Report.FreedBytes; set it as Dir.Quota before NewUploader copies
+// the Dir. The accounting is reset by a restart, not persisted.
+//
+// Durability: Create fsyncs the parent directory of the new file. The
+// uploader relies on the store's durability (local fsyncs; PutFile fsyncs
+// the spool file before linking it).
+package spool
