@@ -331,11 +331,8 @@ const clockSlack = 20 * time.Millisecond
 
 // checkWindow asserts the replay of [start,end) starts with the frame at
 // start and ends with the frame at end−ε, each ±1 frame. Times come from the
-// SEI capture stamps, not from our own index. overrun is how many frames
-// more the end may run over: with B-frames the decoder needs the reference
-// frame after the end, and ffmpeg ignores the edit list's duration in
-// fragmented MP4, so up to the reorder depth is shown.
-func checkWindow(t *testing.T, what string, frames []judgedFrame, start, end time.Time, overrun int) {
+// SEI capture stamps, not from our own index.
+func checkWindow(t *testing.T, what string, frames []judgedFrame, start, end time.Time) {
 	t.Helper()
 	first, last := frames[0], frames[len(frames)-1]
 	// The frame at start was captured in (start-frameDur, start].
@@ -347,7 +344,7 @@ func checkWindow(t *testing.T, what string, frames []judgedFrame, start, end tim
 	}
 	// The last shown frame ends (in capture time) within one frame of end.
 	shownEnd := first.Stamp.Captured.Add(last.Time - first.Time + frameDur)
-	if d := shownEnd.Sub(end); d < -frameDur-clockSlack || d > frameDur+clockSlack+time.Duration(overrun)*frameDur {
+	if d := shownEnd.Sub(end); d < -frameDur-clockSlack || d > frameDur+clockSlack {
 		t.Errorf("%s: shown footage ends %v from end (window %v, %d frames shown)", what, d, end.Sub(start), len(frames))
 	}
 }
@@ -413,11 +410,7 @@ func TestRecordReplayEndToEnd(t *testing.T) {
 			r := fetchReplay(t, srv, cam, start, end, false)
 			j := judgeMP4(t, r.path)
 			checkContinuous(t, what, cam, j.Shown)
-			overrun := 0
-			if cam == "cam4" {
-				overrun = 2 // camsim's bframes=on: 2 B-frames
-			}
-			checkWindow(t, what, j.Shown, start, end, overrun)
+			checkWindow(t, what, j.Shown, start, end)
 			switch cam {
 			case "cam2":
 				if j.Codec != "hevc" {
@@ -521,7 +514,7 @@ func TestRecordReplayEndToEnd(t *testing.T) {
 			r := fetchReplay(t, srv, "cam6", start, end, false)
 			j := judgeMP4(t, r.path)
 			checkContinuous(t, what, "cam6", j.Shown)
-			checkWindow(t, what, j.Shown, start, end, 0)
+			checkWindow(t, what, j.Shown, start, end)
 		}
 		// The resolution change made a new segment with a new init.
 		sizes := map[[2]int]bool{}

@@ -46,12 +46,13 @@
 //
 // The output ends at the last video sample (in decode order) presented
 // before Plan.End; without B-frames that sample's duration is shortened to
-// end exactly at Plan.End. With B-frames, the reference frame that the last
-// B-frames need is presented at or after End; it is kept, and so is every
-// frame presented before it (the shortest decode-order prefix without a
-// hole in presentation), so the output may run up to the B-frame delay (one
-// or two frames) long: ffmpeg ignores the edit list's duration in
-// fragmented MP4.
+// end exactly at Plan.End. With B-frames, the B-frames before the end can
+// need a reference frame presented after it, and a player shows every frame
+// it decodes (ffmpeg ignores the edit list's duration in fragmented MP4), so
+// the output ends at the nearer of the two decode-order cuts that leave no
+// hole in presentation: the longer one runs past the end, the shorter one
+// stops before the last mini-GOP. With two B-frames the last frame shown is
+// then within one frame of the frame at the end.
 //
 // Composition offsets: the recorder writes them relative to the segment's
 // first sample, so B-frames have negative offsets (trun version 1). ffmpeg

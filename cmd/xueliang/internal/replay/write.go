@@ -203,27 +203,51 @@ func (m *muxer) fragment(f *rawFragment) error {
 	return m.emit(f)
 }
 
-// contiguousPrefix returns the shortest decode-order prefix length >= n
-// whose presentation times leave no hole: with B-frames, a reference frame
-// kept for the frames before the end is presented after frames that come
-// later in decode order, and those must be kept too or the picture would
-// skip. The output can then run past the end by up to the reorder depth
-// (ffmpeg ignores the edit list's duration in fragmented MP4).
-func contiguousPrefix(v []rawSample, n int) int {
-	for ; n < len(v); n++ {
-		mk := maxPts(v[:n])
-		hole := false
-		for _, s := range v[n:] {
-			if s.pts() < mk {
-				hole = true
-				break
-			}
-		}
-		if !hole {
-			return n
+// holeFree reports whether the decode-order prefix v[:n] can end the
+// output without a hole in presentation: every later sample is presented
+// after all of the prefix.
+func holeFree(v []rawSample, n int) bool {
+	mk := maxPts(v[:n])
+	for _, s := range v[n:] {
+		if s.pts() < mk {
+			return false
 		}
 	}
-	return n
+	return true
+}
+
+// endCut picks where the output ends inside its last fragment. n is the
+// decode-order prefix whose last sample is presented before the end. With
+// B-frames that prefix can leave a hole (a B-frame before the end needs a
+// reference frame presented after it), so the output ends at the nearer of
+// the two hole-free cuts around n: the longer one runs past the end, the
+// shorter one stops before the last mini-GOP. With two B-frames either is
+// at most one frame from the end. The shorter cut is only taken if it
+// still shows a frame (output presentation >= 0). endPres and presOff are
+// in the output timeline (see muxer).
+func endCut(v []rawSample, n int, endPres, presOff int64) int {
+	long := n
+	for long < len(v) && !holeFree(v, long) {
+		long++
+	}
+	short := n
+	for short > 0 && !holeFree(v, short) {
+		short--
+	}
+	if short == long || short == 0 || maxPts(v[:short])+presOff < 0 {
+		return long
+	}
+	// The frame at the end: the latest one presented before it.
+	atEnd := int64(-1 << 62)
+	for _, s := range v {
+		if p := s.pts(); p+presOff < endPres {
+			atEnd = max(atEnd, p)
+		}
+	}
+	if atEnd-maxPts(v[:short]) < maxPts(v[:long])-atEnd {
+		return short
+	}
+	return long
 }
 
 func maxPts(s []rawSample) int64 {
@@ -329,7 +353,7 @@ func (m *muxer) emit(f *rawFragment) error {
 		cut = true
 	}
 	if cut {
-		n = contiguousPrefix(f.video, n)
+		n = endCut(f.video, n, endPres, m.presOff)
 	}
 	var part fmp4.Part
 	if n > 0 {
