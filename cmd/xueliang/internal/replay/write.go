@@ -221,9 +221,10 @@ func holeFree(v []rawSample, n int) bool {
 // B-frames that prefix can leave a hole (a B-frame before the end needs a
 // reference frame presented after it), so the output ends at the nearer of
 // the two hole-free cuts around n: the longer one runs past the end, the
-// shorter one stops before the last mini-GOP. With two B-frames either is
-// at most one frame from the end. The shorter cut is only taken if it
-// still shows a frame (output presentation >= 0). endPres and presOff are
+// shorter one stops before the last mini-GOP. With two B-frames the nearer
+// of them is at most one frame from the frame at the end (the farther can
+// be two). The shorter cut is only taken if it still shows a frame (output
+// presentation >= 0). endPres and presOff are
 // in the output timeline (see muxer).
 func endCut(v []rawSample, n int, endPres, presOff int64) int {
 	long := n
