@@ -1,7 +1,9 @@
 package index
 
 import (
+	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 )
 
@@ -61,10 +63,32 @@ type migration struct {
 	stmts   []string
 }
 
-// migrations are applied in order; never edit a released one, append.
+// migrations are applied in order of version; never edit a released one,
+// append. Each feature owns a slice in its own file (registry.go: the camera
+// registry, auth.go: users, tokens and the audit log, motion.go: motion
+// grids and intervals, events.go: camera-side events).
+var migrations = joinMigrations(coreMigrations, registryMigrations, authMigrations, motionMigrations, eventMigrations)
+
+// joinMigrations concatenates the feature slices in version order and panics
+// on a duplicate or missing version (a programming error caught by any test).
+func joinMigrations(parts ...[]migration) []migration {
+	var all []migration
+	for _, p := range parts {
+		all = append(all, p...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].version < all[j].version })
+	for i, m := range all {
+		if m.version != i+1 {
+			panic(fmt.Sprintf("index: migration %d (%s) is out of sequence: want version %d", m.version, m.name, i+1))
+		}
+	}
+	return all
+}
+
+// coreMigrations: cameras, segments, fragments, coverage.
 // PostgreSQL equivalents: INTEGER PRIMARY KEY → BIGINT GENERATED ALWAYS AS
 // IDENTITY, BLOB → BYTEA, keyframe INTEGER → BOOLEAN, WITHOUT ROWID dropped.
-var migrations = []migration{
+var coreMigrations = []migration{
 	{
 		version: 1,
 		name:    "initial schema",

@@ -26,10 +26,13 @@ func (s SegmentState) String() string {
 	return "unknown"
 }
 
-// Camera is a recorded camera.
+// Camera is a recorded camera. The registry fields are persisted by
+// registry.go.
 type Camera struct {
 	ID   string
 	Name string
+	// Township and Village locate the camera (county → township → village).
+	Township, Village string
 }
 
 // Segment is one recorded fMP4 object (see docs/ARCHITECTURE.md, "Recording

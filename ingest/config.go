@@ -18,6 +18,12 @@ type CameraConfig struct {
 	Transport string
 	// SegmentDuration defaults to 60 s, MaxFragmentDuration to 2 s.
 	SegmentDuration, MaxFragmentDuration time.Duration
+	// SubURL is the optional sub stream (rtsp://[user:pass@]host/path),
+	// analysed for motion when Motion is set.
+	SubURL string
+	// Motion enables motion analysis: the sub stream when SubURL is set,
+	// otherwise the main stream's keyframes.
+	Motion bool
 }
 
 // Validate reports a configuration problem.

@@ -1,0 +1,4 @@
+package api
+
+// motionRoutes serves motion search.
+func (s *Server) motionRoutes() []route { return nil }

@@ -1,0 +1,4 @@
+package index
+
+// eventMigrations: camera-side events (version 7).
+var eventMigrations = []migration{}

@@ -1,0 +1,4 @@
+package index
+
+// registryMigrations: camera registry (version 4).
+var registryMigrations = []migration{}
