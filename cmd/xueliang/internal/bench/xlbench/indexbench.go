@@ -35,8 +35,8 @@ type indexResult struct {
 // runIndex fills an index with cams × days of segs-second segments ending
 // now: the first apiSegs through the index API (CreateSegment +
 // AddFragments, one fragment per 2 s — the insert throughput), the rest in
-// bulk through SQL on the same schema (one segment row each, no fragments;
-// the timeline only reads segments (their coverage)). Every 97th segment is left out, so
+// bulk through index.LoadSegments (one segment row each, no fragments; the
+// timeline only reads segments (their coverage)). Every 97th segment is left out, so
 // the timeline has gaps. Then it times queries timeline queries of one
 // random camera over the whole days.
 func runIndex(dir string, cams, days, segs, apiSegs, queries int) (indexResult, error) {
@@ -86,56 +86,33 @@ func runIndex(dir string, cams, days, segs, apiSegs, queries int) (indexResult, 
 	r.APIFragmentsPerSec = float64(nAPI*fragsPer) / el
 	logf("index: API insert %d segments (+%d fragments each) at %.0f segments/s", nAPI, fragsPer, r.APISegmentsPerSec)
 
-	// Bulk fill.
-	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(off)")
+	// Bulk fill through index.LoadSegments: one transaction, coverage
+	// rebuilt once instead of maintained row by row by the triggers.
+	t0 = time.Now()
+	bulk, err := db.LoadSegments(ctx, func(yield func(index.Segment) bool) {
+		for c := range cams {
+			id := fmt.Sprintf("cam%04d", c)
+			for k := range perCam {
+				if apiDone[[2]int{c, k}] || (c*perCam+k)%97 == 0 {
+					continue
+				}
+				st := start.Add(time.Duration(k) * segDur)
+				if !yield(index.Segment{CameraID: id, Start: st, End: st.Add(segDur),
+					ObjectKey: fmt.Sprintf("%s/%d.mp4", id, st.UnixNano()), Size: 15 << 20,
+					Codecs: "H264", Width: 1920, Height: 1080, State: index.StateStored}) {
+					return
+				}
+			}
+		}
+	})
+	if err != nil {
+		return r, err
+	}
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		return r, err
 	}
 	defer raw.Close()
-	raw.SetMaxOpenConns(1)
-	t0 = time.Now()
-	var bulk int64
-	const batch = 50000
-	tx, err := raw.BeginTx(ctx, nil)
-	if err != nil {
-		return r, err
-	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO segments (camera_id, start_ns, end_ns, object_key, size, codecs, width, height, state) VALUES (?, ?, ?, ?, ?, 'H264', 1920, 1080, 2)`)
-	if err != nil {
-		return r, err
-	}
-	for c := range cams {
-		id := fmt.Sprintf("cam%04d", c)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO cameras (id, name, max_segment_ns) VALUES (?, '', ?) ON CONFLICT (id) DO UPDATE SET max_segment_ns = excluded.max_segment_ns`, id, int64(segDur)); err != nil {
-			return r, err
-		}
-		for k := range perCam {
-			if apiDone[[2]int{c, k}] || (c*perCam+k)%97 == 0 {
-				continue
-			}
-			st := start.Add(time.Duration(k) * segDur).UnixNano()
-			if _, err := stmt.ExecContext(ctx, id, st, st+int64(segDur), fmt.Sprintf("%s/%d.mp4", id, st), 15<<20); err != nil {
-				return r, err
-			}
-			bulk++
-			if bulk%batch == 0 {
-				stmt.Close()
-				if err := tx.Commit(); err != nil {
-					return r, err
-				}
-				if tx, err = raw.BeginTx(ctx, nil); err != nil {
-					return r, err
-				}
-				if stmt, err = tx.PrepareContext(ctx, `INSERT INTO segments (camera_id, start_ns, end_ns, object_key, size, codecs, width, height, state) VALUES (?, ?, ?, ?, ?, 'H264', 1920, 1080, 2)`); err != nil {
-					return r, err
-				}
-			}
-		}
-	}
-	stmt.Close()
-	if err := tx.Commit(); err != nil {
-		return r, err
-	}
 	r.BulkRowsPerSec = float64(bulk) / time.Since(t0).Seconds()
 	r.Segments = bulk + int64(nAPI)
 	if _, err := raw.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {

@@ -1,0 +1,151 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+)
+
+// LoadSegments inserts many closed segments (no fragments) in one
+// transaction: synthetic archives for benchmarks, or an archive imported
+// from another recorder. Row by row, the coverage triggers cost a few index
+// lookups each (≈12 k rows/s); here they are dropped inside the
+// transaction, the rows inserted plainly, then every touched camera's
+// coverage recomputed in one pass and the triggers recreated — all or
+// nothing, and other connections never see the schema without them.
+//
+// Cameras are created when missing and their max_segment_ns raised. It
+// returns the number of segments inserted. SQLite-specific (the trigger
+// DDL is read back from sqlite_master).
+func (db *DB) LoadSegments(ctx context.Context, segs iter.Seq[Segment]) (n int64, err error) {
+	err = db.withTx(ctx, func(tx *sql.Tx) error {
+		triggers, err := segmentTriggers(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for name := range triggers {
+			if _, err := tx.ExecContext(ctx, `DROP TRIGGER `+name); err != nil {
+				return err
+			}
+		}
+		// Rows go in loadBatch at a time: one statement per row costs more
+		// in the driver than SQLite spends inserting it.
+		ins, err := tx.PrepareContext(ctx, insertRows(loadBatch))
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		args := make([]any, 0, loadBatch*loadCols)
+		flush := func(st *sql.Stmt) error {
+			if len(args) == 0 {
+				return nil
+			}
+			if st == nil {
+				var err error
+				if st, err = tx.PrepareContext(ctx, insertRows(len(args)/loadCols)); err != nil {
+					return err
+				}
+				defer st.Close()
+			}
+			_, err := st.ExecContext(ctx, args...)
+			args = args[:0]
+			return err
+		}
+		addCam, err := tx.PrepareContext(ctx, `INSERT INTO cameras (id, name) VALUES (?, '') ON CONFLICT (id) DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer addCam.Close()
+		maxDur := map[string]int64{}
+		for s := range segs {
+			if s.CameraID == "" || s.ObjectKey == "" {
+				return errors.New("empty camera id or object key")
+			}
+			start, end := toNS(s.Start), toNS(s.End)
+			if end < start {
+				return fmt.Errorf("segment %s ends before it starts", s.ObjectKey)
+			}
+			d, seen := maxDur[s.CameraID]
+			if !seen {
+				if _, err := addCam.ExecContext(ctx, s.CameraID); err != nil {
+					return err
+				}
+			}
+			maxDur[s.CameraID] = max(d, end-start)
+			args = append(args, s.CameraID, start, end, s.ObjectKey, s.Size, s.SHA256, s.Init,
+				s.Codecs, s.Width, s.Height, int(s.State))
+			if n++; len(args) == cap(args) {
+				if err := flush(ins); err != nil {
+					return fmt.Errorf("insert rows up to %s: %w", s.ObjectKey, err)
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(nil); err != nil {
+			return fmt.Errorf("insert last rows: %w", err)
+		}
+		for cam, d := range maxDur {
+			if _, err := tx.ExecContext(ctx, `UPDATE cameras SET max_segment_ns = MAX(max_segment_ns, ?) WHERE id = ?`, d, cam); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM coverage WHERE camera_id = ?`, cam); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO coverage (camera_id, bucket, start_ns, end_ns) `+
+				coverageMerge(`camera_id, start_ns >> `+coverageShift, `camera_id = ? AND end_ns > start_ns`), cam); err != nil {
+				return fmt.Errorf("rebuild coverage of %s: %w", cam, err)
+			}
+		}
+		for _, ddl := range triggers {
+			if _, err := tx.ExecContext(ctx, ddl); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("load segments: %w", err)
+	}
+	return n, nil
+}
+
+const (
+	loadBatch = 256 // rows per INSERT statement
+	loadCols  = 11  // columns per row in insertRows
+)
+
+// insertRows returns an INSERT of n segment rows.
+func insertRows(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO segments (camera_id, start_ns, end_ns, object_key, size, sha256, init, codecs, width, height, state) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?)")
+	}
+	return b.String()
+}
+
+// segmentTriggers returns the DDL of every trigger on segments, by name.
+func segmentTriggers(ctx context.Context, tx *sql.Tx) (map[string]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'segments'`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var name, ddl string
+		if err := rows.Scan(&name, &ddl); err != nil {
+			return nil, err
+		}
+		out[name] = ddl
+	}
+	return out, rows.Err()
+}
