@@ -173,7 +173,7 @@ func TestCameras(t *testing.T) {
 	if _, err := db.Camera(ctx, "x"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Camera of missing: %v, want ErrNotFound", err)
 	}
-	for _, c := range []Camera{{"b", "B"}, {"a", "A"}, {"b", "B2"}} {
+	for _, c := range []Camera{{ID: "b", Name: "B"}, {ID: "a", Name: "A"}, {ID: "b", Name: "B2"}} {
 		if err := db.UpsertCamera(ctx, c); err != nil {
 			t.Fatal(err)
 		}
@@ -188,11 +188,11 @@ func TestCameras(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Camera{{"a", "A"}, {"b", "B2"}, {"c", ""}}
+	want := []Camera{{ID: "a", Name: "A"}, {ID: "b", Name: "B2"}, {ID: "c"}}
 	if !slices.Equal(got, want) {
 		t.Errorf("Cameras = %v, want %v", got, want)
 	}
-	if c, err := db.Camera(ctx, "b"); err != nil || c != (Camera{"b", "B2"}) {
+	if c, err := db.Camera(ctx, "b"); err != nil || c.ID != "b" || c.Name != "B2" {
 		t.Errorf("Camera(b) = %v, %v", c, err)
 	}
 }
