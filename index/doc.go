@@ -15,7 +15,11 @@
 // Layout (times are int64 unix nanoseconds, UTC):
 //
 //	schema_migrations(version PK, name, applied_ns)
-//	cameras(id PK, name, max_segment_ns)
+//	cameras(id PK, name, max_segment_ns,
+//	  township, village, lat, lon, main_url, sub_url, username, password (sealed),
+//	  transport, segment_duration_ns, motion, enabled, source, created_ns, updated_ns)
+//	  -- registry.go; source '' = not in the registry (footage only)
+//	  cameras_site (township, village)
 //	segments(id PK, camera_id → cameras, start_ns, end_ns, object_key UNIQUE,
 //	         size, sha256, init, codecs, width, height, state)
 //	  segments_camera_start (camera_id, start_ns, end_ns)  -- range scans, covering for Timeline
@@ -28,6 +32,16 @@
 //	  -- derived, kept by triggers on segments: per camera and bucket
 //	  -- (start_ns >> 42, ≈73 min), the union of the non-empty segments that
 //	  -- start in the bucket, merged where they overlap or touch
+//	camera_events(id, camera_id, source, topic, rule, start_ns, end_ns NULL while open, data)
+//	  camera_events_camera_start (camera_id, start_ns)
+//	  camera_events_open (camera_id, source, topic, rule, start_ns) WHERE end_ns IS NULL
+//	  -- events.go: what cameras report (ONVIF metadata), rows ≤ 1 h long
+//	motion_chunks(id, camera_id, start_ns, end_ns, active, s0..s8, data)
+//	  motion_chunks_camera_start (camera_id, start_ns)
+//	  -- motion.go: per camera-minute with motion, the packed per-second grids
+//	  -- (opaque here), seconds with motion, a 576-bit OR summary for SQL pre-filtering
+//	motion_intervals(id, camera_id, start_ns, end_ns, peak, seconds, cells, x0, y0, x1, y1)
+//	  motion_intervals_camera_end (camera_id, end_ns)
 //
 // Timeline reads coverage, not segments: a 30-day window of one-minute
 // segments is ≈720 coverage rows instead of 43,200 segment rows (stepping

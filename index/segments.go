@@ -23,40 +23,6 @@ func (db *DB) UpsertCamera(ctx context.Context, c Camera) error {
 	return nil
 }
 
-// Cameras returns every camera, by id.
-func (db *DB) Cameras(ctx context.Context) ([]Camera, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, name FROM cameras ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("cameras: %w", err)
-	}
-	defer rows.Close()
-	var out []Camera
-	for rows.Next() {
-		var c Camera
-		if err := rows.Scan(&c.ID, &c.Name); err != nil {
-			return nil, fmt.Errorf("cameras: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("cameras: %w", err)
-	}
-	return out, nil
-}
-
-// Camera returns one camera or ErrNotFound.
-func (db *DB) Camera(ctx context.Context, id string) (Camera, error) {
-	c := Camera{ID: id}
-	err := db.r.QueryRowContext(ctx, `SELECT name FROM cameras WHERE id = ?`, id).Scan(&c.Name)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Camera{}, fmt.Errorf("camera %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Camera{}, fmt.Errorf("camera %s: %w", id, err)
-	}
-	return c, nil
-}
-
 // hotWrites are the statements prepared once at Open (see DB.stmts).
 var hotWrites = []string{insertSegment, raiseMaxSegment, raiseSegment, upsertFragment, finishSegment}
 

@@ -74,6 +74,13 @@ type Options struct {
 	// Jitter returns a number in [0,1) scaling each backoff wait. It
 	// defaults to math/rand/v2.Float64.
 	Jitter func() float64
+	// Motion configures motion analysis of the cameras with Motion set
+	// (motion.go); a nil Motion.Sink disables it.
+	Motion MotionOptions
+	// Events receives the events cameras report on their ONVIF metadata
+	// track (events.go; *index.DB). Nil: the track is still read and
+	// counted, the events are not recorded.
+	Events EventSink
 }
 
 // redactURL returns u with any password replaced, for logs.

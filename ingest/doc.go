@@ -6,7 +6,7 @@
 //	Manager.Update(cfgs) ──starts/stops──▶ Puller.Run (supervised loop)
 //	                                          │ session: gortsplib Client
 //	                                          │ DESCRIBE/SETUP/PLAY (tcp|udp)
-//	RTP ──▶ format decoder (rtph264/rtph265/rtpmpeg4audio/rtplpcm)
+//	RTP ──▶ depacketiser (video: ingest/rtpdepack, see depack.go; audio: rtpmpeg4audio/rtplpcm)
 //	    ──▶ PacketPTS2 (unwrapped RTP clock, tracks synchronised)
 //	    ──▶ h264/h265 DTSExtractor (video; waits for the first IDR/IRAP)
 //	    ──▶ segmenter.Writer (fMP4 spool files + index rows)
@@ -24,6 +24,23 @@
 // is recovered, logged and treated like an error: other cameras are not
 // affected. Camera URLs may carry credentials; only redacted URLs are
 // logged.
+//
+// Camera-side events (events.go): an ONVIF metadata track in the SDP
+// (application, vnd.onvif.metadata) is set up too; its documents are
+// reassembled and parsed (ingest/onvif) in the RTP callback, motion
+// notifications become open/closed events queued (bounded, drops counted)
+// to a writer goroutine that batches them into Options.Events. Bad metadata
+// is counted and never affects recording.
+//
+// Motion (motion.go, substream.go; docs/motion.md): for a camera with
+// CameraConfig.Motion and Options.Motion.Sink set, Run starts a motion
+// worker: its own goroutine, decoder and detector, fed through a bounded
+// queue by a non-blocking send (full → dropped, counted) — with the sub
+// stream's every access unit (a separate video-only RTSP session,
+// reconnecting on its own) when SubURL is set, else with the main
+// session's keyframes. Completed minutes of per-second grids and closed
+// intervals go to Options.Motion.Sink. A panic there restarts only the
+// analyser.
 //
 // Concurrency: gortsplib calls the packet callbacks from its reader
 // goroutine(s); the segmenter is safe for concurrent use and never blocks

@@ -15,14 +15,14 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/pion/rtp"
 
+	"xueliang/ingest/decode"
+	"xueliang/ingest/rtpdepack"
 	"xueliang/ingest/segmenter"
 )
 
@@ -97,6 +97,15 @@ type Puller struct {
 	// with mu while calling into gortsplib.
 	statsMu sync.Mutex
 	client  *gortsplib.Client // live session after PLAY, nil otherwise
+
+	// motion is the running motion analysis (motion.go), nil when off;
+	// motionCounters outlive sessions and restarts. Both under mu.
+	motion         *motionWorker
+	motionCounters *motionCounters
+
+	// events queues and writes camera-side (ONVIF metadata) events
+	// (events.go).
+	events *eventPipe
 }
 
 // NewPuller returns a puller for cfg; call Run.
@@ -127,6 +136,8 @@ func NewPuller(cfg CameraConfig, opts Options) *Puller {
 		cfg:  cfg,
 		opts: opts,
 		log:  log.With("camera", cfg.ID, "component", "ingest"),
+		// events logs with the same attributes as log
+		events: newEventPipe(cfg.ID, opts.Events, log.With("camera", cfg.ID, "component", "ingest")),
 	}
 }
 
@@ -207,6 +218,8 @@ func (p *Puller) Run(ctx context.Context) error {
 	}
 	defer w.Close()
 	p.update(func(*Status) { p.writer = w })
+	defer p.startMotion(ctx)()
+	defer p.events.start(ctx)() // after the sessions: flushes their last events
 
 	p.log.Info("puller started", "url", redactURL(p.cfg.URL), "transport", p.transport())
 	backoff := p.opts.BackoffMin
@@ -289,49 +302,54 @@ func redactErr(err error, rawURL string) string {
 // videoTrack handles one video format's packets.
 type videoTrack struct {
 	isH265 bool
-	dec264 *rtph264.Decoder
-	dec265 *rtph265.Decoder
+	// depacketisers; their AUs alias a reused buffer (depack.go)
+	dec264 *rtpdepack.H264
+	dec265 *rtpdepack.H265
 	ext264 *h264.DTSExtractor
 	ext265 *h265.DTSExtractor
 	// latest parameter sets (SDP, then in-band)
 	vps, sps, pps []byte
 }
 
-// decode returns the next complete access unit, or nil.
+// decode returns the next complete access unit, or nil. The AU aliases the
+// depacketiser's buffer: it is valid until the next call, and whatever
+// keeps any of it longer must copy it (see depack.go).
 func (v *videoTrack) decode(pkt *rtp.Packet) ([][]byte, error) {
 	var au [][]byte
 	var err error
 	if v.isH265 {
 		au, err = v.dec265.Decode(pkt)
-		if errors.Is(err, rtph265.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious) {
-			return nil, nil
-		}
 	} else {
 		au, err = v.dec264.Decode(pkt)
-		if errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
-			return nil, nil
-		}
+	}
+	if errors.Is(err, rtpdepack.ErrMorePacketsNeeded) || errors.Is(err, rtpdepack.ErrNonStartingPacketAndNoPrevious) {
+		return nil, nil
 	}
 	return au, err
 }
 
 // prepare remembers in-band parameter sets and prepends them to a random
 // access AU that lacks them. It returns the AU and whether it is random
-// access.
+// access. The parameter sets it keeps are copies (keepParamSet: au aliases
+// the depacketiser's buffer), and it puts them into au in place of the
+// originals, because the H.264 DTS extractor keeps the last SPS it parsed.
 func (v *videoTrack) prepare(au [][]byte) ([][]byte, bool) {
 	if v.isH265 {
 		var hasVPS, hasSPS, hasPPS bool
-		for _, n := range au {
+		for i, n := range au {
 			if len(n) == 0 {
 				continue
 			}
 			switch h265.NALUType((n[0] >> 1) & 0x3f) {
 			case h265.NALUType_VPS_NUT:
-				v.vps, hasVPS = n, true
+				v.vps, hasVPS = keepParamSet(v.vps, n), true
+				au[i] = v.vps
 			case h265.NALUType_SPS_NUT:
-				v.sps, hasSPS = n, true
+				v.sps, hasSPS = keepParamSet(v.sps, n), true
+				au[i] = v.sps
 			case h265.NALUType_PPS_NUT:
-				v.pps, hasPPS = n, true
+				v.pps, hasPPS = keepParamSet(v.pps, n), true
+				au[i] = v.pps
 			}
 		}
 		key := h265.IsRandomAccess(au)
@@ -349,15 +367,17 @@ func (v *videoTrack) prepare(au [][]byte) ([][]byte, bool) {
 		return au, key
 	}
 	var hasSPS, hasPPS bool
-	for _, n := range au {
+	for i, n := range au {
 		if len(n) == 0 {
 			continue
 		}
 		switch h264.NALUType(n[0] & 0x1f) {
 		case h264.NALUTypeSPS:
-			v.sps, hasSPS = n, true
+			v.sps, hasSPS = keepParamSet(v.sps, n), true
+			au[i] = v.sps
 		case h264.NALUTypePPS:
-			v.pps, hasPPS = n, true
+			v.pps, hasPPS = keepParamSet(v.pps, n), true
+			au[i] = v.pps
 		}
 	}
 	key := h264.IsRandomAccess(au)
@@ -443,8 +463,8 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 		return ErrClassConnect, fmt.Errorf("describe: %w", err)
 	}
 
-	var vmedi, amedi *description.Media
-	var vforma, aforma format.Format
+	var vmedi, amedi, mmedi *description.Media
+	var vforma, aforma, mforma format.Format
 	for _, m := range desc.Medias {
 		for _, f := range m.Formats {
 			switch f.(type) {
@@ -456,6 +476,11 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 			case *format.MPEG4Audio, *format.G711:
 				if amedi == nil {
 					amedi, aforma = m, f
+					continue
+				}
+			case *format.Generic: // ONVIF metadata (events.go)
+				if mmedi == nil && isONVIFMetadata(f) {
+					mmedi, mforma = m, f
 					continue
 				}
 			}
@@ -472,12 +497,12 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 	sess := segmenter.Session{}
 	switch f := vforma.(type) {
 	case *format.H264:
-		vt.dec264, err = f.CreateDecoder()
+		vt.dec264, err = newH264Depacketizer(f)
 		vt.sps, vt.pps = f.SafeParams()
 		sess.Video = segmenter.Video{Codec: segmenter.H264, SPS: vt.sps, PPS: vt.pps}
 	case *format.H265:
 		vt.isH265 = true
-		vt.dec265, err = f.CreateDecoder()
+		vt.dec265, err = newH265Depacketizer(f)
 		vt.vps, vt.sps, vt.pps = f.SafeParams()
 		sess.Video = segmenter.Video{Codec: segmenter.H265, VPS: vt.vps, SPS: vt.sps, PPS: vt.pps}
 	}
@@ -544,7 +569,20 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 		decodeErrs int64
 		writeErrs  int64
 		lastWarn   time.Time
+		// wall clock of the session: anchor ↔ anchorPTS (for motion)
+		anchorWall time.Time
+		anchorPTS  int64
 	)
+	p.mu.Lock()
+	mw := p.motion
+	p.mu.Unlock()
+	if mw != nil && !mw.keyOnly {
+		mw = nil // a sub stream feeds the analyser
+	}
+	mcodec := decode.H264
+	if sess.Video.Codec == segmenter.H265 {
+		mcodec = decode.H265
+	}
 	countErr := func(n *int64) {
 		*n++
 		if time.Since(lastWarn) >= 10*time.Second {
@@ -588,6 +626,7 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 			}
 			s := sess
 			s.Anchor, s.AnchorPTS = anchor, pts
+			anchorWall, anchorPTS = anchor, pts
 			if err := w.Start(s); err != nil {
 				countErr(&writeErrs)
 				return
@@ -601,6 +640,9 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 			off := ntp.Sub(recvTime)
 			p.update(func(st *Status) { st.ClockOffset, st.ClockOffsetKnown = off, true })
 			p.log.Info("camera clock offset measured", "offset", off)
+		}
+		if mw != nil && key {
+			mw.offer(anchorWall.Add(ticksToWall(pts-anchorPTS)), mcodec, au) // never blocks
 		}
 		if err := w.WriteVideo(pts, dts, au, key); err != nil {
 			countErr(&writeErrs)
@@ -647,6 +689,10 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 			}
 		})
 	}
+
+	// Camera-side events; a bad metadata track never stops recording.
+	meta := p.setupMetadata(c, desc.BaseURL, mmedi, mforma)
+	defer meta.end()
 
 	if _, err := c.Play(nil); err != nil {
 		return ErrClassConnect, fmt.Errorf("play: %w", err)

@@ -4,7 +4,8 @@
 #
 #   1. Go micro-benchmarks of the per-packet path (go test -bench, b.Loop)
 #   2. bin/xlbench: ingest cost per camera (full pipeline into MinIO) vs. the
-#      receive floor, capacity (full mode), replay TTFB, index scale.
+#      receive floor, capacity (full mode), replay TTFB, index scale, motion
+#      (analysis CPU per camera, region-search latency; -only motion).
 #
 # Needs bin/xueliang and bin/camsim (make build), ffmpeg and the MinIO server
 # (make deps-test). Extra arguments go to xlbench (e.g. -only ingest).

@@ -29,6 +29,9 @@
 #   still-ramp-640   640x360 H.264 40 s, no object, brightness ramp
 #                    -0.2 -> +0.2 (~2.5 grey levels per second)
 #   still-noise-ramp-320  320x240 H.265 30 s, no object, noise + ramp
+#   still-noise-ramp-640  640x360 H.264 70 s, no object, noise alls=10 +
+#                    ramp (as long as the end-to-end test, so camsim does
+#                    not loop it during the test)
 #
 # Objects are dark boxes with a bright core (some contrast on any
 # background). Lanes (normalised y): top 0.08-0.30, middle 0.40-0.62,
@@ -40,7 +43,7 @@ set -euo pipefail
 
 die() { echo "gen-motion-scene.sh: $*" >&2; exit 2; }
 
-all_scenes="objects-640 busy-640 objects-h265-320 objects-320 still-noise-640 still-ramp-640 still-noise-ramp-320"
+all_scenes="objects-640 busy-640 objects-h265-320 objects-320 still-noise-640 still-ramp-640 still-noise-ramp-320 still-noise-ramp-640"
 force=0
 out=""
 scenes=()
@@ -48,7 +51,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--force) force=1; shift ;;
 	--list) echo "$all_scenes" | tr ' ' '\n'; exit 0 ;;
-	-h|--help) sed -n "2,38p" "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n "2,41p" "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) die "unknown option $1" ;;
 	*) if [ -z "$out" ]; then out=$1; else scenes+=("$1"); fi; shift ;;
 	esac
@@ -107,6 +110,7 @@ e 36 36 33 320 180 -110 -20 37"
 	still-noise-640) W=640; H=360; DUR=40; CODEC=h264; NOISE=12 ;;
 	still-ramp-640) W=640; H=360; DUR=40; CODEC=h264; RAMP=1 ;;
 	still-noise-ramp-320) W=320; H=240; DUR=30; CODEC=h265; NOISE=12; RAMP=1 ;;
+	still-noise-ramp-640) W=640; H=360; DUR=70; CODEC=h264; NOISE=10; RAMP=1 ;;
 	*) die "unknown scene $1 (try --list)" ;;
 	esac
 }

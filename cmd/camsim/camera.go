@@ -33,6 +33,7 @@ type camera struct {
 	stream     *gortsplib.ServerStream
 	videoMedia *description.Media
 	audioMedia *description.Media
+	metaMedia  *description.Media // ONVIF metadata (metadata.go), nil when off
 	h264Fmt    *format.H264
 	h265Fmt    *format.H265
 
@@ -74,6 +75,7 @@ func newCamera(spec cameraSpec, clips []*clip, log *slog.Logger) *camera {
 			ChannelCount: 1,
 		}}}
 	}
+	c.metaMedia = newMetadataMedia(spec)
 	return c
 }
 
@@ -81,6 +83,9 @@ func (c *camera) description() *description.Session {
 	d := &description.Session{Title: "camsim " + c.spec.ID, Medias: []*description.Media{c.videoMedia}}
 	if c.audioMedia != nil {
 		d.Medias = append(d.Medias, c.audioMedia)
+	}
+	if c.metaMedia != nil {
+		d.Medias = append(d.Medias, c.metaMedia)
 	}
 	return d
 }
@@ -241,6 +246,7 @@ func (c *camera) run(ctx context.Context) error {
 	if c.spec.Drop > 0 {
 		go c.runDrops(ctx)
 	}
+	defer c.startMetadata(ctx, start)()
 
 	videoRTPStart := uint32(rand.Uint32())
 	if c.spec.RTPStart >= 0 {

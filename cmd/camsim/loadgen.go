@@ -36,8 +36,8 @@ import (
 func checkLoadgen(cams []cameraSpec) []error {
 	var errs []error
 	for _, c := range cams {
-		if c.BFrames != 0 || c.Audio != "none" || c.Drop != 0 || len(c.Stalls) > 0 || len(c.Jumps) > 0 || len(c.Switches) > 0 {
-			errs = append(errs, fmt.Errorf("-loadgen: camera %s: B-frames, audio and faults are not supported", c.ID))
+		if c.BFrames != 0 || c.Audio != "none" || c.Drop != 0 || len(c.Stalls) > 0 || len(c.Jumps) > 0 || len(c.Switches) > 0 || c.Metadata != "" {
+			errs = append(errs, fmt.Errorf("-loadgen: camera %s: B-frames, audio, metadata and faults are not supported", c.ID))
 		}
 	}
 	return errs

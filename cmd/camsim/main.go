@@ -61,7 +61,9 @@ camera (repeatable; an ID outside cam1..camN adds a camera):
 Keys: codec=h264|h265 size=WxH width=N height=N fps=N gop=N
       bframes=on|off|N audio=none|aac|alaw rtpstart=N|random
       drop=DUR stall=DUR@AT jump=[+-]DUR@AT switch=AT:WxH
-      (stall, jump and switch may repeat; an empty value clears them)
+      metadata=on|off|garbage events=EVERY/FOR event=FROM-TO
+      clip=PATH (serve this MPEG-TS clip, video only, instead of a generated one)
+      (stall, jump, switch and event may repeat; an empty value clears them)
 
 Flags:
 `
@@ -287,6 +289,16 @@ func run(ctx context.Context, cfg config, log *slog.Logger, ready func(url strin
 }
 
 func loadCameraClips(ctx context.Context, store *clipStore, s cameraSpec, dur time.Duration) ([]*clip, error) {
+	if s.Clip != "" {
+		if s.Audio != "none" || len(s.Switches) > 0 {
+			return nil, fmt.Errorf("clip=%s: audio and switch faults need generated clips", s.Clip)
+		}
+		c, err := loadClip(s.Clip, clipParams{Codec: s.Codec, Width: s.Width, Height: s.Height, FPS: s.FPS, GOP: s.GOP, Audio: "none"})
+		if err != nil {
+			return nil, fmt.Errorf("load clip %s: %w", s.Clip, err)
+		}
+		return []*clip{c}, nil
+	}
 	p := clipParams{
 		Codec: s.Codec, Width: s.Width, Height: s.Height, FPS: s.FPS, GOP: s.GOP,
 		BFrames: s.BFrames, Audio: s.Audio, Bitrate: s.Bitrate, Duration: dur.Seconds(),

@@ -26,6 +26,14 @@ type cameraSpec struct {
 	Stalls   []stallFault
 	Jumps    []jumpFault
 	Switches []switchFault
+	// Clip is a ready-made MPEG-TS clip (video only, codec as Codec, at
+	// FPS, starting with an IDR) served instead of a generated one, e.g. a
+	// motion scene of scripts/gen-motion-scene.sh; "" = generate.
+	Clip string
+	// Metadata is "" (no metadata track), "on" or "garbage"; Schedule is
+	// the motion the metadata track reports (metadata.go).
+	Metadata string
+	Schedule metaSchedule
 }
 
 // stallFault: nothing is sent for frames captured in [At, At+For).
@@ -182,6 +190,10 @@ func (s *cameraSpec) apply(k, v string) error {
 			return err
 		}
 		s.Switches = append(s.Switches, f)
+	case "metadata", "events", "event":
+		return s.applyMetadata(k, v)
+	case "clip":
+		s.Clip = v
 	default:
 		return errors.New("unknown key")
 	}
@@ -217,6 +229,9 @@ func (s *cameraSpec) String() string {
 	if s.Bitrate != "" {
 		fmt.Fprintf(&b, ",bitrate=%s", s.Bitrate)
 	}
+	if s.Clip != "" {
+		fmt.Fprintf(&b, ",clip=%s", s.Clip)
+	}
 	if s.RTPStart >= 0 {
 		fmt.Fprintf(&b, ",rtpstart=%d", s.RTPStart)
 	}
@@ -232,6 +247,7 @@ func (s *cameraSpec) String() string {
 	for _, f := range s.Switches {
 		fmt.Fprintf(&b, ",switch=%s:%dx%d", f.At, f.Width, f.Height)
 	}
+	b.WriteString(s.metadataString())
 	return b.String()
 }
 

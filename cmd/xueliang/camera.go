@@ -17,12 +17,39 @@ import (
 	"xueliang/ingest/probe"
 )
 
-const cameraUsage = `usage: xueliang camera probe URL [flags]
+const cameraUsage = `usage: xueliang camera <command> [flags]
 
-Probe a camera before adding it: codec, resolution, measured fps and
-bitrate, audio, time to the first keyframe and a JPEG snapshot.
+  xueliang camera add --township T --village V --url URL [flags]
+  xueliang camera list [--township T] [--village V] [--enabled B] [--online B] [--q TEXT] [--json]
+  xueliang camera rm ID...
+  xueliang camera import FILE.csv [--dry-run] [--batch N]
+  xueliang camera probe URL [flags]
 
-flags:
+add, list, rm and import talk to a running server's API:
+  --server URL         API base URL (default $XUELIANG_SERVER or http://127.0.0.1:8080)
+  --token T            bearer token (default $XUELIANG_TOKEN)
+
+add flags:
+  --id ID              20-digit GB/T 28181 device ID (default: the server
+                       proposes the next free one of the village)
+  --name N, --lat D, --lon D, --sub-url URL, --transport tcp|udp,
+  --segment-duration D, --motion, --disabled
+  --user U             RTSP user
+  --password-file F    read the RTSP password from F ("-": stdin); the URL
+                       must not contain credentials
+
+import FILE.csv: a header row, then one camera per row; columns
+  id,name,township,village,lat,lon,main_url,sub_url,username,password,
+  transport,enabled,motion[,segment_duration]
+  Every row is validated first; bad rows are listed (row number, id,
+  reason). Without --dry-run the valid rows are then upserted by id
+  (running it again changes nothing). Exit status 1 if any row failed.
+
+xueliang camera probe URL: probe a camera before adding it: codec,
+resolution, measured fps and bitrate, audio, time to the first keyframe
+and a JPEG snapshot.
+
+probe flags:
   --user U             RTSP user (overrides the URL's)
   --password-file F    read the RTSP password from F (never pass it on the
                        command line); "-" reads it from stdin
@@ -53,11 +80,19 @@ func runCamera(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, cameraUsage)
 		return 2
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
 	switch args[0] {
 	case "probe":
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-		defer stop()
 		return runCameraProbe(ctx, args[1:], stdin, stdout, stderr)
+	case "add":
+		return runCameraAdd(ctx, args[1:], stdin, stdout, stderr)
+	case "list", "ls":
+		return runCameraList(ctx, args[1:], stdout, stderr)
+	case "rm", "remove", "delete":
+		return runCameraRm(ctx, args[1:], stdout, stderr)
+	case "import":
+		return runCameraImport(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "xueliang camera: unknown command %q\n\n%s", args[0], cameraUsage)
 		return 2

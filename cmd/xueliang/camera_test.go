@@ -68,7 +68,7 @@ func TestCameraProbeCLI(t *testing.T) {
 		{name: "server rejects the request", args: []string{"probe", "http://example/cam1", "--server", srv.URL},
 			wantCode: 1, wantErr: []string{"400 Bad Request: url: scheme must be rtsp or rtsps"}},
 		{name: "no URL", args: []string{"probe"}, wantCode: 2, wantErr: []string{"want exactly one URL"}},
-		{name: "unknown subcommand", args: []string{"list"}, wantCode: 2, wantErr: []string{`unknown command "list"`}},
+		{name: "unknown subcommand", args: []string{"frobnicate"}, wantCode: 2, wantErr: []string{`unknown command "frobnicate"`}},
 		{name: "missing password file", args: []string{"probe", base + "/cam1", "--password-file", filepath.Join(dir, "none")}, wantCode: 2, wantErr: []string{"password file"}},
 	}
 	for _, tc := range cases {

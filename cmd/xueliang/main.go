@@ -2,6 +2,9 @@
 //
 //	xueliang serve --config FILE   run the server
 //	xueliang camera probe URL      check a camera before adding it
+//	xueliang audit verify --config FILE   check the audit log's hash chain
+//	xueliang user add NAME --role R --config FILE   create a user (password on stdin)
+//	xueliang camera add|list|rm|import   manage the camera registry (through the API)
 //	xueliang version               print the version
 package main
 
@@ -29,6 +32,12 @@ const usage = `usage: xueliang <command> [flags]
 commands:
   serve --config FILE   record the configured cameras and serve the HTTP API
   camera probe URL      check a camera (codec, size, fps, bitrate, snapshot)
+  audit verify --config FILE
+                        check the audit log's hash chain; names the first
+                        edited or deleted entry
+  user add NAME --role ROLE [--townships A,B] --config FILE
+                        create a user in the index (password on stdin)
+  camera add|list|rm|import   manage the camera registry through the API
   version               print the version
 `
 
@@ -42,6 +51,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runServe(args[1:], stderr)
 	case "camera":
 		return runCamera(args[1:], os.Stdin, stdout, stderr)
+	case "audit":
+		return runAudit(args[1:], stdout, stderr)
+	case "user":
+		return runUser(args[1:], os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0

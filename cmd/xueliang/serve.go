@@ -68,19 +68,15 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	uploader := spool.NewUploader(spoolDir, store, idx, spool.UploaderConfig{Workers: cfg.Upload.Workers, MaxBackoff: cfg.Upload.MaxBackoff},
 		logger)
 
-	var cams []ingest.CameraConfig
-	for _, c := range cfg.Cameras {
-		if err := db.UpsertCamera(ctx, index.Camera{ID: c.ID, Name: c.Name}); err != nil {
-			return fmt.Errorf("register camera %s: %w", c.ID, err)
-		}
-		if c.Disabled {
-			continue
-		}
-		cams = append(cams, ingest.CameraConfig{
-			ID: c.ID, URL: c.URL, Transport: c.Transport,
-			SegmentDuration:     cfg.Recording.SegmentDuration,
-			MaxFragmentDuration: cfg.Recording.MaxFragmentDuration,
-		})
+	// The camera registry (config-file cameras plus those added through the
+	// API) decides what is recorded; every change is applied live.
+	cameraRegistry, err := openRegistry(ctx, cfg, db, logger)
+	if err != nil {
+		return err
+	}
+	cams, err := cameraRegistry.IngestConfigs(ctx)
+	if err != nil {
+		return fmt.Errorf("camera registry: %w", err)
 	}
 	manager := ingest.NewManager(ingest.Options{
 		SpoolRoot:     spoolDir.Root,
@@ -89,9 +85,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Quota:         quota,
 		FsyncInterval: cfg.Recording.FsyncInterval,
 		Logger:        logger,
+		Motion:        motionOptions(cfg, db),
+		Events:        db, // camera-side (ONVIF metadata) events
 	})
 	manager.Update(cams)
-	reg.MustRegister(metrics.NewCameraCollector(manager, townshipOf(cfg)), metrics.NewUploaderCollector(uploader),
+	reg.MustRegister(metrics.NewMotionCollector(manager))
+	reg.MustRegister(metrics.NewMetadataCollector(manager))
+	cameraRegistry.OnChange = manager.Update
+	reg.MustRegister(metrics.NewCameraCollector(manager, cameraRegistry.Township), metrics.NewUploaderCollector(uploader),
 		metrics.NewSpoolCollector(metrics.DirUsage(spoolDir.Root, quota.Cap(), 0)), metrics.NewQuotaCollector(quota))
 
 	replayer := &replay.Replayer{
@@ -101,7 +102,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		MaxWindow:    cfg.Replay.MaxWindow,
 		Logger:       logger,
 	}
+	authSvc, metricsToken, err := newAuth(cfg, db, logger)
+	if err != nil {
+		return err
+	}
 	apiServer := &api.Server{
+		Auth:            authSvc, // auth.go: every request but /healthz is authenticated
+		MetricsToken:    metricsToken,
 		Index:           db,
 		Replayer:        replayer,
 		GapTolerance:    cfg.Replay.GapTolerance,
@@ -111,6 +118,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Registerer:      reg,
 		ReadyChecks:     []api.ReadyCheck{api.IndexCheck(db), api.StoreCheck(store)},
 		Prober:          api.LimitProbes(api.ProberFunc(probe.Probe), 2),
+		Cameras:         cameraRegistry,
+		Pullers:         manager,
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -135,8 +144,15 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	g.Go(func() error {
 		// Index ↔ store reconciliation runs beside recording and uploads; a
 		// failure is reported, never fatal.
-		ids := make([]string, 0, len(cfg.Cameras))
-		for _, c := range cfg.Cameras {
+		// Every camera with an index row, registered or not (footage of a
+		// removed camera is kept).
+		all, err := db.Cameras(gctx)
+		if err != nil {
+			logger.Error("reconcile failed", "err", err)
+			return nil
+		}
+		ids := make([]string, 0, len(all))
+		for _, c := range all {
 			ids = append(ids, c.ID)
 		}
 		if _, err := reconcile.Run(gctx, reconcile.Config{Index: db, Store: store, Spool: spoolDir, Cameras: ids,
@@ -182,13 +198,4 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 	}
 	logger.Info("object store", "backend", "s3", "endpoint", c.Endpoint, "bucket", c.Bucket)
 	return st, nil
-}
-
-// townshipOf maps a camera ID to its configured township (the metrics label).
-func townshipOf(cfg config.Config) func(string) string {
-	m := make(map[string]string, len(cfg.Cameras))
-	for _, c := range cfg.Cameras {
-		m[c.ID] = c.Township
-	}
-	return func(id string) string { return m[id] }
 }

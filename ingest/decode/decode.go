@@ -152,6 +152,36 @@ func (d *Decoder) Feed(au [][]byte) (bool, error) {
 	return f != nil, err
 }
 
+// DecodeIntra decodes an access unit that is decodable on its own (an IDR
+// or other IRAP keyframe with its parameter sets) and returns its picture
+// at once: after the unit the decoder is drained and reset, so the reorder
+// delay of a stream with B-frames (Decode would return this picture one or
+// two units later) does not apply. It is for keyframes-only decoding; the
+// decoder keeps no reference pictures afterwards, so follow it with
+// another keyframe, not with the frames that depend on this one.
+func (d *Decoder) DecodeIntra(au [][]byte) (*Frame, error) {
+	out, err := d.decode(au, true)
+	if err != nil {
+		if !d.closed {
+			C.avcodec_flush_buffers(d.ctx)
+		}
+		return nil, err
+	}
+	// A NULL packet starts draining: every delayed picture comes out, then
+	// EOF; flushing ends the draining state so new units are accepted.
+	if res := C.avcodec_send_packet(d.ctx, nil); res >= 0 || res == C.xl_averror_eof() {
+		for {
+			f, rerr := d.receive(true)
+			if rerr != nil || f == nil {
+				break
+			}
+			out = f
+		}
+	}
+	C.avcodec_flush_buffers(d.ctx)
+	return out, nil
+}
+
 // discarded stands for a picture that Feed did not copy.
 var discarded = &Frame{}
 

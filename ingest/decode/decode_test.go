@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"xueliang/ingest/decode"
 	"xueliang/ingest/decode/decodetest"
@@ -362,5 +363,48 @@ func TestFeed(t *testing.T) {
 		if !bytes.Equal(packed(f), want[i]) {
 			t.Fatalf("frame %d differs from ffmpeg's", i)
 		}
+	}
+}
+
+// TestDecodeIntra: keyframes alone, from streams with and without
+// B-frames, each give their own picture at once (Decode would hold it
+// back by the reorder delay), identical to ffmpeg's.
+func TestDecodeIntra(t *testing.T) {
+	for _, c := range []clipSpec{
+		{decode.H264, 160, 120, "yuv420p", 2, 75},
+		{decode.H264, 160, 120, "yuv420p", 0, 75},
+		{decode.H265, 160, 120, "yuv420p", 3, 75},
+	} {
+		t.Run(c.String(), func(t *testing.T) {
+			path := genClip(t, c)
+			clip, err := decodetest.ReadTS(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := ffmpegYUV(t, path, c.w, c.h)
+			d, err := decode.New(c.codec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			n := 0
+			for _, au := range clip.AUs {
+				pi := int(au.PTS * 25 / time.Second) // presentation index
+				if pi%25 != 0 {
+					continue // keyint=25: the keyframes
+				}
+				f, err := d.DecodeIntra(au.NALUs)
+				if err != nil || f == nil {
+					t.Fatalf("keyframe %d: %v, %v", pi, f != nil, err)
+				}
+				if !bytes.Equal(packed(f), want[pi]) {
+					t.Fatalf("keyframe %d differs from ffmpeg's frame %d", pi, pi)
+				}
+				n++
+			}
+			if n != 3 {
+				t.Fatalf("%d keyframes, want 3", n)
+			}
+		})
 	}
 }

@@ -46,8 +46,12 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer d.Close()
-		for range 2 {
-			fr, err := d.Decode(au)
+		for i := range 3 {
+			decodeFn := d.Decode
+			if i == 2 {
+				decodeFn = d.DecodeIntra // drain + reset path (keyframes-only motion)
+			}
+			fr, err := decodeFn(au)
 			if err != nil {
 				continue
 			}

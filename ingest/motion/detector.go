@@ -58,6 +58,15 @@ type Config struct {
 	// Warmup is how long after the first frame (and after a scene change)
 	// the model learns without reporting motion. It defaults to 1 s.
 	Warmup time.Duration
+	// StillAbsorb: a pixel that differs from the background but has kept
+	// its value (within its threshold) from one analysed frame to the next
+	// for this long is taken into the background at once. This removes
+	// ghosts — the background learnt while an object stood where it no
+	// longer is, e.g. at start-up — and objects that stopped, which would
+	// otherwise stay "motion" for about ForegroundTau. Moving objects are
+	// not still on any pixel for long. It defaults to 2 s; negative
+	// disables it.
+	StillAbsorb time.Duration
 }
 
 func (c *Config) fill() error {
@@ -89,6 +98,7 @@ func (c *Config) fill() error {
 	deff(&c.MinArea, 0.002)
 	deff(&c.SceneChange, 0.6)
 	defd(&c.Warmup, time.Second)
+	defd(&c.StillAbsorb, 2*time.Second)
 	var errs []string
 	if c.Width < 8 || c.Height < 8 || c.Width > 1920 || c.Height > 1080 {
 		errs = append(errs, fmt.Sprintf("analysis size %dx%d out of 8x8..1920x1080", c.Width, c.Height))
@@ -151,6 +161,8 @@ type Detector struct {
 	cellPixels []int32
 	cellCount  []int32
 	hist       [511]int32
+	prev       []uint8   // previous analysed frame
+	still      []float32 // seconds a changed pixel has kept its value
 	last       time.Time
 	warmUntil  time.Time
 	next       time.Time
@@ -167,6 +179,7 @@ func NewDetector(cfg Config) (*Detector, error) {
 		cfg: cfg, n: n,
 		bg: make([]float32, n), dev: make([]float32, n),
 		fg: make([]uint8, n), clean: make([]uint8, n),
+		prev: make([]uint8, n), still: make([]float32, n),
 		cellOf:     make([]int32, n),
 		cellPixels: make([]int32, cfg.Cols*cfg.Rows),
 		cellCount:  make([]int32, cfg.Cols*cfg.Rows),
@@ -280,6 +293,8 @@ func (d *Detector) Analyze(t time.Time, gray []byte) Result {
 	if warm {
 		aFG = aBG
 	}
+	absorb := float32(cfg.StillAbsorb.Seconds())
+	step := float32(dt.Seconds())
 	for i, v := range gray {
 		diff := float32(v) - d.bg[i] - offset
 		ad := diff
@@ -289,11 +304,29 @@ func (d *Detector) Analyze(t time.Time, gray []byte) Result {
 		a := aBG
 		if d.fg[i] != 0 {
 			a = aFG
+			if absorb > 0 {
+				// A changed pixel that keeps its value is a ghost or a
+				// stopped object: absorb it after StillAbsorb.
+				th := k * d.dev[i]
+				if th < minDiff {
+					th = minDiff
+				}
+				if pd := float32(v) - float32(d.prev[i]); pd <= th && pd >= -th {
+					d.still[i] += step
+					if d.still[i] >= absorb {
+						a, d.still[i] = 1, 0
+					}
+				} else {
+					d.still[i] = 0
+				}
+			}
 		} else {
 			d.dev[i] += aBG * (ad - d.dev[i])
+			d.still[i] = 0
 		}
 		d.bg[i] += offset + a*diff
 	}
+	copy(d.prev, gray)
 
 	if warm {
 		res.Warmup = true
@@ -353,7 +386,9 @@ func (d *Detector) relearn(t time.Time, gray []byte) {
 	for i, v := range gray {
 		d.bg[i] = float32(v)
 		d.dev[i] = 2
+		d.still[i] = 0
 	}
+	copy(d.prev, gray)
 	d.started = true
 	d.last = t
 	d.warmUntil = t.Add(d.cfg.Warmup)

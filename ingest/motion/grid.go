@@ -191,15 +191,19 @@ func spanCells(i, m, n int) (int, int) {
 // Bounds returns the bounding rectangle of the motion cells in cell
 // coordinates (Max exclusive), or the empty rectangle.
 func (g Grid) Bounds() image.Rectangle {
-	var b image.Rectangle
-	for r := 0; r < g.rows; r++ {
-		for c := 0; c < g.cols; c++ {
-			if g.Get(c, r) {
-				b = b.Union(image.Rect(c, r, c+1, r+1))
-			}
+	x0, y0, x1, y1 := g.cols, g.rows, -1, -1
+	for wi, w := range g.w {
+		for w != 0 {
+			i := wi*64 + bits.TrailingZeros64(w)
+			w &= w - 1
+			c, r := i%g.cols, i/g.cols
+			x0, y0, x1, y1 = min(x0, c), min(y0, r), max(x1, c), max(y1, r)
 		}
 	}
-	return b
+	if x1 < 0 {
+		return image.Rectangle{}
+	}
+	return image.Rect(x0, y0, x1+1, y1+1)
 }
 
 // String draws the grid, one line per row, '#' for motion.

@@ -5,6 +5,8 @@
 // an unknown camera or a window without footage, 500 for everything else.
 // Errors are JSON: {"error": "message"}. POST /api/v1/probe (probe.go) adds
 // 422 with a machine-readable "code" when the camera cannot be probed.
+// guard (auth.go) adds 401 (no valid bearer token), 403 (role or township)
+// and 503 (the audit entry could not be written) to every route but /healthz.
 package api
 
 import (
@@ -30,6 +32,9 @@ type Index interface {
 	Cameras(ctx context.Context) ([]index.Camera, error)
 	Camera(ctx context.Context, id string) (index.Camera, error)
 	Timeline(ctx context.Context, camera string, from, to time.Time, gapTolerance time.Duration) ([]index.Span, []index.Gap, error)
+	// CameraEvents lists the events cameras reported (ONVIF metadata)
+	// overlapping [from, to) (events.go).
+	CameraEvents(ctx context.Context, camera string, from, to time.Time) ([]index.CameraEvent, error)
 }
 
 // Replayer builds replay MP4s.
@@ -67,6 +72,16 @@ type Server struct {
 	// Prober serves POST /api/v1/probe (typically LimitProbes of
 	// ProberFunc(probe.Probe)); nil answers 501.
 	Prober Prober
+	// Cameras is the camera registry (registry.go); nil serves a read-only
+	// camera list from Index and 501 for registry writes.
+	Cameras CameraRegistry
+	// Pullers reports which cameras are online (the ingest manager); nil
+	// means none is.
+	Pullers PullerStatus
+	// Auth authenticates and authorizes every request and keeps the audit
+	// log (auth.go). Nil lets every request through with no principal: for
+	// handler unit tests only; the server always sets it.
+	Auth Auth
 
 	initOnce sync.Once
 	m        *apiMetrics
@@ -148,24 +163,6 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-type cameraJSON struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-}
-
-func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
-	cams, err := s.Index.Cameras(r.Context())
-	if err != nil {
-		s.internal(w, r, "list cameras", err)
-		return
-	}
-	out := make([]cameraJSON, 0, len(cams))
-	for _, c := range cams {
-		out = append(out, cameraJSON{ID: c.ID, Name: c.Name})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"cameras": out})
-}
-
 type intervalJSON struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
@@ -177,6 +174,12 @@ type timelineJSON struct {
 	To     time.Time      `json:"to"`
 	Spans  []intervalJSON `json:"spans"`
 	Gaps   []intervalJSON `json:"gaps"`
+	// Events are camera-side events (events.go).
+	Events []cameraEventJSON `json:"events"`
+	// Motion are detected motion intervals and MotionActivity the seconds
+	// with motion per minute, for heat bars (motion.go).
+	Motion         []motionIntervalJSON `json:"motion"`
+	MotionActivity []motionMinuteJSON   `json:"motion_activity"`
 }
 
 func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
@@ -215,6 +218,14 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, g := range gaps {
 		out.Gaps = append(out.Gaps, intervalJSON{g.Start.UTC(), g.End.UTC()})
+	}
+	if out.Events, err = s.cameraEvents(r.Context(), id, from, to); err != nil {
+		s.internal(w, r, "camera events", err)
+		return
+	}
+	if out.Motion, out.MotionActivity, err = s.timelineMotion(r.Context(), id, from, to); err != nil {
+		s.internal(w, r, "motion", err)
+		return
 	}
 	writeJSON(w, http.StatusOK, out)
 }

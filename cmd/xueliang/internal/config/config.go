@@ -40,6 +40,9 @@ type Config struct {
 	Storage   Storage   `yaml:"storage"`
 	Upload    Upload    `yaml:"upload"`
 	Replay    Replay    `yaml:"replay"`
+	Motion    Motion    `yaml:"motion"`
+	Secrets   Secrets   `yaml:"secrets"`
+	Auth      Auth      `yaml:"auth"`
 	Cameras   []Camera  `yaml:"cameras"`
 }
 
@@ -118,6 +121,86 @@ type Replay struct {
 	MaxWindow time.Duration `yaml:"max_window"`
 }
 
+// Secrets configures the key that seals camera credentials at rest.
+type Secrets struct {
+	// KeyFile holds the AES-256 key: 32 raw bytes, 64 hex digits or base64
+	// of 32 bytes; mode 0600. When empty, the key comes from the
+	// environment variable XUELIANG_CREDENTIAL_KEY, or else from
+	// <data_dir>/secret.key, generated (0600) on first start.
+	KeyFile string `yaml:"key_file"`
+}
+
+// DefaultKeyFile is where the generated credential key lives.
+func (c *Config) DefaultKeyFile() string { return filepath.Join(c.DataDir, "secret.key") }
+
+// Motion configures motion analysis (cameras with motion: true;
+// docs/motion.md). Cameras with a sub_url are analysed on the sub stream at
+// FPS frames per second, the others on the main stream's keyframes.
+type Motion struct {
+	// FPS is the sub-stream analysis rate. It defaults to 5.
+	FPS int `yaml:"fps"`
+	// Cols × Rows is the motion grid. They default to 32×18.
+	Cols int `yaml:"cols"`
+	Rows int `yaml:"rows"`
+	// PrePad and PostPad extend every motion interval; they default to 1s
+	// and 2s.
+	PrePad  time.Duration `yaml:"pre_pad"`
+	PostPad time.Duration `yaml:"post_pad"`
+	// MinDuration is the shortest interval kept (unpadded). It defaults to 0.
+	MinDuration time.Duration `yaml:"min_duration"`
+	// QueueSize bounds the access units waiting for analysis per camera;
+	// beyond it they are dropped and counted. It defaults to 50.
+	QueueSize int `yaml:"queue_size"`
+}
+
+// Auth configures authentication (docs/operations.md, "Users, roles and
+// the audit log").
+type Auth struct {
+	// BootstrapToken authenticates as an admin named "bootstrap", so that
+	// a fresh install can create the first users. Set it inline, from
+	// BootstrapTokenFile, or with the environment variable
+	// XUELIANG_BOOTSTRAP_TOKEN (which wins). At least 16 characters.
+	// Empty (the default) disables it.
+	BootstrapToken     string `yaml:"bootstrap_token"`
+	BootstrapTokenFile string `yaml:"bootstrap_token_file"`
+	// SessionTTL is the lifetime of a login session. It defaults to 12h.
+	SessionTTL time.Duration `yaml:"session_ttl"`
+	// MetricsToken (or MetricsTokenFile) lets Prometheus scrape /metrics
+	// with "Authorization: Bearer <token>" without a user; admins can
+	// always scrape. Empty (the default): admins only.
+	MetricsToken     string `yaml:"metrics_token"`
+	MetricsTokenFile string `yaml:"metrics_token_file"`
+}
+
+// BootstrapTokenEnv sets auth.bootstrap_token.
+const BootstrapTokenEnv = "XUELIANG_BOOTSTRAP_TOKEN"
+
+// MinTokenLen is the shortest bootstrap or metrics token accepted.
+const MinTokenLen = 16
+
+// AuthTokens returns the bootstrap and metrics tokens, reading the token
+// files when those are configured.
+func (c *Config) AuthTokens() (bootstrap, metrics string, err error) {
+	read := func(field, val, file string) (string, error) {
+		if file != "" {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return "", fmt.Errorf("read %s: %w", field, err)
+			}
+			val = strings.TrimSpace(string(b))
+		}
+		if val != "" && len(val) < MinTokenLen {
+			return "", fmt.Errorf("%s: want at least %d characters", field, MinTokenLen)
+		}
+		return val, nil
+	}
+	if bootstrap, err = read("auth.bootstrap_token", c.Auth.BootstrapToken, c.Auth.BootstrapTokenFile); err != nil {
+		return "", "", err
+	}
+	metrics, err = read("auth.metrics_token", c.Auth.MetricsToken, c.Auth.MetricsTokenFile)
+	return bootstrap, metrics, err
+}
+
 // Camera is one camera declared in the file.
 type Camera struct {
 	// ID identifies the camera in the API, object keys and metrics.
@@ -132,6 +215,10 @@ type Camera struct {
 	Transport string `yaml:"transport"`
 	// Disabled cameras are known but not recorded.
 	Disabled bool `yaml:"disabled"`
+	// SubURL is the optional sub stream (rtsp://…), used for motion analysis.
+	SubURL string `yaml:"sub_url"`
+	// Motion enables motion analysis for this camera (see Motion).
+	Motion bool `yaml:"motion"`
 }
 
 // Default returns the configuration used for every field the file omits.
@@ -149,6 +236,8 @@ func Default() Config {
 		},
 		Upload: Upload{Workers: 2, MaxBackoff: 30 * time.Second},
 		Replay: Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
+		Auth:   Auth{SessionTTL: 12 * time.Hour},
+		Motion: Motion{FPS: 5, Cols: 32, Rows: 18, PrePad: time.Second, PostPad: 2 * time.Second, QueueSize: 50},
 	}
 }
 
@@ -301,6 +390,19 @@ func (c *Config) Validate() error {
 	if c.Storage.SpoolMaxBytes < 0 {
 		bad("storage.spool_max_bytes", "must not be negative")
 	}
+	if a := c.Auth; a.BootstrapToken != "" && a.BootstrapTokenFile != "" {
+		bad("auth.bootstrap_token", "set at most one of bootstrap_token and bootstrap_token_file")
+	} else if a.BootstrapToken != "" && len(a.BootstrapToken) < MinTokenLen {
+		bad("auth.bootstrap_token", "want at least %d characters", MinTokenLen)
+	}
+	if a := c.Auth; a.MetricsToken != "" && a.MetricsTokenFile != "" {
+		bad("auth.metrics_token", "set at most one of metrics_token and metrics_token_file")
+	} else if a.MetricsToken != "" && len(a.MetricsToken) < MinTokenLen {
+		bad("auth.metrics_token", "want at least %d characters", MinTokenLen)
+	}
+	if c.Auth.SessionTTL < time.Minute || c.Auth.SessionTTL > 31*24*time.Hour {
+		bad("auth.session_ttl", "want 1m..744h, got %s", c.Auth.SessionTTL)
+	}
 	if s3 := c.Storage.S3; s3.Endpoint != "" {
 		if _, _, err := net.SplitHostPort(s3.Endpoint); err != nil {
 			bad("storage.s3.endpoint", "want host:port, got %q", s3.Endpoint)
@@ -311,6 +413,28 @@ func (c *Config) Validate() error {
 		if (s3.SecretKey == "") == (s3.SecretKeyFile == "") {
 			bad("storage.s3.secret_key", "set exactly one of secret_key and secret_key_file")
 		}
+	}
+	if kf := c.Secrets.KeyFile; kf != "" {
+		if fi, err := os.Stat(kf); err != nil {
+			bad("secrets.key_file", "%v", err)
+		} else if fi.Mode().Perm()&0o077 != 0 {
+			bad("secrets.key_file", "mode %#o lets others read it; chmod 600 %s", fi.Mode().Perm(), kf)
+		}
+	}
+	if m := c.Motion; m.FPS < 1 || m.FPS > 25 {
+		bad("motion.fps", "want 1..25, got %d", m.FPS)
+	}
+	if m := c.Motion; m.Cols < 4 || m.Cols > 160 || m.Rows < 3 || m.Rows > 90 || 160%m.Cols != 0 || 90%m.Rows != 0 {
+		bad("motion.cols", "want cols dividing 160 (4..160) and rows dividing 90 (3..90), got %dx%d", m.Cols, m.Rows)
+	}
+	if m := c.Motion; m.PrePad < 0 || m.PrePad > time.Minute || m.PostPad < 0 || m.PostPad > time.Minute {
+		bad("motion.pre_pad", "want pre_pad and post_pad in 0..1m, got %s and %s", m.PrePad, m.PostPad)
+	}
+	if m := c.Motion; m.MinDuration < 0 || m.MinDuration > time.Hour {
+		bad("motion.min_duration", "want 0..1h, got %s", m.MinDuration)
+	}
+	if m := c.Motion; m.QueueSize < 1 || m.QueueSize > 10000 {
+		bad("motion.queue_size", "want 1..10000, got %d", m.QueueSize)
 	}
 	seen := map[string]bool{}
 	for i, cam := range c.Cameras {
@@ -327,6 +451,11 @@ func (c *Config) Validate() error {
 		if cam.Transport != "" && !validTransport(cam.Transport) {
 			bad(field+".transport", "want tcp or udp, got %q", cam.Transport)
 		}
+		if cam.SubURL != "" {
+			if u, err := url.Parse(cam.SubURL); err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
+				bad(field+".sub_url", "want rtsp://host[:port]/path or rtsps://…")
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -339,7 +468,9 @@ const EnvPrefix = "XUELIANG_"
 // applyEnv sets every scalar field named by an XUELIANG_<YAML_PATH> variable,
 // e.g. XUELIANG_LISTEN or XUELIANG_RECORDING_SEGMENT_DURATION. Lists (cameras)
 // are file-only. An unknown XUELIANG_ variable is ignored (other tools share
-// the prefix, e.g. XUELIANG_BOOTSTRAP_TOKEN).
+// the prefix, e.g. XUELIANG_CREDENTIAL_KEY). XUELIANG_BOOTSTRAP_TOKEN is
+// the one alias: it sets auth.bootstrap_token (and overrides a
+// bootstrap_token_file).
 func applyEnv(cfg *Config, env []string) error {
 	vars := map[string]string{}
 	for _, kv := range env {
@@ -361,6 +492,9 @@ func applyEnv(cfg *Config, env []string) error {
 			errs = append(errs, fmt.Errorf("env %s: %w", name, err))
 		}
 	})
+	if v, ok := vars[BootstrapTokenEnv]; ok && v != "" {
+		cfg.Auth.BootstrapToken, cfg.Auth.BootstrapTokenFile = v, ""
+	}
 	return errors.Join(errs...)
 }
 

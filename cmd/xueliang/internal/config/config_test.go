@@ -67,7 +67,7 @@ func TestEnvOverrides(t *testing.T) {
 		"XUELIANG_LISTEN=127.0.0.1:9999",
 		"XUELIANG_RECORDING_SEGMENT_DURATION=30s",
 		"XUELIANG_UPLOAD_WORKERS=4",
-		"XUELIANG_BOOTSTRAP_TOKEN=ignored",
+		"XUELIANG_BOOTSTRAP_TOKEN=0123456789abcdef-boot",
 		"PATH=/bin",
 	})
 	if err != nil {
@@ -75,6 +75,12 @@ func TestEnvOverrides(t *testing.T) {
 	}
 	if cfg.Listen != "127.0.0.1:9999" || cfg.Recording.SegmentDuration != 30*time.Second || cfg.Upload.Workers != 4 {
 		t.Fatalf("env not applied: %+v", cfg)
+	}
+	if cfg.Auth.BootstrapToken != "0123456789abcdef-boot" {
+		t.Fatalf("XUELIANG_BOOTSTRAP_TOKEN not applied: %q", cfg.Auth.BootstrapToken)
+	}
+	if _, err := Parse(nil, []string{"XUELIANG_BOOTSTRAP_TOKEN=short"}); err == nil || !strings.Contains(err.Error(), "auth.bootstrap_token") {
+		t.Fatalf("want a short bootstrap token rejected, got %v", err)
 	}
 	if _, err := Parse(nil, []string{"XUELIANG_UPLOAD_WORKERS=many"}); err == nil || !strings.Contains(err.Error(), "XUELIANG_UPLOAD_WORKERS") {
 		t.Fatalf("want env error naming the variable, got %v", err)

@@ -2,8 +2,8 @@
 // GB/T 28181 device IDs (parsing, county validation, allocation of the next
 // free ID) and the sealing of camera credentials at rest (AES-256-GCM).
 //
-// Nothing here touches a database or the network; the registry's storage
-// comes later and builds on these types.
+// Nothing here touches a database or the network (key.go reads and may
+// create the key file); the registry service is package cameras.
 package registry
 
 import (

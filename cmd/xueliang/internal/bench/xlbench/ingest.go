@@ -90,6 +90,8 @@ data_dir: %s
 log_level: warn
 recording:
   segment_duration: 30s
+auth:
+  metrics_token: `+scrapeToken+`
 storage:
   s3:
     endpoint: %s

@@ -34,6 +34,7 @@ type results struct {
 	Knee      string         `json:"capacity_knee,omitempty"`
 	Replay    *replayResult  `json:"replay,omitempty"`
 	Index     *indexResult   `json:"index,omitempty"`
+	Motion    *motionResult  `json:"motion,omitempty"`
 	Micro     string         `json:"micro_benchmarks,omitempty"`
 	Errors    []string       `json:"errors,omitempty"`
 	WallClock float64        `json:"wall_seconds"`
@@ -93,7 +94,7 @@ func main() {
 	md := flag.String("md", "BENCHMARKS.md", "Markdown output")
 	notes := flag.String("notes", "bench/notes.md", "hand-written analysis appended to the Markdown")
 	micro := flag.String("micro", "", "file with `go test -bench` output to include")
-	only := flag.String("only", "ingest,capacity,replay,index", "parts to run")
+	only := flag.String("only", "ingest,capacity,replay,index,motion", "parts to run")
 	cams := flag.Int("cameras", 0, "cameras of the ingest run (default 100, quick 20)")
 	dur := flag.Duration("duration", 0, "measured time of the ingest run (default 90s, quick 30s)")
 	idxCamsFlag := flag.Int("index-cameras", 0, "cameras in the index benchmark (default 1000, quick 50)")
@@ -217,6 +218,14 @@ func main() {
 			fail("index", err)
 		} else {
 			res.Index = &r
+		}
+	}
+	if want("motion") {
+		r, err := runMotion(dir, clips, script, *quick)
+		if err != nil {
+			fail("motion", err)
+		} else {
+			res.Motion = &r
 		}
 	}
 	if *micro != "" {

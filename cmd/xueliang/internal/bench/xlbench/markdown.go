@@ -68,6 +68,9 @@ func markdown(r results, notes string) string {
 		p("| figure | value |\n|---|---|\n| API insert | %.0f segments/s (%.0f fragments/s) |\n| bulk load (LoadSegments) | %.0f rows/s |\n| timeline, 1 camera × %d days (%.0f spans), p50 | %.2f ms |\n| same, p99 (goal ≤ 20 ms) | %.2f ms — %s |\n\n",
 			x.APISegmentsPerSec, x.APIFragmentsPerSec, x.BulkRowsPerSec, x.Days, x.SpansPerQuery, x.TimelineP50ms, x.TimelineP99ms, verdict(x.TimelineP99ms <= 20))
 	}
+	if x := r.Motion; x != nil {
+		p("%s", motionMarkdown(x))
+	}
 	if r.Micro != "" {
 		p("## Micro-benchmarks (per-packet path)\n\n```\n%s```\n\n", r.Micro)
 	}

@@ -206,9 +206,18 @@ func waitHTTP(url string, within time.Duration) error {
 	}
 }
 
+// scrapeToken is the server's auth.metrics_token (every endpoint but
+// /healthz needs a token).
+const scrapeToken = "xlbench-scrape-token"
+
 // scrape returns the sum over all series of each metric family in /metrics.
 func scrape(base string) (map[string]float64, error) {
-	resp, err := http.Get(base + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+scrapeToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,159 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
+
+	"xueliang/ingest/decode"
+)
+
+// runSubStream reads the camera's sub stream for motion analysis until ctx
+// ends: video only, every access unit offered to w (which drops when its
+// queue is full), reconnecting with the puller's backoff. It records
+// nothing and never touches the main stream's session.
+func (p *Puller) runSubStream(ctx context.Context, w *motionWorker) {
+	log := p.log.With("stream", "sub")
+	backoff := p.opts.BackoffMin
+	for {
+		started := time.Now()
+		err := p.subSession(ctx, w)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) >= p.opts.BackoffResetAfter {
+			backoff = p.opts.BackoffMin
+		}
+		wait := time.Duration(float64(backoff) * (0.5 + 0.5*p.opts.Jitter()))
+		log.Warn("sub stream ended, reconnecting", "error", redactErr(err, p.cfg.SubURL), "wait", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, p.opts.BackoffMax)
+	}
+}
+
+// subSession runs one sub-stream session. Wall-clock time is anchored like
+// the main stream's: at the first access unit, from the RTCP sender report
+// when known, otherwise the receive time, then following the RTP clock.
+func (p *Puller) subSession(ctx context.Context, w *motionWorker) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	u, err := base.ParseURL(p.cfg.SubURL)
+	if err != nil {
+		return fmt.Errorf("parse sub url: %w", err)
+	}
+	tr := gortsplib.TransportTCP
+	if p.transport() == "udp" {
+		tr = gortsplib.TransportUDP
+	}
+	c := &gortsplib.Client{
+		Scheme:      u.Scheme,
+		Host:        u.Host,
+		Transport:   &tr,
+		ReadTimeout: p.opts.ReadTimeout,
+		DialContext: (&net.Dialer{}).DialContext,
+	}
+	if err := c.Start2(); err != nil {
+		return fmt.Errorf("start client: %w", err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, c.Close)
+	defer stop()
+
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		return fmt.Errorf("describe: %w", err)
+	}
+	var medi *description.Media
+	var forma format.Format
+	for _, m := range desc.Medias {
+		for _, f := range m.Formats {
+			switch f.(type) {
+			case *format.H264, *format.H265:
+				if medi == nil {
+					medi, forma = m, f
+				}
+			}
+		}
+	}
+	if medi == nil {
+		return errors.New("no H264 or H265 video track")
+	}
+	vt := &videoTrack{}
+	codec := decode.H264
+	switch f := forma.(type) {
+	case *format.H264:
+		vt.dec264, err = newH264Depacketizer(f)
+		vt.sps, vt.pps = f.SafeParams()
+	case *format.H265:
+		vt.isH265, codec = true, decode.H265
+		vt.dec265, err = newH265Depacketizer(f)
+		vt.vps, vt.sps, vt.pps = f.SafeParams()
+	}
+	if err != nil {
+		return fmt.Errorf("create video decoder: %w", err)
+	}
+	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
+		return fmt.Errorf("setup video: %w", err)
+	}
+
+	var (
+		mu        sync.Mutex
+		anchored  bool
+		anchor    time.Time
+		anchorPTS int64
+	)
+	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
+		mu.Lock()
+		defer mu.Unlock()
+		pts, ok := c.PacketPTS2(medi, pkt)
+		if !ok {
+			return
+		}
+		au, err := vt.decode(pkt)
+		if err != nil || au == nil {
+			return
+		}
+		au, key := vt.prepare(au)
+		if !anchored {
+			if !key {
+				return // the decoder needs a keyframe first anyway
+			}
+			anchor = p.opts.Now()
+			if ntp, ok := c.PacketNTP(medi, pkt); ok {
+				anchor = ntp
+			}
+			anchorPTS, anchored = pts, true
+		}
+		w.offer(anchor.Add(ticksToWall(pts-anchorPTS)), codec, au)
+	})
+	if _, err := c.Play(nil); err != nil {
+		return fmt.Errorf("play: %w", err)
+	}
+	p.log.Info("sub stream started", "url", redactURL(p.cfg.SubURL))
+	err = c.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("stream: %w", err)
+}
+
+// ticksToWall converts 90 kHz ticks to a duration without overflowing.
+func ticksToWall(t int64) time.Duration {
+	return time.Duration(t/90000)*time.Second + time.Duration(t%90000)*time.Second/90000
+}
