@@ -202,7 +202,10 @@ var coreMigrations = []migration{
 // 73 min. A bucket of one-minute segments is ≈73 rows to recompute on a
 // change; a 30-day timeline reads ≈720 buckets' intervals instead of
 // 43,200 segment rows. The arithmetic shift floors, also before 1970.
-const coverageShift = "42"
+const (
+	coverageShift     = "42"
+	coverageShiftBits = 42 // the same, for Go
+)
 
 // coverageMerge returns a SELECT of (group..., start_ns, end_ns): the
 // segments matching where, merged per group when sorted by start_ns a
