@@ -428,17 +428,19 @@ func (v *videoTrack) extractDTS(au [][]byte, pts int64, key bool) (int64, bool, 
 	return dts, err == nil, err
 }
 
-// session runs one RTSP session until it fails or ctx is cancelled.
-func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, error) {
-	u, err := base.ParseURL(p.cfg.URL)
+// dial starts an RTSP client for rawURL with the camera's transport and
+// read timeout. The client is closed when ctx is cancelled (gortsplib calls
+// are not context-aware) or by closeFn, which the caller defers.
+func (p *Puller) dial(ctx context.Context, rawURL string) (c *gortsplib.Client, u *base.URL, closeFn func(), err error) {
+	u, err = base.ParseURL(rawURL)
 	if err != nil {
-		return ErrClassConnect, fmt.Errorf("parse url: %w", err)
+		return nil, nil, nil, fmt.Errorf("parse url: %w", err)
 	}
 	tr := gortsplib.TransportTCP
 	if p.transport() == "udp" {
 		tr = gortsplib.TransportUDP
 	}
-	c := &gortsplib.Client{
+	c = &gortsplib.Client{
 		Scheme:      u.Scheme,
 		Host:        u.Host,
 		Transport:   &tr,
@@ -446,13 +448,19 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 		DialContext: (&net.Dialer{}).DialContext,
 	}
 	if err := c.Start2(); err != nil {
-		return ErrClassConnect, fmt.Errorf("start client: %w", err)
+		return nil, nil, nil, fmt.Errorf("start client: %w", err)
 	}
-	defer c.Close()
-	// Close the client when ctx is cancelled: gortsplib calls are not
-	// context-aware.
 	stop := context.AfterFunc(ctx, c.Close)
-	defer stop()
+	return c, u, func() { stop(); c.Close() }, nil
+}
+
+// session runs one RTSP session until it fails or ctx is cancelled.
+func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, error) {
+	c, u, closeClient, err := p.dial(ctx, p.cfg.URL)
+	if err != nil {
+		return ErrClassConnect, err
+	}
+	defer closeClient()
 
 	desc, _, err := c.Describe(u)
 	if err != nil {

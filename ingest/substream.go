@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4"
-	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
@@ -53,27 +50,11 @@ func (p *Puller) subSession(ctx context.Context, w *motionWorker) (err error) {
 			err = fmt.Errorf("panic: %v", r)
 		}
 	}()
-	u, err := base.ParseURL(p.cfg.SubURL)
+	c, u, closeClient, err := p.dial(ctx, p.cfg.SubURL)
 	if err != nil {
-		return fmt.Errorf("parse sub url: %w", err)
+		return fmt.Errorf("sub stream: %w", err)
 	}
-	tr := gortsplib.TransportTCP
-	if p.transport() == "udp" {
-		tr = gortsplib.TransportUDP
-	}
-	c := &gortsplib.Client{
-		Scheme:      u.Scheme,
-		Host:        u.Host,
-		Transport:   &tr,
-		ReadTimeout: p.opts.ReadTimeout,
-		DialContext: (&net.Dialer{}).DialContext,
-	}
-	if err := c.Start2(); err != nil {
-		return fmt.Errorf("start client: %w", err)
-	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, c.Close)
-	defer stop()
+	defer closeClient()
 
 	desc, _, err := c.Describe(u)
 	if err != nil {

@@ -108,32 +108,10 @@ func (d *H264) decodeNALUs(pkt *rtp.Packet) error {
 			return ErrMorePacketsNeeded
 		}
 
-		if a.fragSize == 0 {
-			if !d.firstPacketReceived {
-				return ErrNonStartingPacketAndNoPrevious
-			}
-			return errFUANonStarting
+		if err := a.continueFU(pkt, 2, &d.fragmentNextSeqNum, d.firstPacketReceived,
+			h264.MaxAccessUnitSize, errFUANonStarting); err != nil {
+			return err
 		}
-
-		if pkt.SequenceNumber != d.fragmentNextSeqNum {
-			a.resetFragments()
-			return errPacketMissing
-		}
-
-		size := a.fragSize + len(p) - 2
-		if size > h264.MaxAccessUnitSize {
-			a.resetFragments()
-			return errNALUTooBig(size, h264.MaxAccessUnitSize)
-		}
-		a.fragSize = size
-		a.buf = append(a.buf, p[2:]...)
-		d.fragmentNextSeqNum++
-
-		if end != 1 {
-			return ErrMorePacketsNeeded
-		}
-		a.addSpan(a.frameEnd, len(a.buf))
-		a.fragSize = 0
 
 	case h264.NALUTypeSTAPA:
 		a.resetFragments()

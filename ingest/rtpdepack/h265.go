@@ -107,32 +107,10 @@ func (d *H265) decodeNALUs(pkt *rtp.Packet) error {
 			return ErrMorePacketsNeeded
 		}
 
-		if a.fragSize == 0 {
-			if !d.firstPacketReceived {
-				return ErrNonStartingPacketAndNoPrevious
-			}
-			return errFUNonStarting
+		if err := a.continueFU(pkt, 3, &d.fragmentNextSeqNum, d.firstPacketReceived,
+			h265.MaxAccessUnitSize, errFUNonStarting); err != nil {
+			return err
 		}
-
-		if pkt.SequenceNumber != d.fragmentNextSeqNum {
-			a.resetFragments()
-			return errPacketMissing
-		}
-
-		size := a.fragSize + len(p) - 3
-		if size > h265.MaxAccessUnitSize {
-			a.resetFragments()
-			return errNALUTooBig(size, h265.MaxAccessUnitSize)
-		}
-		a.fragSize = size
-		a.buf = append(a.buf, p[3:]...)
-		d.fragmentNextSeqNum++
-
-		if end != 1 {
-			return ErrMorePacketsNeeded
-		}
-		a.addSpan(a.frameEnd, len(a.buf))
-		a.fragSize = 0
 
 	case h265.NALUType_PACI:
 		a.resetFragments()

@@ -51,6 +51,8 @@ package rtpdepack
 import (
 	"errors"
 	"fmt"
+
+	"github.com/pion/rtp"
 )
 
 // Outcomes that are not failures, as in gortsplib.
@@ -232,4 +234,41 @@ func (a *assembler) output(from, to int) [][]byte {
 // addSpan records buf[off:end] as one of the packet's NAL units.
 func (a *assembler) addSpan(off, end int) {
 	a.spans = append(a.spans, span{off, end})
+}
+
+// continueFU appends the next fragment of the NAL unit being reassembled
+// (H.264 FU-A, H.265 FU): the payload after its hdr header bytes, the last
+// of which is the FU header with the end bit. nextSeq is the sequence
+// number the fragment must have (advanced on success); firstReceived tells
+// a stream joined mid-unit (ErrNonStartingPacketAndNoPrevious) from a lost
+// start (errNonStarting). It returns nil when the NAL unit is complete (a
+// pending span), ErrMorePacketsNeeded when more fragments follow, or an
+// error with the unit dropped.
+func (a *assembler) continueFU(pkt *rtp.Packet, hdr int, nextSeq *uint16, firstReceived bool,
+	maxSize int, errNonStarting error) error {
+	p := pkt.Payload
+	if a.fragSize == 0 {
+		if !firstReceived {
+			return ErrNonStartingPacketAndNoPrevious
+		}
+		return errNonStarting
+	}
+	if pkt.SequenceNumber != *nextSeq {
+		a.resetFragments()
+		return errPacketMissing
+	}
+	size := a.fragSize + len(p) - hdr
+	if size > maxSize {
+		a.resetFragments()
+		return errNALUTooBig(size, maxSize)
+	}
+	a.fragSize = size
+	a.buf = append(a.buf, p[hdr:]...)
+	*nextSeq++
+	if (p[hdr-1]>>6)&1 != 1 {
+		return ErrMorePacketsNeeded
+	}
+	a.addSpan(a.frameEnd, len(a.buf))
+	a.fragSize = 0
+	return nil
 }
