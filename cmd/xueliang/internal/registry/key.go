@@ -50,7 +50,7 @@ const (
 // readable by group or others.
 func LoadSealer(keyFile string, lookup func(string) (string, bool), defaultPath string) (*Sealer, KeySource, error) {
 	if keyFile != "" {
-		s, err := sealerFromFile(keyFile)
+		s, err := NewSealerFromFile(keyFile)
 		return s, KeyFromFile, err
 	}
 	if v, ok := lookup(EnvCredentialKey); ok && v != "" {
@@ -62,7 +62,7 @@ func LoadSealer(keyFile string, lookup func(string) (string, bool), defaultPath 
 		return s, KeyFromEnv, err
 	}
 	if _, err := os.Stat(defaultPath); err == nil {
-		s, err := sealerFromFile(defaultPath)
+		s, err := NewSealerFromFile(defaultPath)
 		return s, KeyFromGenerated, err
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, KeyFromGenerated, fmt.Errorf("credential key: %w", err)
@@ -83,25 +83,6 @@ func LoadSealer(keyFile string, lookup func(string) (string, bool), defaultPath 
 	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
 		return nil, KeyGenerated, fmt.Errorf("credential key %s: %w", defaultPath, err)
 	}
-	s, err := sealerFromFile(defaultPath)
+	s, err := NewSealerFromFile(defaultPath)
 	return s, KeyGenerated, err
-}
-
-func sealerFromFile(path string) (*Sealer, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("credential key: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("credential key %s: mode %#o lets others read it; chmod 600", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("credential key: %w", err)
-	}
-	key, err := DecodeKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("credential key %s: %w", path, err)
-	}
-	return NewSealer(key)
 }

@@ -96,8 +96,8 @@ func GenerateKey() (string, error) {
 	return base64.StdEncoding.EncodeToString(key), nil
 }
 
-// NewSealerFromFile reads the key from path (base64, see ParseKey). The
-// file must not be readable by group or others.
+// NewSealerFromFile reads the key from path (32 raw bytes, 64 hex digits or
+// base64, see DecodeKey). The file must not be readable by group or others.
 func NewSealerFromFile(path string) (*Sealer, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -110,7 +110,7 @@ func NewSealerFromFile(path string) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credential key: %w", err)
 	}
-	key, err := ParseKey(string(b))
+	key, err := DecodeKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("credential key %s: %w", path, err)
 	}
