@@ -39,6 +39,8 @@ type DB struct {
 	// single connection: the triggers that keep the coverage table make a
 	// segments statement costly to prepare (≈0.3 ms), so it is done once.
 	stmts map[string]*sql.Stmt
+	// fc merges concurrent AddFragments calls into shared transactions.
+	fc *committer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -85,15 +87,20 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
 	r.SetMaxOpenConns(readerConns)
 	r.SetMaxIdleConns(readerConns)
 	db := &DB{w: w, r: r, log: logger, now: time.Now, stmts: stmts}
+	db.startCommitter()
 	if err := db.Ping(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("open index %s: %w", path, err), db.Close())
 	}
 	return db, nil
 }
 
-// Close closes the database; safe to call twice.
+// Close closes the database; safe to call twice. AddFragments calls still
+// waiting are answered with an error (their rows may or may not be
+// committed); a transaction of the group committer in progress is
+// cancelled rather than waited for.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		db.stopCommitter()
 		var errs []error
 		for _, st := range db.stmts {
 			errs = append(errs, st.Close())

@@ -68,10 +68,27 @@
 // instead of spinning on SQLITE_BUSY; its transactions are BEGIN IMMEDIATE.
 // Reads use a separate pool of query_only connections which, in WAL mode,
 // never block and are never blocked by the writer. All methods are safe for
-// concurrent use. A write transaction is short (AddFragments of one
-// fragment is a few statements), so with synchronous=NORMAL a few thousand
-// fragments per second are absorbed; if that ever is not enough, a batching
-// writer can merge AddFragments calls behind the same API.
+// concurrent use.
+//
+// AddFragments, the most frequent write (every camera, once per GOP), is
+// group-committed (groupcommit.go): a call queues its rows and waits; one
+// goroutine, started by Open and stopped by Close, takes everything queued
+// (in arrival order, up to 512 rows) and writes it in ONE transaction with
+// the prepared statements, each touched segment raised once, then answers
+// every caller. A lone call is committed at once (nothing waits for
+// company); calls arriving while a transaction runs share the next one, so
+// the per-transaction cost (BEGIN, COMMIT, WAL append) is paid once per
+// batch instead of once per camera. If a merged transaction fails, each of
+// its calls is retried in a transaction of its own, so one bad call (a
+// missing segment: ErrNotFound) fails alone, with the error it would have
+// had alone. A call still returns only once its rows are committed, so a
+// caller's later FinishSegment (or any other write, which goes to the same
+// connection) sees them. A call whose ctx ends while waiting returns ctx's
+// error; its rows may or may not be committed (the upsert is idempotent:
+// retrying is safe), and rows of a call abandoned before its batch starts
+// are skipped. Close cancels a merged transaction in progress and answers
+// the waiting calls with an error. The other writes are rare (once per
+// segment or less) and keep their own transactions.
 //
 // Durability: WAL with synchronous=NORMAL: a commit is atomic and survives
 // a process crash; a power loss can lose the last transactions (not

@@ -84,60 +84,39 @@ func (db *DB) CreateSegment(ctx context.Context, seg *Segment) error {
 	return nil
 }
 
-// AddFragments upserts frags by (SegmentID, Seq) in one transaction and
-// raises each touched segment's End to the largest fragment End and its
-// Size to the largest Offset+Size. A missing segment is ErrNotFound and
-// nothing is written.
+// AddFragments upserts frags by (SegmentID, Seq) and raises each touched
+// segment's End to the largest fragment End and its Size to the largest
+// Offset+Size. A missing segment is ErrNotFound and nothing of frags is
+// written. When it returns nil, the rows are committed.
+//
+// Concurrent calls share write transactions (group commit, see the package
+// doc): the call waits until its rows are committed or ctx ends. If ctx
+// ends first, it returns ctx's error and its rows may or may not be
+// committed; as the write is an idempotent upsert, retrying is safe.
 func (db *DB) AddFragments(ctx context.Context, frags []Fragment) error {
 	if len(frags) == 0 {
 		return nil
 	}
-	type bounds struct{ end, size int64 }
-	per := make(map[int64]bounds)
 	for _, f := range frags {
 		if f.Seq < 1 || f.Offset < 0 || f.Size < 0 {
 			return fmt.Errorf("add fragments: segment %d seq %d: invalid fragment", f.SegmentID, f.Seq)
 		}
-		b := per[f.SegmentID]
-		b.end = max(b.end, toNS(f.End))
-		b.size = max(b.size, f.Offset+f.Size)
-		per[f.SegmentID] = b
 	}
-	ids := make([]int64, 0, len(per))
-	for id := range per {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	err := db.withTx(ctx, func(tx *sql.Tx) error {
-		raise, raiseMax := db.txStmt(ctx, tx, raiseSegment), db.txStmt(ctx, tx, raiseMaxSegment)
-		for _, id := range ids {
-			b := per[id]
-			res, err := raise.ExecContext(ctx, b.end, b.end, b.size, b.size, id)
-			if err != nil {
-				return err
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n == 0 {
-				return fmt.Errorf("segment %d: %w", id, ErrNotFound)
-			}
-			if _, err := raiseMax.ExecContext(ctx, id, id, id); err != nil {
-				return err
-			}
-		}
-		stmt := db.txStmt(ctx, tx, upsertFragment)
-		for _, f := range frags {
-			if _, err := stmt.ExecContext(ctx, f.SegmentID, f.Seq, toNS(f.Start), toNS(f.End),
-				f.Offset, f.Size, f.Keyframe); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("add fragments: %w", err)
 	}
-	return nil
+	// A copy: a caller whose ctx ends may reuse frags while its request is
+	// still being written.
+	r := &fragReq{ctx: ctx, frags: slices.Clone(frags), done: make(chan error, 1)}
+	if err := db.fc.enqueue(r); err != nil {
+		return fmt.Errorf("add fragments: %w", err)
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("add fragments: %w", ctx.Err())
+	}
 }
 
 // FinishSegment sets the segment's final End, Size and SHA-256 and moves it

@@ -228,6 +228,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger, ready func(url strin
 		Listen: func(network, address string) (net.Listener, error) {
 			l, err := net.Listen(network, address)
 			ln = l
+			if err == nil && cfg.Loadgen {
+				return batchListener{l}, nil
+			}
 			return l, err
 		},
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -35,6 +36,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	if err != nil {
 		return fmt.Errorf("open index: %w", err)
 	}
+	db.SetCommitWindow(cfg.Index.CommitWindow)
 	defer func() { err = errors.Join(err, db.Close()) }()
 
 	store, err := openStore(ctx, cfg, logger)
@@ -125,6 +127,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	var pprofLn net.Listener
+	if cfg.Debug.PprofListen != "" {
+		if pprofLn, err = net.Listen("tcp", cfg.Debug.PprofListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("debug.pprof_listen: %w", err)
+		}
+	}
 	httpServer := &http.Server{
 		Handler:           apiServer.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -173,6 +182,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		defer cancel()
 		return httpServer.Shutdown(shutdownCtx)
 	})
+	if pprofLn != nil {
+		servePprof(gctx, g, pprofLn, logger)
+	}
 	err = g.Wait()
 	stopUploader()
 	return errors.Join(err, <-upDone)
@@ -198,4 +210,27 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 	}
 	logger.Info("object store", "backend", "s3", "endpoint", c.Endpoint, "bucket", c.Bucket)
 	return st, nil
+}
+
+// servePprof serves net/http/pprof on ln (debug.pprof_listen, a validated
+// loopback address) until ctx ends.
+func servePprof(ctx context.Context, g *errgroup.Group, ln net.Listener, logger *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	logger.Warn("pprof debug endpoint enabled", "listen", ln.Addr().String())
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("pprof http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		return srv.Close()
+	})
 }

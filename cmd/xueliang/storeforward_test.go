@@ -270,7 +270,16 @@ func TestSpoolCapWhileMinIODown(t *testing.T) {
 		"  spool_max_bytes: 4000000\n"+cameraList(rtsp, 2))
 	db := openIndex(t, srv)
 
-	time.Sleep(12 * time.Second)
+	// MinIO goes down once each camera's first segment is stored.
+	waitFor(t, 40*time.Second, "a stored segment of each camera", func() bool {
+		for _, cam := range []string{"cam1", "cam2"} {
+			segs, err := db.SegmentsInRange(context.Background(), cam, time.Unix(0, 0), time.Now())
+			if err != nil || len(segs) == 0 || segs[0].State != index.StateStored {
+				return false
+			}
+		}
+		return true
+	})
 	m.Stop()
 	outage := time.Now()
 	waitFor(t, 60*time.Second, "spool full log line", func() bool {

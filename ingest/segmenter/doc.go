@@ -4,7 +4,7 @@
 //
 // Data flow:
 //
-//	ingest.Puller ──WriteVideo/WriteAudio──▶ Writer ──one write per fragment──▶ spool file
+//	ingest.Puller ──WriteVideo/WriteAudio──▶ Writer ──64 KiB writes, headers last──▶ spool file
 //	                                           │                                 <spool>/<storage.SegmentKey>
 //	                                           │ ops (bounded queue, never blocks media)
 //	                                           ▼
@@ -12,8 +12,10 @@
 //	                                           │                   fsync + close of the spool file
 //	                                           └──▶ OnClosed(seg) (the uploader's Enqueue)
 //
-// File layout: ftyp+moov (mediacommon fmp4.Init) followed by moof+mdat pairs
-// (fmp4.Part), mfhd sequence numbers from 1. Video is track 1 (timescale
+// File layout: ftyp+moov (mediacommon fmp4.Init) followed by fragments,
+// each a free box (the unused part of the header reservation, see below),
+// a moof and an mdat (the moof+mdat bytes are those of fmp4.Part), mfhd
+// sequence numbers from 1. Video is track 1 (timescale
 // 90000), audio track 2 (AAC at its sample rate, or G.711 expanded to 16-bit
 // big-endian LPCM).
 //
@@ -31,27 +33,31 @@
 // the latest presentation time + duration in the fragment. Recovery derives
 // the same values from the file.
 //
-// Durability and fsync: the init and each fragment are appended with one
-// write each. The index worker fsyncs the spool file at most every
-// FsyncInterval (default 10 s) and always before FinishSegment, so a closed
-// segment row always points at durable bytes. A crash loses at most what the
-// kernel had not written back; Recover truncates every "recording" segment to
-// its last complete fragment (the file is the source of truth), re-indexes
-// it and closes it.
+// Durability and fsync: the init is written first; access units are
+// written (in AVCC form, staged in chunks) as they arrive, behind header
+// room reserved at the fragment's offset, and when the fragment ends its
+// audio is written behind the video and the reservation is filled with the
+// free box, the moof and the mdat header (fragment.go). The index worker fsyncs the spool file at
+// most every FsyncInterval (default 10 s) and always before FinishSegment,
+// so a closed segment row always points at durable bytes. A crash loses at
+// most what the kernel had not written back and the fragment in progress,
+// whose header room is still zeros; Recover truncates every "recording"
+// segment to its last complete fragment (the file is the source of truth),
+// re-indexes it and closes it.
 //
-// Fragment buffer and memory (fragment.go, fragbuf_unix.go): each access
-// unit is copied once, in AVCC form, into the camera's fragment buffer as it
-// arrives (the NAL units may alias the depacketiser's buffers); a flush
-// appends the audio samples, writes the moof and mdat headers into headroom
-// kept in front of the media, hashes and writes that one contiguous slice,
-// and reuses the buffer for the next fragment. The bytes are exactly those
-// of mediacommon's fmp4.Part.Marshal. A fragment (about one GOP) must be
-// held whole until its moof can be written in front of it, so a camera's
-// floor is one fragment (≈1 MB for 2 s at 4 Mbit/s), plus a second one for
-// up to a second after a segment cut while the closed segment waits for its
-// late audio. The buffers live outside the Go heap (anonymous mmap on
-// Unix), so they are not doubled by the GC's heap goal; they are freed
-// when the session ends.
+// Memory: nothing of a fragment is held in memory but its sample table and
+// its audio (a few KiB), so a camera does not hold a GOP of media (≈1 MB
+// at 4 Mbit/s) as a buffer; the page cache holds what was written. Access
+// units are put in AVCC form into a 64 KiB staging buffer per recording
+// camera (outside the Go heap, freed when the session ends) and written in
+// chunks of up to that size (stageSize: small writes cost the kernel more
+// per byte).
+//
+// SHA-256: because the headers are written after the media they describe,
+// the file is hashed once when the segment closes, by the index worker (off
+// the media path), reading it back from the page cache; FinishSegment
+// records the hash, and the uploader sends it to the store, which verifies
+// the object against it (storage/spool).
 //
 // Index back-pressure: index calls run on the worker goroutine. When the
 // queue holds IndexQueueSize fragment batches, further batches are dropped
@@ -64,9 +70,12 @@
 //
 // Spool cap (Config.Quota, nil = unlimited; *spool.Quota shared by every
 // camera): footage already received is never deleted to make room; when
-// the spool is full, new footage is refused. The init and every fragment
-// are reserved before they are appended. When a reservation is refused the
-// fragment being flushed is refused, the segment in progress ends at its
+// the spool is full, new footage is refused. The init and every access
+// unit are reserved before they are written (a fragment's header room with
+// its first sample; its audio is admitted with its video, so a fragment
+// whose video was admitted is never refused). When a reservation is refused
+// the fragment in progress is refused and cut off the file, the segment in
+// progress ends at its
 // last written fragment and is closed as usual (FinishSegment, OnClosed:
 // it is uploaded), and the writer pauses: every access unit is refused and
 // counted (Stats.RefusedFrames/RefusedAudio/RefusedBytes) until the quota

@@ -1,17 +1,25 @@
 package segmenter
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"os"
+)
 
-// This file builds a fragment (moof+mdat) in place, byte for byte what
-// mediacommon's fmp4.Part.Marshal writes (fragment_test.go checks it),
-// without its per-fragment costs: Part.Marshal copies every sample into a
-// freshly allocated mdat, which it then copies into a growing buffer
-// (≈1 MB per 2 s GOP at 4 Mbit/s: most of the segmenter's CPU was memclr and
-// memmove). Here each access unit is copied once, in AVCC form, into the
-// camera's fragment buffer as it arrives; the buffer keeps headroom in front
-// of the media for the moof and mdat headers, so a flush appends the audio,
-// writes the headers into the headroom and hands one contiguous slice to a
-// single write. The buffer is reused for the next fragment.
+// This file lays out a fragment in the spool file as it is recorded. A
+// fragment's moof (sample sizes, durations, flags) precedes its mdat but is
+// known only when the fragment ends, so the writer reserves head bytes at
+// the fragment's offset, writes each access unit (in AVCC form) into the
+// file behind the reservation as it arrives, and at the end fills the
+// reservation with a free box, the moof and the mdat header:
+//
+//	off                            off+head
+//	│ free (head-hdr) │ moof │ mdat hdr │ video AUs … │ audio … │
+//	                  └──── hdr ───────┘
+//
+// moof+mdat are byte for byte what mediacommon's fmp4.Part.Marshal writes
+// (fragment_test.go checks it); the free box in front is what a reader
+// skips. Nothing of a fragment is held in memory but its sample table: a
+// camera's memory no longer includes a GOP of media (≈1 MB at 4 Mbit/s).
 
 // Box flags (ISO/IEC 14496-12), as mediacommon sets them.
 const (
@@ -24,69 +32,59 @@ const (
 	tfhdDefaultBaseIsMoof = 0x020000
 )
 
-// defaultHeadroom is the room kept in front of a fragment's media for its
-// moof+mdat headers: 24 + 76 bytes per track + 16 per sample at most, so
-// 4 KiB holds ≈ 240 samples; a larger fragment grows it (fragBuf.reset).
-const defaultHeadroom = 4096
+// Header reservation (openFrag.head). A fragment's headers take 24 bytes
+// (moof, mfhd), 64 per traf plus 8 to 16 per sample, and 8 (mdat); the free
+// box in front needs 8 more unless it is empty. The first fragments of a
+// writer reserve defaultHeadroom (a 2 s fragment at 30 fps with AAC at 48 kHz
+// needs ≈1.9 KiB); a fragment that needs more is cut early (a continuation
+// fragment, as at MaxFragmentDuration) and the writer reserves more from
+// then on (never less: a stable reservation costs < 0.3 % of the file).
+const (
+	defaultHeadroom = 2048
+	maxHeadroom     = 1 << 20
+	trafFixed       = 8 + 16 + 20 + 20 // traf, tfhd, tfdt, trun header
+	moofFixed       = 8 + 16           // moof, mfhd
+	freeBoxMin      = 8
+	maxVideoEntry   = 16 // duration, size, flags, composition offset
+	audioEntry      = 8  // duration, size
+)
 
-// fragBuf holds one fragment being built: b[:head] is free headroom,
-// b[head:] the mdat payload (video samples in AVCC form, then, at flush,
-// the audio samples). b comes from allocBuf (outside the Go heap, see
-// fragbuf_unix.go): it only grows through grow, and release frees it.
-type fragBuf struct {
-	b    []byte
-	head int
+// openFrag is the fragment being recorded in a segment file: head bytes are
+// reserved at off for its headers, and its video samples (videoLen bytes)
+// are already written behind them.
+type openFrag struct {
+	f        *os.File
+	off      int64
+	head     int
+	videoLen int
+	// written is how much of its media (behind head) is in the file; the
+	// rest is in the writer's stage.
+	written int64
+	// reserved is what the quota accounts for the fragment so far.
+	reserved int64
+	// err is the first failed write, or errSpoolFull when the quota
+	// refused the fragment; it is dropped at flush.
+	err error
 }
 
-// initialFragCap is the first capacity of a fragment buffer: a 2 s GOP at
-// 4 Mbit/s. Pages that are never written cost no memory.
-const initialFragCap = 1 << 20
-
-// reset empties the buffer, keeping its capacity, with head bytes of
-// headroom.
-func (f *fragBuf) reset(head int) {
-	f.b = f.b[:0]
-	f.grow(head + 64<<10)
-	f.b = f.b[:head]
-	f.head = head
-}
-
-// grow makes room for n more bytes.
-func (f *fragBuf) grow(n int) {
-	if len(f.b)+n <= cap(f.b) {
-		return
+// headerNeed is the header reservation a fragment of nv video samples and
+// na audio samples needs at most, free box included.
+func headerNeed(nv, na int) int {
+	n := moofFixed + trafFixed + nv*maxVideoEntry + 8 + freeBoxMin
+	if na > 0 {
+		n += trafFixed + na*audioEntry
 	}
-	nb := allocBuf(max(2*cap(f.b), len(f.b)+n, initialFragCap))
-	nb = append(nb, f.b...)
-	freeBuf(f.b)
-	f.b = nb
+	return n
 }
 
-// release frees the buffer; f must not be used afterwards.
-func (f *fragBuf) release() {
-	if f != nil {
-		freeBuf(f.b)
-		f.b = nil
-	}
-}
-
-// appendAU appends an access unit in AVCC form (4-byte big-endian length
-// before each NAL unit) and returns its offset in the mdat payload and
-// its size.
-func (f *fragBuf) appendAU(au [][]byte) (off, size int) {
-	f.grow(avccSize(au))
-	off = len(f.b) - f.head
+// appendAVCC appends an access unit in AVCC form (4-byte big-endian length
+// before each NAL unit).
+func appendAVCC(b []byte, au [][]byte) []byte {
 	for _, n := range au {
-		f.b = binary.BigEndian.AppendUint32(f.b, uint32(len(n)))
-		f.b = append(f.b, n...)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(n)))
+		b = append(b, n...)
 	}
-	return off, len(f.b) - f.head - off
-}
-
-// appendBytes appends p.
-func (f *fragBuf) appendBytes(p []byte) {
-	f.grow(len(p))
-	f.b = append(f.b, p...)
+	return b
 }
 
 // avccSize is the size of au in AVCC form.
@@ -145,6 +143,19 @@ func moofSize(tracks []trackRun) int {
 		n += 8 + 16 + 20 + trunSize(tracks[i].trunFlags(), len(tracks[i].entries))
 	}
 	return n
+}
+
+// putHeader fills dst, a fragment's header reservation, with a free box
+// followed by the moof for tracks and the header of an mdat of dataLen
+// bytes. len(dst)-(moofSize(tracks)+8) must be 0 or at least freeBoxMin.
+func putHeader(dst []byte, seq uint32, tracks []trackRun, dataLen int) {
+	hdr := moofSize(tracks) + 8
+	if pad := len(dst) - hdr; pad > 0 {
+		binary.BigEndian.PutUint32(dst, uint32(pad))
+		copy(dst[4:8], "free")
+		clear(dst[8:pad])
+	}
+	putMoofMdat(dst[len(dst)-hdr:], seq, tracks, dataLen)
 }
 
 // putMoofMdat writes the moof box for tracks followed by the header of an

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,6 +45,11 @@ func TestIndexDB(t *testing.T) {
 		}
 	}
 	h.feed(&segmentertest.Clip{AUs: fed, AAC: clip.AAC}, 0)
+	// The staged media of the fragment in progress reaches the file (as it
+	// does every stageSize bytes) before the crash.
+	w.mu.Lock()
+	w.writeStageLocked(&w.frag)
+	w.mu.Unlock()
 	time.Sleep(200 * time.Millisecond) // let the index worker catch up
 	segs, err := db.SegmentsByState(ctx, index.StateRecording)
 	if err != nil || len(segs) != 1 {
@@ -60,23 +66,36 @@ func TestIndexDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f, err := os.Open(path); err == nil {
-		pf, err := ParseFile(f, fi.Size())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("before crash: %d fragments, size %d, init %d, %q", len(pf.Fragments), fi.Size(), pf.InitSize, pf.StopReason)
-		f.Close()
-	}
-	if err := os.Truncate(path, fi.Size()-100); err != nil {
+	f, err := os.Open(path)
+	if err != nil {
 		t.Fatal(err)
 	}
+	pf, err := ParseFile(f, fi.Size())
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("before crash: %d fragments, size %d, init %d, %q", len(pf.Fragments), fi.Size(), pf.InitSize, pf.StopReason)
+	// The crash left the fragment in progress behind the last complete
+	// one: its media written, its header room still zeros.
+	if pf.ValidSize != rec.Size || pf.ValidSize >= fi.Size() || !strings.Contains(pf.StopReason, "extends to end of file") {
+		t.Errorf("crashed file: valid %d of %d bytes (index says %d), stop %q; want the fragment in progress with zero headers",
+			pf.ValidSize, fi.Size(), rec.Size, pf.StopReason)
+	}
+	if len(pf.Fragments) < 2 {
+		t.Fatalf("%d complete fragments, want at least 2", len(pf.Fragments))
+	}
+	last := pf.Fragments[len(pf.Fragments)-1]
+	if err := os.Truncate(path, last.Offset+last.Size/2); err != nil {
+		t.Fatal(err)
+	}
+	wantFrags := len(pf.Fragments) - 1
 	var handed []index.Segment
 	rep, err := Recover(ctx, db, spool, func(s index.Segment) { handed = append(handed, s) }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Recovered != 1 || len(handed) != 1 || rep.TruncatedBytes == 0 || rep.Fragments != 3 {
+	if rep.Recovered != 1 || len(handed) != 1 || rep.TruncatedBytes == 0 || rep.Fragments != wantFrags {
 		t.Fatalf("report %+v", rep)
 	}
 	got, err := db.Segment(ctx, rec.ID)

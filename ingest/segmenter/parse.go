@@ -124,10 +124,20 @@ func ParseFile(r io.ReaderAt, size int64) (*ParsedFile, error) {
 	return pf, nil
 }
 
+// parseFragment parses the fragment at off: an optional free (or skip)
+// box, which the writer puts in front of the moof (fragment.go), the moof
+// and its mdat. The fragment's Offset and Size cover all three.
 func parseFragment(r io.ReaderAt, off, size int64) (ParsedFragment, int64, error) {
+	start := off
 	mh, err := readBoxHeader(r, off, size)
 	if err != nil {
 		return ParsedFragment{}, 0, fmt.Errorf("moof: %w", err)
+	}
+	if mh.typ == "free" || mh.typ == "skip" {
+		off += mh.size
+		if mh, err = readBoxHeader(r, off, size); err != nil {
+			return ParsedFragment{}, 0, fmt.Errorf("moof: %w", err)
+		}
 	}
 	if mh.typ != "moof" {
 		return ParsedFragment{}, 0, fmt.Errorf("expected moof, found %q", mh.typ)
@@ -146,7 +156,7 @@ func parseFragment(r io.ReaderAt, off, size int64) (ParsedFragment, int64, error
 	if _, err := r.ReadAt(moof, off+mh.headerSize); err != nil {
 		return ParsedFragment{}, 0, err
 	}
-	frag := ParsedFragment{Offset: off, Size: mh.size + dh.size}
+	frag := ParsedFragment{Offset: start, Size: dh.offset + dh.size - start}
 	dataStart := dh.offset + dh.headerSize
 	dataEnd := dh.offset + dh.size
 	if err := parseMoof(moof, off, dataStart, dataEnd, &frag); err != nil {

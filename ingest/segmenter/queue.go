@@ -2,7 +2,12 @@ package segmenter
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -24,7 +29,6 @@ type op struct {
 	frags []index.Fragment
 	end   time.Time
 	size  int64
-	sha   string
 }
 
 // segHandle is a segment as the index worker sees it. After creation only
@@ -192,6 +196,14 @@ func (w *Writer) handle(o op) {
 		if e := h.f.Sync(); e != nil {
 			err = e
 		}
+		// The file is hashed once, here, off the media path: its fragments
+		// were written out of order (headers last), and it was just
+		// written, so it is read from the page cache.
+		sha, herr := HashFile(h.f, o.size)
+		if herr != nil {
+			// The row gets no SHA-256; the uploader then hashes the file.
+			w.log.Error("cannot hash spool file", "key", h.seg.ObjectKey, "error", herr)
+		}
 		if e := h.f.Close(); e != nil && err == nil {
 			err = e
 		}
@@ -212,12 +224,12 @@ func (w *Writer) handle(o op) {
 			})
 		}
 		if !w.retry("finish segment", func(ctx context.Context) error {
-			return w.cfg.Index.FinishSegment(ctx, h.seg.ID, o.end, o.size, o.sha)
+			return w.cfg.Index.FinishSegment(ctx, h.seg.ID, o.end, o.size, sha)
 		}) {
 			return
 		}
 		seg := h.seg
-		seg.End, seg.Size, seg.SHA256, seg.State = o.end, o.size, o.sha, index.StateClosed
+		seg.End, seg.Size, seg.SHA256, seg.State = o.end, o.size, sha, index.StateClosed
 		w.log.Debug("segment closed", "key", seg.ObjectKey, "size", seg.Size)
 		if w.cfg.OnClosed != nil {
 			w.cfg.OnClosed(seg)
@@ -232,4 +244,29 @@ func withSegmentID(frags []index.Fragment, id int64) []index.Fragment {
 		out[i] = f
 	}
 	return out
+}
+
+// hashSlots bounds the files hashed at once (hashing is CPU-bound, and
+// segments of cameras started together close together); hashBufs holds
+// their read buffers.
+var (
+	hashSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+	hashBufs  = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+)
+
+// HashFile returns the lowercase hex SHA-256 of the first size bytes of f.
+func HashFile(f io.ReaderAt, size int64) (string, error) {
+	hashSlots <- struct{}{}
+	defer func() { <-hashSlots }()
+	bp := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(bp)
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, size), *bp)
+	if err == nil && n != size {
+		err = fmt.Errorf("%d of %d bytes: %w", n, size, io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		return "", fmt.Errorf("hash spool file: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

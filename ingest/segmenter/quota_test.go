@@ -321,6 +321,15 @@ func TestQuotaAccounting(t *testing.T) {
 		t.Fatal(err)
 	}
 	(&harness{t: t, w: w1}).feed(prefix(clip, 4500*time.Millisecond), 0)
+	// While recording, the quota is ahead of the directory by what the
+	// writer admitted and has not written yet: the fragment in progress's
+	// staged media (at most stageSize) and its header room.
+	if ahead := q1.Bytes() - spoolBytes(t, e.dir); ahead < 0 || ahead > stageSize+maxHeadroom {
+		t.Errorf("writes: quota %d bytes ahead of the spool", ahead)
+	}
+	w1.mu.Lock()
+	w1.writeStageLocked(&w1.frag)
+	w1.mu.Unlock()
 	check("writes", q1)
 	waitUntil(t, "index", func() bool {
 		return len(e.segments(t, index.StateRecording)) == 1 && len(e.segments(t, index.StateClosed)) == 1

@@ -2,10 +2,8 @@ package segmenter
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -132,11 +130,10 @@ func recoverOne(ctx context.Context, idx RecoveryIndex, spoolRoot string, seg in
 	if err := f.Sync(); err != nil {
 		return recovered{}, fmt.Errorf("sync spool file: %w", err)
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, pf.ValidSize)); err != nil {
-		return recovered{}, fmt.Errorf("hash spool file: %w", err)
+	sum, err := HashFile(f, pf.ValidSize)
+	if err != nil {
+		return recovered{}, err
 	}
-	sum := fmt.Sprintf("%x", h.Sum(nil))
 	out.frags = FragmentRows(seg.ID, seg.Start, pf)
 	if err := idx.AddFragments(ctx, out.frags); err != nil {
 		return recovered{}, fmt.Errorf("add fragments: %w", err)

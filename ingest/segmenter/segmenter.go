@@ -3,11 +3,8 @@ package segmenter
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -220,13 +217,16 @@ type Writer struct {
 	audioQ  []asample   // pending audio, session units
 	anchorA int64       // AnchorPTS in audio units
 	pending []vsample   // video samples of the fragment being built
-	buf     *fragBuf    // their data (nil until the first sample)
-	spare   *fragBuf    // a buffer back from a closed segment, for the next one
-	// headroom is kept in front of each fragment's media for its headers;
-	// it grows when a fragment needs more.
+	frag    openFrag    // where they are in the current segment's file
+	// stage collects the fragment's media not yet written (fragment.go);
+	// allocated with the first fragment of a session, freed at its end.
+	stage []byte
+	// headroom is reserved in front of each fragment's media for its
+	// headers; it grows when a fragment needs more (fragment.go).
 	headroom int
-	// entries, aEntries are reused per flush.
+	// entries, aEntries, audio and header are reused per flush.
 	entries, aEntries []sampleEntry
+	audio, header     []byte
 	cur               *segment
 	closing           *closingSeg
 	stats             Stats
@@ -261,8 +261,7 @@ type asample struct {
 type segment struct {
 	h        *segHandle
 	f        *os.File
-	hash     hash.Hash
-	size     int64
+	size     int64 // end of the last complete fragment
 	seq      int
 	startPTS int64 // session 90 kHz (Ps)
 	startDTS int64 // session 90 kHz (Ds)
@@ -354,7 +353,6 @@ func (w *Writer) Start(s Session) error {
 	w.params = videoParams{vps: s.Video.VPS, sps: s.Video.SPS, pps: s.Video.PPS}
 	w.audioQ = nil
 	w.pending = nil
-	w.releaseBufs()
 	if s.Audio != nil {
 		w.anchorA = mulDiv(s.AnchorPTS, int64(s.Audio.rate()), VideoTimescale)
 	}
@@ -391,7 +389,7 @@ func (w *Writer) endSessionLocked() {
 	}
 	w.finishClosingLocked()
 	if w.cur != nil && len(w.pending) > 0 {
-		w.flushLocked(w.cur, w.pending, w.buf, nil, true)
+		w.flushLocked(w.cur, w.pending, &w.frag, nil, true)
 	}
 	if w.cur != nil {
 		w.closeSegmentLocked(w.cur)
@@ -400,9 +398,10 @@ func (w *Writer) endSessionLocked() {
 	w.active = false
 	w.sess = nil
 	w.pending = nil
-	// An idle camera keeps no fragment buffer.
-	w.releaseBufs()
 	w.audioQ = nil
+	// An idle camera keeps no staging buffer.
+	freeBuf(w.stage)
+	w.stage = nil
 	if w.pauseReq {
 		w.pauseLocked()
 	}
@@ -417,15 +416,15 @@ func (w *Writer) pauseLocked() {
 	w.finishClosingLocked()
 	if w.cur != nil {
 		if w.cur.seq == 0 {
-			w.flushLocked(w.cur, w.pending, w.buf, nil, true)
-		} else {
+			w.flushLocked(w.cur, w.pending, &w.frag, nil, true)
+		} else if len(w.pending) > 0 {
 			w.refuseVideoLocked(w.pending)
+			w.discardLocked(w.cur, &w.frag)
 		}
 		w.closeSegmentLocked(w.cur)
 		w.cur = nil
 	}
 	w.pending = nil
-	w.releaseBufs()
 	for _, a := range w.audioQ {
 		w.refuseAudioLocked(a)
 	}
@@ -483,9 +482,8 @@ func (w *Writer) writeVideoLocked(pts, dts int64, au [][]byte, key bool) error {
 	if p, ok := w.extractParams(au); ok {
 		w.params = p
 	}
-	// The AU is copied (in AVCC form) into the fragment buffer only when
-	// it joins a fragment (startPending/addPending): the NALUs may alias
-	// the depacketiser's buffers.
+	// The AU is written (in AVCC form) into the segment file only when it
+	// joins a fragment (startPending/addPending).
 	s := vsample{pts: pts, dts: dts, size: avccSize(au), key: key}
 
 	if w.cur == nil {
@@ -525,12 +523,13 @@ func (w *Writer) writeVideoLocked(pts, dts int64, au [][]byte, key bool) error {
 				w.log.Info("parameter sets changed, starting a new segment")
 			}
 			w.finishClosingLocked()
-			w.closing = &closingSeg{seg: w.cur, pending: w.pending, buf: w.buf, next: s,
+			w.writeStageLocked(&w.frag) // the stage is the current fragment's
+			w.closing = &closingSeg{seg: w.cur, pending: w.pending, frag: w.frag, next: s,
 				boundaryDTS: s.dts}
 			if a := w.sess.Audio; a != nil {
 				w.closing.boundaryA = mulDiv(s.pts-w.sess.AnchorPTS, int64(a.rate()), VideoTimescale)
 			}
-			w.cur, w.pending, w.buf = nil, nil, nil
+			w.cur, w.pending, w.frag = nil, nil, openFrag{}
 			if w.sess.Audio == nil {
 				w.finishClosingLocked()
 			}
@@ -548,15 +547,18 @@ func (w *Writer) writeVideoLocked(pts, dts int64, au [][]byte, key bool) error {
 			w.countVideo(s)
 			return nil
 		}
-		w.flushLocked(w.cur, w.pending, w.buf, &s, false)
+		w.flushLocked(w.cur, w.pending, &w.frag, &s, false)
 		w.startPending(s, au)
 		w.countVideo(s)
 		return nil
 	}
 
 	w.checkClosingLocked(s.dts)
-	if len(w.pending) > 0 && s.dts-w.pending[0].dts >= durTo90k(w.cfg.MaxFragmentDuration) {
-		w.flushLocked(w.cur, w.pending, w.buf, &s, false)
+	if len(w.pending) > 0 && (s.dts-w.pending[0].dts >= durTo90k(w.cfg.MaxFragmentDuration) ||
+		headerNeed(len(w.pending)+1, w.audioNeedLocked(0)) > w.frag.head) {
+		// Too long, or its headers would not fit the reservation: the
+		// sample starts a continuation fragment.
+		w.flushLocked(w.cur, w.pending, &w.frag, &s, false)
 		w.startPending(s, au)
 	} else {
 		w.addPending(s, au)
@@ -565,39 +567,136 @@ func (w *Writer) writeVideoLocked(pts, dts int64, au [][]byte, key bool) error {
 	return nil
 }
 
-// releaseBufs frees the fragment buffers (not the closing segment's,
-// which finishClosingLocked frees).
-func (w *Writer) releaseBufs() {
-	w.buf.release()
-	w.spare.release()
-	w.buf, w.spare = nil, nil
+// audioSlack is the audio samples that may arrive between the check of a
+// fragment's header room (at a video sample) and its flush.
+const audioSlack = 8
+
+// audioNeedLocked is the number of audio entries to reserve header room
+// for: taken (already in the fragment) plus the queue and some slack, or 0
+// for a session without audio.
+func (w *Writer) audioNeedLocked(taken int) int {
+	if w.sess.Audio == nil {
+		return 0
+	}
+	return taken + len(w.audioQ) + audioSlack
 }
 
-// startPending starts the next fragment with s, whose NAL units are au:
-// the pending samples (flushed, refused or handed to a closing segment)
-// are forgotten and the fragment buffer is reused.
+// startPending starts the next fragment of the current segment with s,
+// whose NAL units are au: the pending samples (flushed, refused or handed
+// to a closing segment) are forgotten.
 func (w *Writer) startPending(s vsample, au [][]byte) {
 	w.pending = w.pending[:0]
-	if w.buf == nil {
-		// A buffer given back by the segment just closed, or a new one.
-		w.buf, w.spare = w.spare, nil
-		if w.buf == nil {
-			w.buf = &fragBuf{}
-		}
-	}
-	w.buf.reset(w.headroom)
+	w.frag = openFrag{f: w.cur.f, off: w.cur.size, head: w.headroom}
 	w.addPending(s, au)
 }
 
-// addPending adds s to the fragment being built and copies au into its
-// buffer.
+// addPending adds s to the fragment being built and writes au behind its
+// header reservation. A failed write is remembered: the fragment is dropped
+// at flush. The quota accounts the bytes (with the reservation, at the
+// first sample) before they are written; when it refuses them, the
+// fragment is refused and the caller pauses (pauseReq).
 func (w *Writer) addPending(s vsample, au [][]byte) {
-	if w.buf == nil {
-		w.startPending(s, au)
+	fr := &w.frag
+	s.size = avccSize(au)
+	w.pending = append(w.pending, s)
+	if fr.err == nil && w.cfg.Quota != nil {
+		n := int64(s.size)
+		if len(w.pending) == 1 {
+			n += int64(fr.head)
+		}
+		if !w.admitLocked(w.cur, n) {
+			fr.err = errSpoolFull
+			w.pauseReq = true
+		} else {
+			fr.reserved += n
+		}
+	}
+	if fr.err == nil {
+		w.stageLocked(fr, s.size, func(b []byte) []byte { return appendAVCC(b, au) })
+	}
+	fr.videoLen += s.size
+}
+
+// admitLocked accounts n bytes of seg in the quota: always for its first
+// fragment (no segment is left without one), else only if the spool has
+// room.
+func (w *Writer) admitLocked(seg *segment, n int64) bool {
+	q := w.cfg.Quota
+	if seg.seq == 0 {
+		q.Add(n)
+		return true
+	}
+	return q.Reserve(n)
+}
+
+// stageLocked appends n bytes of fr's media, produced by put, to the stage
+// (fr must be w.frag), writing the stage out first when they do not fit.
+// Media larger than the stage is written directly, from a pooled buffer.
+// Failed writes are recorded in fr.err.
+func (w *Writer) stageLocked(fr *openFrag, n int, put func([]byte) []byte) {
+	if w.stage == nil {
+		w.stage = allocBuf(stageSize)
+	}
+	if len(w.stage)+n > cap(w.stage) {
+		w.writeStageLocked(fr)
+	}
+	if n <= cap(w.stage) {
+		w.stage = put(w.stage)
 		return
 	}
-	_, s.size = w.buf.appendAU(au)
-	w.pending = append(w.pending, s)
+	bp := bigPool.Get().(*[]byte)
+	b := put((*bp)[:0])
+	w.writeAtLocked(fr, b)
+	if cap(b) <= maxPooled {
+		*bp = b
+		bigPool.Put(bp)
+	}
+}
+
+// writeStageLocked writes the staged media of fr (w.frag) to its file.
+func (w *Writer) writeStageLocked(fr *openFrag) {
+	if len(w.stage) > 0 {
+		w.writeAtLocked(fr, w.stage)
+		w.stage = w.stage[:0]
+	}
+}
+
+// writeAtLocked writes b behind what fr has written of its media.
+func (w *Writer) writeAtLocked(fr *openFrag, b []byte) {
+	if fr.err == nil {
+		if _, err := fr.f.WriteAt(b, fr.off+int64(fr.head)+fr.written); err != nil {
+			fr.err = err
+		}
+	}
+	fr.written += int64(len(b))
+}
+
+// stageSize is a camera's write staging buffer: media is written in
+// chunks of up to 64 KiB instead of one write per access unit (a 4 Mbit/s
+// P frame is ≈20 KB; writes of 20 KB cost the kernel ≈2.5× more per byte
+// than writes of 64 KiB and more, measured on ext4).
+const stageSize = 64 << 10
+
+// bigPool holds buffers for access units larger than the stage, shared by
+// all cameras; maxPooled: larger ones are left to the GC.
+var bigPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
+
+const maxPooled = 4 << 20
+
+// discardLocked removes a fragment that is not flushed from seg's file and
+// gives its bytes back to the quota.
+func (w *Writer) discardLocked(seg *segment, fr *openFrag) {
+	if fr == &w.frag {
+		w.stage = w.stage[:0]
+	}
+	if err := seg.f.Truncate(fr.off); err != nil {
+		w.stats.WriteErrors++
+		w.log.Error("cannot truncate a dropped fragment", "error", err)
+	}
+	if q := w.cfg.Quota; q != nil && fr.reserved > 0 {
+		q.Release(fr.reserved)
+	}
+	fr.reserved = 0
 }
 
 // refuseFrame counts a frame refused because the spool is full.
@@ -793,7 +892,8 @@ func (w *Writer) openSegmentLocked(s vsample) (err error) {
 		if err = os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return fmt.Errorf("open segment: %w", err)
 		}
-		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		// Read-write: the index worker hashes the closed file.
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, os.ErrExist) {
 			// A file of the same instant exists (clock jump): never
 			// overwrite recorded bytes, shift by 1 ns.
@@ -810,11 +910,8 @@ func (w *Writer) openSegmentLocked(s vsample) (err error) {
 		os.Remove(f.Name())
 		return fmt.Errorf("write init: %w", err)
 	}
-	hsh := sha256.New()
-	hsh.Write(init)
 	seg := &segment{
 		f:        f,
-		hash:     hsh,
 		size:     int64(len(init)),
 		startPTS: s.pts,
 		startDTS: s.dts,
@@ -859,7 +956,7 @@ func (w *Writer) openSegmentLocked(s vsample) (err error) {
 type closingSeg struct {
 	seg         *segment
 	pending     []vsample
-	buf         *fragBuf
+	frag        openFrag
 	next        vsample
 	boundaryDTS int64 // video DTS of the cut
 	boundaryA   int64 // audio time of the cut, session audio units
@@ -882,14 +979,8 @@ func (w *Writer) finishClosingLocked() {
 		return
 	}
 	w.closing = nil
-	w.flushLocked(c.seg, c.pending, c.buf, &c.next, true)
+	w.flushLocked(c.seg, c.pending, &c.frag, &c.next, true)
 	w.closeSegmentLocked(c.seg)
-	if w.buf == nil && w.spare == nil {
-		// The next segment's first fragment reuses the buffer.
-		w.spare = c.buf
-	} else {
-		c.buf.release()
-	}
 	// Audio of the closed segment that did not make it is dropped.
 	if w.cur != nil {
 		for len(w.audioQ) > 0 && w.audioQ[0].t < w.cur.audioOff {
@@ -901,14 +992,16 @@ func (w *Writer) finishClosingLocked() {
 
 func (w *Writer) closeSegmentLocked(seg *segment) {
 	end := w.wallLocked(seg.prevEnd + w.sess.AnchorPTS)
-	w.q.push(op{kind: opFinish, h: seg.h, end: end, size: seg.size, sha: fmt.Sprintf("%x", seg.hash.Sum(nil))})
+	w.q.push(op{kind: opFinish, h: seg.h, end: end, size: seg.size})
 }
 
-// flushLocked writes the pending video samples, whose data are in buf,
-// and the audio up to the boundary as one fragment, with one write. next
-// is the sample that follows (nil at the end of a session). final means
-// the segment is closed after this fragment. The caller resets buf.
-func (w *Writer) flushLocked(seg *segment, pending []vsample, buf *fragBuf, next *vsample, final bool) {
+// flushLocked completes the fragment fr of seg, whose video samples
+// (pending) are already in the file: it writes the audio up to the boundary
+// behind them and fills the header reservation (free box, moof, mdat
+// header). next is the sample that follows (nil at the end of a session).
+// final means the segment is closed after this fragment. A fragment whose
+// writes failed, or that the quota refuses, is cut off the file.
+func (w *Writer) flushLocked(seg *segment, pending []vsample, fr *openFrag, next *vsample, final bool) {
 	if len(pending) == 0 {
 		return
 	}
@@ -956,71 +1049,103 @@ func (w *Writer) flushLocked(seg *segment, pending []vsample, buf *fragBuf, next
 		endRel = startRel
 	}
 
-	videoLen := len(buf.b) - buf.head
 	var tracksArr [2]trackRun
 	tracks := append(tracksArr[:0], trackRun{
-		id: VideoTrackID, baseTime: uint64(first.dts - seg.startDTS), entries: entries, dataLen: videoLen,
+		id: VideoTrackID, baseTime: uint64(first.dts - seg.startDTS), entries: entries, dataLen: fr.videoLen,
 	})
-	var audioBytes int64
+	w.audio = w.audio[:0]
+	// Audio entries that fit the reservation beside the video's (the
+	// header-room check at each video sample keeps this ≥ the queue but
+	// for late audio of a cut segment).
+	room := (fr.head - (moofSize(tracks) + 8) - freeBoxMin - trafFixed) / audioEntry
 	if a := w.sess.Audio; a != nil {
-		if at, ok := w.takeAudioLocked(seg, next, final, a, buf); ok {
+		if at, ok := w.takeAudioLocked(seg, next, final, a, max(room, 0)); ok {
 			tracks = append(tracks, at)
-			audioBytes = int64(at.dataLen)
 		}
 	}
-	dataLen := len(buf.b) - buf.head
 	hdrLen := moofSize(tracks) + 8
-	var b []byte
-	if hdrLen <= buf.head {
-		b = buf.b[buf.head-hdrLen:]
-	} else {
-		// More samples than the headroom holds: copy once, and keep more
-		// headroom for the next fragments.
-		w.headroom = max(w.headroom, 2*hdrLen)
-		b = make([]byte, hdrLen+dataLen)
-		copy(b[hdrLen:], buf.b[buf.head:])
+	audioBytes := len(w.audio)
+	dataLen := fr.videoLen + audioBytes
+	// Reserve more for the next fragments when this one came close.
+	taken := 0
+	if len(tracks) > 1 {
+		taken = len(tracks[1].entries)
 	}
-	putMoofMdat(b[:hdrLen], uint32(seg.seq+1), tracks, dataLen)
-	n := int64(len(b))
-	if q := w.cfg.Quota; q != nil {
-		if seg.seq == 0 {
-			q.Add(n)
-		} else if !q.Reserve(n) {
-			// The spool is full: this fragment is refused, the segment
-			// ends at the previous one and the caller pauses.
-			w.refuseVideoLocked(pending)
-			if len(tracks) > 1 {
-				k := int64(len(tracks[1].entries))
-				w.stats.AudioSamples -= k
-				w.stats.RefusedAudio += k
-				w.stats.RefusedBytes += audioBytes
-			}
-			w.pauseReq = true
-			return
+	if need := headerNeed(len(entries), w.audioNeedLocked(taken)); need > w.headroom {
+		w.headroom = min((need*3/2+255)/256*256, maxHeadroom)
+	}
+	refuse := func() {
+		w.refuseVideoLocked(pending)
+		if len(tracks) > 1 {
+			k := int64(len(tracks[1].entries))
+			w.stats.AudioSamples -= k
+			w.stats.RefusedAudio += k
+			w.stats.RefusedBytes += int64(audioBytes)
 		}
 	}
-	if _, err := seg.f.Write(b); err != nil {
-		w.stats.WriteErrors++
-		w.log.Error("cannot write fragment", "error", err)
-		// Truncate a partial write so the file stays parseable.
-		_ = seg.f.Truncate(seg.size)
-		_, _ = seg.f.Seek(seg.size, io.SeekStart)
-		if q := w.cfg.Quota; q != nil {
-			q.Release(n)
-		}
+	if fr.err == nil && hdrLen != fr.head && fr.head-hdrLen < freeBoxMin {
+		// Cannot happen: the room check cuts fragments before this.
+		fr.err = fmt.Errorf("fragment headers need %d bytes, %d reserved", hdrLen, fr.head)
+	}
+	if fr.err == nil && audioBytes > 0 && w.cfg.Quota != nil {
+		// The audio of a fragment whose video the quota admitted is
+		// admitted with it (a few KiB): a cut segment's last fragment is
+		// never refused while it waits for its audio.
+		w.cfg.Quota.Add(int64(audioBytes))
+		fr.reserved += int64(audioBytes)
+	}
+	if errors.Is(fr.err, errSpoolFull) {
+		// The quota refused a video sample: the fragment is refused, the
+		// segment ends at the previous one and the caller pauses
+		// (pauseReq is set).
+		refuse()
+		w.discardLocked(seg, fr)
 		return
 	}
-	seg.hash.Write(b)
+	if fr.err != nil {
+		w.stats.WriteErrors++
+		w.log.Error("cannot write fragment", "error", fr.err)
+		w.discardLocked(seg, fr)
+		return
+	}
+	n := int64(fr.head + dataLen)
+	if cap(w.header) < fr.head {
+		w.header = make([]byte, fr.head)
+	}
+	hdr := w.header[:fr.head]
+	putHeader(hdr, uint32(seg.seq+1), tracks, dataLen)
+	// The rest of the media (staged video, then the audio), then the
+	// headers.
+	if fr == &w.frag {
+		w.stageLocked(fr, audioBytes, func(b []byte) []byte { return append(b, w.audio...) })
+		w.writeStageLocked(fr)
+	} else if audioBytes > 0 {
+		w.writeAtLocked(fr, w.audio)
+	}
+	err := fr.err
+	if err == nil {
+		_, err = seg.f.WriteAt(hdr, fr.off)
+	}
+	if cap(w.audio) > 256<<10 {
+		w.audio = nil // a burst of audio: do not keep its buffer
+	}
+	if err != nil {
+		w.stats.WriteErrors++
+		w.log.Error("cannot write fragment", "error", err)
+		w.discardLocked(seg, fr)
+		return
+	}
+	fr.reserved = 0
 	seg.seq++
 	frag := index.Fragment{
 		Seq:      seg.seq,
 		Start:    w.wallLocked(startRel + anchor),
 		End:      w.wallLocked(endRel + anchor),
-		Offset:   seg.size,
+		Offset:   fr.off,
 		Size:     n,
 		Keyframe: first.key,
 	}
-	seg.size += n
+	seg.size = fr.off + n
 	seg.prevEnd = endRel
 	w.stats.Fragments++
 	w.stats.Bytes += n
@@ -1032,9 +1157,11 @@ func (w *Writer) flushLocked(seg *segment, pending []vsample, buf *fragBuf, next
 }
 
 // takeAudioLocked removes from the audio queue the samples that belong in
-// the fragment being flushed, appends their payloads to buf and returns
-// them as a track run (false when there are none).
-func (w *Writer) takeAudioLocked(seg *segment, next *vsample, final bool, a *Audio, buf *fragBuf) (trackRun, bool) {
+// the fragment being flushed, at most room of them, appends their payloads
+// to w.audio and returns them as a track run (false when there are none).
+// Samples beyond room stay queued for the next fragment (or, at a segment
+// cut, are dropped with the rest of the closed segment's late audio).
+func (w *Writer) takeAudioLocked(seg *segment, next *vsample, final bool, a *Audio, room int) (trackRun, bool) {
 	rate := int64(a.rate())
 	// Samples before this segment's start: while a cut segment waits for
 	// its audio they belong to it and stay queued; otherwise they are
@@ -1063,11 +1190,11 @@ func (w *Writer) takeAudioLocked(seg *segment, next *vsample, final bool, a *Aud
 		// Everything but the last sample, whose duration needs its successor.
 		n = len(q) - 1
 	}
+	n = min(n, room)
 	if n <= 0 {
 		return trackRun{}, false
 	}
 	take := q[:n]
-	start := len(buf.b)
 	entries := w.aEntries[:0]
 	for i, s := range take {
 		dur := s.nominal
@@ -1079,10 +1206,10 @@ func (w *Writer) takeAudioLocked(seg *segment, next *vsample, final bool, a *Aud
 			}
 		}
 		entries = append(entries, sampleEntry{duration: uint32(dur), size: uint32(len(s.payload))})
-		buf.appendBytes(s.payload)
+		w.audio = append(w.audio, s.payload...)
 	}
 	w.aEntries = entries
-	tr := trackRun{id: AudioTrackID, baseTime: uint64(take[0].t - seg.audioOff), entries: entries, dataLen: len(buf.b) - start}
+	tr := trackRun{id: AudioTrackID, baseTime: uint64(take[0].t - seg.audioOff), entries: entries, dataLen: len(w.audio)}
 	rest := append([]asample(nil), w.audioQ[:k]...)
 	w.audioQ = append(rest, q[n:]...)
 	return tr, true

@@ -16,8 +16,8 @@ import (
 // arrive, and reports the Go heap per camera: live-B/camera right after a
 // GC (what each camera retains), peak-B/camera the largest HeapInuse seen
 // between frames (what the GC lets accumulate), rss-B/camera the growth of
-// the process's resident set (Linux; fragment buffers live outside the Go
-// heap, see fragbuf_unix.go). One op = one frame of every camera.
+// the process's resident set (Linux; the media goes to the spool files as
+// it arrives, see fragment.go). One op = one frame of every camera.
 func BenchmarkCamerasMemory(b *testing.B) {
 	bc := loadBenchClip(b)
 	clipTicks := bc.aus[len(bc.aus)-1].DTS - bc.aus[0].DTS + 3600

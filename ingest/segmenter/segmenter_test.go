@@ -2,6 +2,7 @@ package segmenter
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
@@ -136,8 +137,13 @@ func (h *harness) checkSegments(want int, contiguous bool) []index.Segment {
 			if f.Offset != off {
 				t.Errorf("segment %d fragment %d offset %d, want %d", i, j, f.Offset, off)
 			}
-			if string(data[f.Offset+4:f.Offset+8]) != "moof" {
-				t.Errorf("segment %d fragment %d does not point at a moof", i, j)
+			// A free box (the rest of the header reservation), then the moof.
+			moof := f.Offset
+			if string(data[moof+4:moof+8]) == "free" {
+				moof += int64(binary.BigEndian.Uint32(data[moof:]))
+			}
+			if moof+8 > f.Offset+f.Size || string(data[moof+4:moof+8]) != "moof" {
+				t.Errorf("segment %d fragment %d does not point at a [free +] moof", i, j)
 			}
 			off += f.Size
 			if j == 0 && !f.Start.Equal(s.Start) {

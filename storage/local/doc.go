@@ -6,6 +6,8 @@
 //	Put(key, r) ──▶ <dir>/#put-NNN ──fsync──▶ rename ──▶ <root>/<key>  ──fsync(dir)
 //	PutFile(key, spool file) ──▶ hard link <dir>/#put-NNNl ──rename──▶ <root>/<key>
 //	                             (copy through Put when not on the same filesystem)
+//	PutFileSHA256(key, spool file, sha) ──▶ hard link (or fsynced copy) ──hash = sha?──▶ rename
+//	                             (mismatch: temporary removed, old object kept)
 //	GetRange(key, off, n) ◀── os.File + io.SectionReader
 //
 // On-disk layout: the object with key "cam/2024/05/06/07/x.mp4" is the file
@@ -37,5 +39,9 @@
 // Caveats: a crash during Put leaves a "#put-*" file behind; nothing sweeps
 // them yet. PutFile's object shares its inode with the source file, which
 // must therefore not be modified afterwards (the uploader only removes it).
-// Stat and List leave ObjectInfo.SHA256 empty; Put and PutFile fill it.
+// Stat and List leave ObjectInfo.SHA256 empty; Put, PutFile and
+// PutFileSHA256 fill it. PutFileSHA256 still reads the file once although
+// the hash is given: the linked object is the spool file itself, and that
+// read is the only check that it still holds what the segmenter hashed (see
+// its doc).
 package local

@@ -3,10 +3,14 @@ package local
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"xueliang/storage"
@@ -82,6 +86,107 @@ func TestPutFile(t *testing.T) {
 		t.Errorf("PutFile with a bad key: %v, want storage.ErrInvalidKey", err)
 	}
 	assertNoTemps(t, s.Root())
+}
+
+func TestPutFileSHA256(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := New(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("fragment"), 1000)
+	sum := sha256.Sum256(data)
+	good := hex.EncodeToString(sum[:])
+	src := filepath.Join(dir, "seg.mp4")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const key = "cam/2024/01/02/03/x.mp4"
+	if _, err := s.Put(ctx, key, strings.NewReader("old"), 3); err != nil {
+		t.Fatal(err)
+	}
+	// A wrong hash: refused before the object is replaced.
+	bad := strings.Repeat("0", 64)
+	if _, err := s.PutFileSHA256(ctx, key, src, bad); !errors.Is(err, ErrContentMismatch) {
+		t.Fatalf("PutFileSHA256 with a wrong hash: %v, want ErrContentMismatch", err)
+	}
+	if got := readObject(t, s, key); string(got) != "old" {
+		t.Errorf("object after a refused PutFileSHA256 = %q, want old", got)
+	}
+	assertNoTemps(t, s.Root())
+	if _, err := s.PutFileSHA256(ctx, key, src, "xyz"); err == nil || !strings.Contains(err.Error(), "invalid sha256") {
+		t.Errorf("PutFileSHA256 with a malformed hash: %v", err)
+	}
+	// The right one: linked, and the hash is returned.
+	info, err := s.PutFileSHA256(ctx, key, src, strings.ToUpper(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Size != int64(len(data)) || info.SHA256 != good || info.Key != key {
+		t.Errorf("PutFileSHA256 info = %+v, want size %d sha %s", info, len(data), good)
+	}
+	st1, _ := os.Stat(src)
+	st2, _ := os.Stat(filepath.Join(s.Root(), key))
+	if !os.SameFile(st1, st2) {
+		t.Error("PutFileSHA256 on the same filesystem did not link")
+	}
+	assertNoTemps(t, s.Root())
+
+	// Another filesystem: copied, and checked all the same.
+	shm, err := os.MkdirTemp("/dev/shm", "local-test-")
+	if err != nil {
+		t.Skipf("no /dev/shm for a cross-filesystem copy: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	far := filepath.Join(shm, "seg.mp4")
+	if err := os.WriteFile(far, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if sameDevice(t, shm, s.Root()) {
+		t.Skip("/dev/shm is on the store's filesystem")
+	}
+	const key2 = "cam/2024/01/02/03/y.mp4"
+	if _, err := s.PutFileSHA256(ctx, key2, far, bad); !errors.Is(err, ErrContentMismatch) {
+		t.Fatalf("PutFileSHA256 (copy) with a wrong hash: %v, want ErrContentMismatch", err)
+	}
+	if _, err := s.Stat(ctx, key2); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Stat after a refused copy: %v, want ErrNotFound", err)
+	}
+	if info, err := s.PutFileSHA256(ctx, key2, far, good); err != nil || info.SHA256 != good {
+		t.Fatalf("PutFileSHA256 (copy) = %+v, %v", info, err)
+	}
+	if got := readObject(t, s, key2); !bytes.Equal(got, data) {
+		t.Errorf("copied object differs")
+	}
+	assertNoTemps(t, s.Root())
+}
+
+func sameDevice(t *testing.T, a, b string) bool {
+	t.Helper()
+	sa, err := os.Stat(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := os.Stat(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.Sys().(*syscall.Stat_t).Dev == sb.Sys().(*syscall.Stat_t).Dev
+}
+
+func readObject(t *testing.T, s *Store, key string) []byte {
+	t.Helper()
+	rc, err := s.GetRange(context.Background(), key, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestDeleteRemovesEmptyParents(t *testing.T) {

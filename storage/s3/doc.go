@@ -1,7 +1,8 @@
 // Package s3 is the storage.Store backend for S3-compatible object stores
 // (MinIO, AWS S3, …), built on minio-go v7.
 //
-//	uploader ──Put──▶ Store ──PUT (single or multipart)──▶ bucket
+//	uploader ──PutFileSHA256(file, known sha)──▶ Store ──one PUT, body read from the file──▶ bucket
+//	         ──Put(reader)──▶ Store ──PUT (single or multipart)──▶ bucket
 //	replay ◀─GetRange─ Store ◀─GET Range: bytes=off-end──── bucket
 //
 // # Configuration
@@ -14,7 +15,8 @@
 //	}, logger)
 //
 // Region defaults to us-east-1 (setting it saves minio-go a bucket-location
-// request), PartSize to 16 MiB. Path-style addressing is used for anything
+// request), PartSize to 16 MiB, SinglePutLimit (PutFileSHA256 only) to
+// 1 GiB. Path-style addressing is used for anything
 // but AWS and Google endpoints (minio-go's "auto" lookup).
 //
 // # Object layout
@@ -32,8 +34,33 @@
 //
 // # Checksum policy
 //
-// Every object gets a SHA-256 that the server verifies, and Put returns the
-// SHA-256 of what it sent (computed while streaming):
+// Every object gets a SHA-256 that the server verifies, and Put and
+// PutFileSHA256 return it.
+//
+// PutFileSHA256(key, path, sha) is for a file whose SHA-256 is already
+// known (the spool uploader has it from the index). It hashes nothing on the
+// client and buffers nothing:
+//
+//   - Size <= SinglePutLimit (1 GiB by default; S3 allows 5 GiB): one PUT
+//     whose body is an io.SectionReader of the file, with
+//     X-Amz-Content-Sha256 = sha in the SigV4 signature
+//     (PutObjectOptions.DisableContentSha256, so minio-go does not use the
+//     streaming signature, which hashes every 64 KiB chunk on plain HTTP),
+//     x-amz-checksum-sha256 = sha (which also keeps minio-go from adding a
+//     CRC trailer) and X-Amz-Meta-Sha256 = sha. The server hashes the body
+//     and refuses it (XAmzContentSHA256Mismatch, or a checksum mismatch)
+//     when it differs: the call fails with ErrContentMismatch and the
+//     previous object under the key is unchanged. The body is seekable, so
+//     the PUT is retried like other requests.
+//   - Larger: a multipart upload (X-Amz-Meta-Sha256 = sha) whose parts are
+//     io.SectionReaders of the file, sent one after the other as unsigned
+//     payloads with a CRC32C trailer that the server verifies per part.
+//     The bytes sent are hashed on the way (the one SHA-256 pass of this
+//     rare path) and compared with sha before CompleteMultipartUpload; on a
+//     mismatch, an error or cancellation the upload is aborted, so the
+//     previous object stays and no object carries a wrong SHA-256.
+//
+// Put takes any reader and computes the SHA-256 of what it sends:
 //
 //   - Seekable body (io.ReadSeeker, e.g. the spool *os.File): Put first
 //     hashes the body (one extra local read), seeks back and uploads with
@@ -48,6 +75,10 @@
 //     x-amz-checksum-sha256 (aws-chunked trailer, per part when multipart)
 //     that the server verifies. There is no X-Amz-Meta-Sha256 (metadata
 //     headers go before the body).
+//
+// Over plain HTTP minio-go also signs every Put body chunk by chunk (the
+// streaming signature: one more SHA-256 pass); PutFileSHA256 has none of
+// these passes. BenchmarkPutSpoolFile compares the two for a 30 MB segment.
 //
 // Stat returns X-Amz-Meta-Sha256 when present, else the server's stored
 // SHA-256 checksum when it covers the whole object (single-PUT objects),
@@ -78,8 +109,9 @@
 // a second ("connection refused"), and against a hung one within roughly
 // MaxRetries × (ResponseHeaderTimeout + 1 s). A single PUT of a seekable
 // body is retried like other requests (Put rewinds the body, which also
-// covers a keep-alive connection that died while idle); any other PUT body
-// is sent once (minio-go cannot rewind a trailer checksum, and multipart
+// covers a keep-alive connection that died while idle), and so are
+// PutFileSHA256's PUTs (single or parts: a part rewinds its hashes with
+// it); any other PUT body is sent once (minio-go cannot rewind a trailer checksum, and multipart
 // parts are retried from minio-go's buffers), and retrying the upload is
 // then the uploader's job. Put never lets minio-go close the caller's
 // reader. TLS certificate errors are retried like network
@@ -91,8 +123,10 @@
 //   - Reading a GetRange body has no idle timeout: a server that stalls in
 //     the middle of a body holds the reader until the caller's context ends.
 //     Callers bound reads with a context deadline.
-//   - A multipart upload buffers one part (PartSize bytes) in memory per
-//     concurrent Put; keep segments below PartSize to get single PUTs.
+//   - A multipart Put of a reader that is not an io.ReaderAt buffers one
+//     part (PartSize bytes) in memory per concurrent Put; keep segments
+//     below PartSize to get single PUTs, or use PutFileSHA256, which never
+//     buffers.
 //   - The ModTime returned by Put is the local clock at completion; Stat and
 //     List return the server's Last-Modified.
 //   - Close fails later calls with ErrClosed and drops idle connections;

@@ -76,6 +76,12 @@ type Config struct {
 	// reader is not an io.ReaderAt). At least 5 MiB. It defaults to 16 MiB
 	// (minio-go's own default).
 	PartSize uint64
+	// SinglePutLimit is the largest file PutFileSHA256 sends with a single
+	// PUT (read in place, not hashed by the client); larger files go as a
+	// multipart upload of PartSize parts. At most 5 GiB (MaxSinglePutLimit,
+	// the S3 limit). It defaults to 1 GiB (DefaultSinglePutLimit). Put is
+	// not affected: its threshold is PartSize.
+	SinglePutLimit int64
 	// DialTimeout bounds establishing a TCP connection and the TLS
 	// handshake. It defaults to 5 s.
 	DialTimeout time.Duration
@@ -95,6 +101,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PartSize == 0 {
 		c.PartSize = DefaultPartSize
+	}
+	if c.SinglePutLimit == 0 {
+		c.SinglePutLimit = DefaultSinglePutLimit
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = DefaultDialTimeout
@@ -127,6 +136,9 @@ func (c *Config) validate() error {
 	if c.PartSize < minPartSize {
 		errs = append(errs, fmt.Errorf("part size %d is below the S3 minimum of 5 MiB", c.PartSize))
 	}
+	if c.SinglePutLimit < 0 || c.SinglePutLimit > MaxSinglePutLimit {
+		errs = append(errs, fmt.Errorf("single put limit %d is outside [1, 5 GiB]", c.SinglePutLimit))
+	}
 	if c.DialTimeout < 0 || c.ResponseHeaderTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
@@ -142,14 +154,20 @@ func (c *Config) validate() error {
 // Store is a storage.Store on an S3-compatible object store (MinIO, AWS S3,
 // …) through minio-go. Object keys are used as S3 object names unchanged.
 type Store struct {
-	client   *minio.Client
-	core     minio.Core
-	bucket   string
-	partSize uint64
-	tr       *http.Transport
-	log      *slog.Logger
-	closed   atomic.Bool
-	c        counters
+	client         *minio.Client
+	core           minio.Core
+	bucket         string
+	partSize       uint64
+	singlePutLimit int64
+	tr             *http.Transport
+	ct             *countingTransport // wraps tr; tests may wrap its rt
+	log            *slog.Logger
+	closed         atomic.Bool
+	c              counters
+
+	// afterPart, when set (by tests), is called after each part of a
+	// PutFileSHA256 multipart upload is sent.
+	afterPart func(part int)
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -210,15 +228,17 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("s3 config: %w", err)
 	}
 	s := &Store{
-		bucket:   cfg.Bucket,
-		partSize: cfg.PartSize,
-		tr:       tr,
-		log:      logger.With("component", "storage/s3", "endpoint", cfg.Endpoint, "bucket", cfg.Bucket),
+		bucket:         cfg.Bucket,
+		partSize:       cfg.PartSize,
+		singlePutLimit: cfg.SinglePutLimit,
+		tr:             tr,
+		log:            logger.With("component", "storage/s3", "endpoint", cfg.Endpoint, "bucket", cfg.Bucket),
 	}
+	s.ct = &countingTransport{rt: tr, c: &s.c}
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds:           credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure:          cfg.Secure,
-		Transport:       &countingTransport{rt: tr, c: &s.c},
+		Transport:       s.ct,
 		Region:          cfg.Region,
 		TrailingHeaders: true,
 		MaxRetries:      cfg.MaxRetries,

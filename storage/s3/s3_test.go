@@ -359,6 +359,7 @@ func TestDeadServer(t *testing.T) {
 	if _, err := s.Put(ctx, key, bytes.NewReader(data), int64(len(data))); err != nil {
 		t.Fatal(err)
 	}
+	file := writeFile(t, data)
 	srv.Stop()
 	const bound = 5 * time.Second
 	// wantRequests: a single PUT of a seekable body is retried (MaxRetries
@@ -370,6 +371,10 @@ func TestDeadServer(t *testing.T) {
 	}{
 		{"Put", 3, func() error {
 			_, err := s.Put(ctx, "cam/new.mp4", bytes.NewReader(data), int64(len(data)))
+			return err
+		}},
+		{"PutFileSHA256", 3, func() error {
+			_, err := s.PutFileSHA256(ctx, "cam/new.mp4", file, hexSum(data))
 			return err
 		}},
 		{"Put stream", 1, func() error {
@@ -505,6 +510,8 @@ func TestConfig(t *testing.T) {
 		{"scheme", func(c *Config) { c.Endpoint = "http://x:9000" }, []string{"without scheme"}},
 		{"bucket", func(c *Config) { c.Bucket = "Bad_Bucket" }, []string{"bucket \"Bad_Bucket\""}},
 		{"part size", func(c *Config) { c.PartSize = 1 << 20 }, []string{"part size"}},
+		{"single put limit", func(c *Config) { c.SinglePutLimit = MaxSinglePutLimit + 1 }, []string{"single put limit"}},
+		{"negative single put limit", func(c *Config) { c.SinglePutLimit = -1 }, []string{"single put limit"}},
 		{"ca without tls", func(c *Config) { c.CAFile = "/x.pem" }, []string{"secure is false"}},
 		{"missing ca", func(c *Config) { c.Secure, c.CAFile = true, "/nonexistent/ca.pem" }, []string{"ca file"}},
 	}

@@ -9,8 +9,9 @@
 //	   ▼
 //	Uploader: queue (bounded) ─┬─▶ worker × Workers:
 //	   overflow set ◀── full ──┘     re-read row from the index
-//	   rescan of the index           PutFile (store offers it) or Put (streamed)
-//	   (at start + periodic)         verify size and SHA-256
+//	   rescan of the index           PutFileSHA256 (store offers it, SHA-256 known),
+//	   (at start + periodic)           else PutFile (store offers it), else Put (streamed)
+//	                                 verify size and SHA-256
 //	                                 MarkStored ─▶ Dir.Remove(key) ─▶ Quota.Release
 //	                                 on error: retry after capped backoff
 //
@@ -34,6 +35,17 @@
 // (MinBackoff doubling up to MaxBackoff, jittered to [d/2, d]); a segment
 // is never dropped: one whose spool file is corrupt, or lost along with the
 // store copy, is retried at MaxBackoff forever and logged each time.
+//
+// Known SHA-256: the segmenter hashes each segment as it writes it and the
+// index row carries the result, so a store that implements HashedFilePutter
+// gets it with the file and the uploader hashes nothing: storage/s3 sends
+// one PUT read in place from the file, signed with that hash and carrying it
+// as x-amz-checksum-sha256, and the server refuses a body that does not
+// match (multipart above s3.Config.SinglePutLimit: parts read in place, the
+// hash checked on the way before completing); storage/local links the file
+// and checks it before committing. A refused file is retried like any
+// failure and never marked stored. Without a known SHA-256 (or such a
+// store) the file is linked or streamed and hashed here.
 //
 // Crash recovery: at start Run rescans the index for closed segments. A
 // closed segment without a spool file whose object is in the store, whole
@@ -61,6 +73,6 @@
 // the Dir. The accounting is reset by a restart, not persisted.
 //
 // Durability: Create fsyncs the parent directory of the new file. The
-// uploader relies on the store's durability (local fsyncs; PutFile fsyncs
-// the spool file before linking it).
+// uploader relies on the store's durability (local fsyncs; PutFile and
+// PutFileSHA256 fsync the spool file before linking it).
 package spool

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"xueliang/index"
 	"xueliang/storage"
 	"xueliang/storage/local"
+	"xueliang/storage/s3"
 )
 
 var t0 = time.Date(2024, 5, 6, 7, 0, 0, 0, time.UTC)
@@ -368,6 +371,78 @@ func TestUploaderRetriesStreaming(t *testing.T) {
 	}
 }
 
+// hashedStore offers HashedFilePutter over a local store and records its
+// calls. It stores through PutFile (no check against the given hash) and
+// returns the SHA-256 PutFile computed only when verified is set. Its PutFile and Put fail: the uploader
+// must not fall back to them when the segment's SHA-256 is known.
+type hashedStore struct {
+	*local.Store
+	verified bool
+	mu       sync.Mutex
+	calls    map[string]string // key → sha256Hex passed
+}
+
+func (h *hashedStore) PutFileSHA256(ctx context.Context, key, path, sha256Hex string) (storage.ObjectInfo, error) {
+	h.mu.Lock()
+	h.calls[key] = sha256Hex
+	h.mu.Unlock()
+	info, err := h.Store.PutFile(ctx, key, path)
+	if !h.verified {
+		info.SHA256 = ""
+	}
+	return info, err
+}
+
+func (h *hashedStore) PutFile(context.Context, string, string) (storage.ObjectInfo, error) {
+	return storage.ObjectInfo{}, errors.New("PutFile used instead of PutFileSHA256")
+}
+
+func (h *hashedStore) Put(context.Context, string, io.Reader, int64) (storage.ObjectInfo, error) {
+	return storage.ObjectInfo{}, errors.New("Put used instead of PutFileSHA256")
+}
+
+func (h *hashedStore) called() map[string]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.calls)
+}
+
+func TestUploaderUsesKnownSHA256(t *testing.T) {
+	for _, verified := range []bool{true, false} {
+		t.Run(fmt.Sprintf("verified=%v", verified), func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t)
+			hs := &hashedStore{Store: e.store, verified: verified, calls: map[string]string{}}
+			segs := []index.Segment{e.addSegment(t, "cam", 0, true), e.addSegment(t, "cam", 1, true)}
+			// Corrupt after closing (same size): the SHA-256 the store
+			// returns, or the uploader's own when it returns none, must
+			// catch it.
+			bad := e.addSegment(t, "cam", 2, true)
+			b := content(2)
+			b[0] ^= 0xff
+			if err := os.WriteFile(e.dir.Path(bad.ObjectKey), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			u := NewUploader(e.dir, hs, e.db, fastConfig(), nil)
+			startUploader(t, u)
+			waitFor(t, "2 uploads and failures", func() bool { st := u.Stats(); return st.Uploaded == 2 && st.Failed >= 2 })
+			if got, _ := e.db.Segment(ctx, bad.ID); got.State != index.StateClosed {
+				t.Errorf("corrupt segment state = %v, want closed", got.State)
+			}
+			if _, err := os.Stat(e.dir.Path(bad.ObjectKey)); err != nil {
+				t.Errorf("spool file of the corrupt segment removed: %v", err)
+			}
+			checkStored(t, e, segs)
+			calls := hs.called()
+			for _, s := range append(segs, bad) {
+				if got, ok := calls[s.ObjectKey]; !ok || got != s.SHA256 {
+					t.Errorf("PutFileSHA256(%s) called with %q (called: %v), want the index's %s", s.ObjectKey, got, ok, s.SHA256)
+				}
+			}
+		})
+	}
+}
+
 func TestUploaderNeverMarksCorruptSegment(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
@@ -461,6 +536,8 @@ func TestBackoff(t *testing.T) {
 
 // The real components satisfy the interfaces the uploader declares.
 var (
-	_ SegmentIndex = (*index.DB)(nil)
-	_ FilePutter   = (*local.Store)(nil)
+	_ SegmentIndex     = (*index.DB)(nil)
+	_ FilePutter       = (*local.Store)(nil)
+	_ HashedFilePutter = (*local.Store)(nil)
+	_ HashedFilePutter = (*s3.Store)(nil)
 )

@@ -32,6 +32,22 @@ type FilePutter interface {
 	PutFile(ctx context.Context, key, path string) (storage.ObjectInfo, error)
 }
 
+// HashedFilePutter is implemented by stores that can take a local file
+// whose SHA-256 is already known (the index's, computed by the segmenter)
+// without hashing it again on the client: storage/s3 sends it with one PUT
+// that the server verifies against the hash, storage/local links it and
+// checks it before committing. The uploader prefers it to FilePutter and
+// Put when the segment's SHA-256 is known.
+//
+// PutFileSHA256 stores the file at path under key and fails (leaving any
+// previous object unchanged) when its content does not hash to sha256Hex
+// (lowercase hex). The returned ObjectInfo.SHA256 is sha256Hex when the
+// store verified the content against it, and empty when it did not, in
+// which case the uploader hashes the file itself.
+type HashedFilePutter interface {
+	PutFileSHA256(ctx context.Context, key, path, sha256Hex string) (storage.ObjectInfo, error)
+}
+
 // UploaderConfig tunes the uploader. Zero fields take their defaults.
 type UploaderConfig struct {
 	// Workers is the number of concurrent uploads. It defaults to 2.
@@ -325,11 +341,28 @@ func (u *Uploader) upload(ctx context.Context, id int64) (int64, error) {
 	return seg.Size, nil
 }
 
-// put puts the spool file at path and verifies size and SHA-256.
+// put puts the spool file at path and verifies size and SHA-256. With a
+// known SHA-256 and a HashedFilePutter the store checks the content against
+// it (no hashing here); otherwise the file is linked (FilePutter) or
+// streamed (Put) and hashed here or by the store.
 func (u *Uploader) put(ctx context.Context, seg index.Segment, path string) error {
 	var info storage.ObjectInfo
 	var sum string
-	if fp, ok := u.store.(FilePutter); ok {
+	hp, hashed := u.store.(HashedFilePutter)
+	fp, linked := u.store.(FilePutter)
+	switch {
+	case hashed && seg.SHA256 != "":
+		var err error
+		if info, err = hp.PutFileSHA256(ctx, seg.ObjectKey, path, seg.SHA256); err != nil {
+			return err
+		}
+		sum = info.SHA256
+		if sum == "" {
+			if sum, err = hashFile(ctx, path); err != nil {
+				return err
+			}
+		}
+	case linked:
 		var err error
 		if info, err = fp.PutFile(ctx, seg.ObjectKey, path); err != nil {
 			return err
@@ -340,7 +373,7 @@ func (u *Uploader) put(ctx context.Context, seg index.Segment, path string) erro
 				return err
 			}
 		}
-	} else {
+	default:
 		f, err := os.Open(path)
 		if err != nil {
 			return err

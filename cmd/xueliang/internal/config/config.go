@@ -43,7 +43,16 @@ type Config struct {
 	Motion    Motion    `yaml:"motion"`
 	Secrets   Secrets   `yaml:"secrets"`
 	Auth      Auth      `yaml:"auth"`
+	Debug     Debug     `yaml:"debug"`
 	Cameras   []Camera  `yaml:"cameras"`
+}
+
+// Debug holds diagnostics that are off by default.
+type Debug struct {
+	// PprofListen, when set, serves net/http/pprof (CPU and heap profiles,
+	// goroutine dumps) on this address, without authentication: it must be
+	// a loopback address (127.0.0.1:6060, [::1]:6060, localhost:6060).
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // Recording holds the defaults applied to every camera.
@@ -65,6 +74,11 @@ type Recording struct {
 type Index struct {
 	// Path of the SQLite database. It defaults to <data_dir>/index.db.
 	Path string `yaml:"path"`
+	// CommitWindow: fragment rows of different cameras arriving within it
+	// share one write transaction (a fragment reaches the index up to this
+	// much later; recording never waits). 0 commits each at once. It
+	// defaults to 100ms.
+	CommitWindow time.Duration `yaml:"commit_window"`
 }
 
 // Storage configures the object store: S3 when storage.s3.endpoint is set,
@@ -234,6 +248,7 @@ func Default() Config {
 			Transport:           "tcp",
 			FsyncInterval:       10 * time.Second,
 		},
+		Index:  Index{CommitWindow: 100 * time.Millisecond},
 		Upload: Upload{Workers: 2, MaxBackoff: 30 * time.Second},
 		Replay: Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
 		Auth:   Auth{SessionTTL: 12 * time.Hour},
@@ -346,6 +361,15 @@ func (c *Config) Validate() error {
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		bad("listen", "bad port %q", port)
 	}
+	if c.Debug.PprofListen != "" {
+		if host, port, err := net.SplitHostPort(c.Debug.PprofListen); err != nil {
+			bad("debug.pprof_listen", "want host:port, got %q", c.Debug.PprofListen)
+		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			bad("debug.pprof_listen", "must be a loopback address (profiles are served without authentication), got %q", host)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			bad("debug.pprof_listen", "bad port %q", port)
+		}
+	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
 	}
@@ -380,6 +404,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Upload.MaxBackoff < time.Second || c.Upload.MaxBackoff > time.Hour {
 		bad("upload.max_backoff", "want 1s..1h, got %s", c.Upload.MaxBackoff)
+	}
+	if w := c.Index.CommitWindow; w < 0 || w > time.Second {
+		bad("index.commit_window", "want [0, 1s], got %s", w)
 	}
 	if c.Replay.GapTolerance <= 0 || c.Replay.GapTolerance > 10*time.Second {
 		bad("replay.gap_tolerance", "want (0, 10s], got %s", c.Replay.GapTolerance)

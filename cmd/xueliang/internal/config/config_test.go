@@ -42,6 +42,9 @@ func TestParseErrors(t *testing.T) {
 		{"unknown nested key", "recording:\n  segment_duraton: 1s\n", []string{`unknown key "segment_duraton" (in recording)`}},
 		{"unknown camera key", "cameras:\n  - id: a\n    url: rtsp://h/p\n    pasword: x\n", []string{`unknown key "pasword" (in camera)`}},
 		{"bad duration", "recording:\n  segment_duration: soon\n", []string{"parse"}},
+		{"pprof on a public address", "debug:\n  pprof_listen: 0.0.0.0:6060\n", []string{"debug.pprof_listen: must be a loopback address"}},
+		{"commit window too long", "index:\n  commit_window: 5s\n", []string{"index.commit_window: want [0, 1s]"}},
+		{"pprof without port", "debug:\n  pprof_listen: 127.0.0.1\n", []string{"debug.pprof_listen: want host:port"}},
 		{
 			"every problem at once",
 			"listen: nope\nlog_level: loud\nrecording:\n  segment_duration: 1s\n  transport: sctp\ncameras:\n  - id: ''\n    url: http://x\n  - id: a\n    url: rtsp://h/1\n  - id: a\n    url: rtsp://h/2\n",
@@ -141,5 +144,34 @@ func TestS3Config(t *testing.T) {
 		"XUELIANG_STORAGE_S3_ACCESS_KEY=a", "XUELIANG_STORAGE_S3_SECRET_KEY=b"})
 	if err != nil || cfg.Storage.S3.SecretKey != "b" {
 		t.Errorf("env secrets: %v %+v", err, cfg.Storage.S3)
+	}
+}
+
+func TestDebugPprofLoopback(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:6060", "[::1]:0", "localhost:6060"} {
+		c, err := Parse([]byte("debug:\n  pprof_listen: \""+addr+"\"\n"), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+		if c.Debug.PprofListen != addr {
+			t.Errorf("PprofListen = %q, want %q", c.Debug.PprofListen, addr)
+		}
+	}
+}
+
+func TestIndexCommitWindow(t *testing.T) {
+	c, err := Parse([]byte(""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Index.CommitWindow != 100*time.Millisecond {
+		t.Errorf("default commit window %v", c.Index.CommitWindow)
+	}
+	c, err = Parse([]byte("index:\n  commit_window: 0s\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Index.CommitWindow != 0 {
+		t.Errorf("commit window %v, want 0 (off)", c.Index.CommitWindow)
 	}
 }

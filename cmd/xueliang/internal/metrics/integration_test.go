@@ -55,6 +55,9 @@ func TestMetricsEndToEnd(t *testing.T) {
 	if _, ok := store.(spool.FilePutter); !ok {
 		t.Fatal("WrapStore hides PutFile of the local store")
 	}
+	if _, ok := store.(spool.HashedFilePutter); !ok {
+		t.Fatal("WrapStore hides PutFileSHA256 of the local store")
+	}
 	idx := WrapIndex(reg, db)
 	uploader := spool.NewUploader(spoolDir, store, idx, spool.UploaderConfig{RescanInterval: time.Second}, nil)
 	manager := ingest.NewManager(ingest.Options{

@@ -66,20 +66,32 @@ func (m *storeMetrics) done(op string, start time.Time, err error) {
 	}
 }
 
-// filePutter mirrors spool.FilePutter (declared here to keep the decorator
-// transparent to the uploader's type assertion).
+// filePutter and hashedFilePutter mirror spool.FilePutter and
+// spool.HashedFilePutter (declared here to keep the decorator transparent
+// to the uploader's type assertions).
 type filePutter interface {
 	PutFile(ctx context.Context, key, path string) (storage.ObjectInfo, error)
 }
 
+type hashedFilePutter interface {
+	PutFileSHA256(ctx context.Context, key, path, sha256Hex string) (storage.ObjectInfo, error)
+}
+
 // WrapStore returns s instrumented with xueliang_upload_duration_seconds,
 // xueliang_storage_request_duration_seconds{op} and
-// xueliang_storage_errors_total{op}, registered on reg. When s can put a
-// local file (PutFile, storage/local), so can the result.
+// xueliang_storage_errors_total{op}, registered on reg. The result offers
+// PutFile and PutFileSHA256 exactly when s does.
 func WrapStore(reg prometheus.Registerer, s storage.Store) storage.Store {
 	in := &instrumentedStore{s: s, m: newStoreMetrics(reg)}
-	if fp, ok := s.(filePutter); ok {
+	fp, file := s.(filePutter)
+	hp, hashed := s.(hashedFilePutter)
+	switch {
+	case file && hashed:
+		return &instrumentedFileHashedStore{instrumentedStore: in, fp: fp, hp: hp}
+	case file:
 		return &instrumentedFileStore{instrumentedStore: in, fp: fp}
+	case hashed:
+		return &instrumentedHashedStore{instrumentedStore: in, hp: hp}
 	}
 	return in
 }
@@ -134,8 +146,42 @@ type instrumentedFileStore struct {
 }
 
 func (i *instrumentedFileStore) PutFile(ctx context.Context, key, path string) (storage.ObjectInfo, error) {
+	return putFile(ctx, i.instrumentedStore, i.fp, key, path)
+}
+
+type instrumentedHashedStore struct {
+	*instrumentedStore
+	hp hashedFilePutter
+}
+
+func (i *instrumentedHashedStore) PutFileSHA256(ctx context.Context, key, path, sha256Hex string) (storage.ObjectInfo, error) {
+	return putFileSHA256(ctx, i.instrumentedStore, i.hp, key, path, sha256Hex)
+}
+
+type instrumentedFileHashedStore struct {
+	*instrumentedStore
+	fp filePutter
+	hp hashedFilePutter
+}
+
+func (i *instrumentedFileHashedStore) PutFile(ctx context.Context, key, path string) (storage.ObjectInfo, error) {
+	return putFile(ctx, i.instrumentedStore, i.fp, key, path)
+}
+
+func (i *instrumentedFileHashedStore) PutFileSHA256(ctx context.Context, key, path, sha256Hex string) (storage.ObjectInfo, error) {
+	return putFileSHA256(ctx, i.instrumentedStore, i.hp, key, path, sha256Hex)
+}
+
+func putFile(ctx context.Context, i *instrumentedStore, fp filePutter, key, path string) (storage.ObjectInfo, error) {
 	start := time.Now()
-	info, err := i.fp.PutFile(ctx, key, path)
+	info, err := fp.PutFile(ctx, key, path)
+	i.m.done(opPut, start, err)
+	return info, err
+}
+
+func putFileSHA256(ctx context.Context, i *instrumentedStore, hp hashedFilePutter, key, path, sha256Hex string) (storage.ObjectInfo, error) {
+	start := time.Now()
+	info, err := hp.PutFileSHA256(ctx, key, path, sha256Hex)
 	i.m.done(opPut, start, err)
 	return info, err
 }

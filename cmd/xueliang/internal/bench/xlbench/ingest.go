@@ -51,14 +51,15 @@ func (r ingestResult) lossFree() bool {
 }
 
 type ingestEnv struct {
-	dir     string // scratch root
-	bin     string // directory with xueliang, camsim
-	self    string // this binary (floor mode)
-	clips   string
-	script  string
-	minio   *minio
-	rssBase float64 // MiB, measured once
-	profile bool
+	dir        string // scratch root
+	bin        string // directory with xueliang, camsim
+	self       string // this binary (floor mode)
+	clips      string
+	script     string
+	minio      *minio
+	rssBase    float64 // MiB, measured once
+	profileDir string  // when set: serve debug.pprof_listen and write a CPU profile of each ingest run here
+	pprofBase  string  // the last started server's pprof base URL
 }
 
 func loadavg() string {
@@ -83,13 +84,31 @@ func (e *ingestEnv) startCamsim(dir string, n int, codec, bitrate string) (*proc
 	return p, url, err
 }
 
+// benchSegment is the segment duration of the ingest runs. The cameras
+// start together, so their segments close together: the work of closing
+// (hashing, uploading, indexing) comes in rounds, once per benchSegment.
+// A measured window that is a whole number of rounds holds the same work
+// whatever its phase (measuredWindow).
+const benchSegment = 30 * time.Second
+
+// measuredWindow rounds d up to a whole number of benchSegment.
+func measuredWindow(d time.Duration) time.Duration {
+	return (d + benchSegment - 1) / benchSegment * benchSegment
+}
+
 func (e *ingestEnv) serverConfig(dir, cams string) (string, string, error) {
 	addr := freeAddr()
+	debug := ""
+	if e.profileDir != "" {
+		pa := freeAddr()
+		debug = "debug:\n  pprof_listen: " + pa + "\n"
+		e.pprofBase = "http://" + pa
+	}
 	cfg := fmt.Sprintf(`listen: %s
 data_dir: %s
 log_level: warn
 recording:
-  segment_duration: 30s
+  segment_duration: %s
 auth:
   metrics_token: `+scrapeToken+`
 storage:
@@ -98,7 +117,7 @@ storage:
     bucket: bench
     access_key: %s
     secret_key: %s
-%s`, addr, filepath.Join(dir, "data"), e.minio.Endpoint, e.minio.AccessKey, e.minio.SecretKey, cams)
+%s%s`, addr, filepath.Join(dir, "data"), benchSegment, e.minio.Endpoint, e.minio.AccessKey, e.minio.SecretKey, debug, cams)
 	path := filepath.Join(dir, "config.yaml")
 	return path, "http://" + addr, os.WriteFile(path, []byte(cfg), 0o644)
 }
@@ -209,11 +228,11 @@ func (e *ingestEnv) runIngest(n int, codec, bitrate string, d, floorDur time.Dur
 	t0 := time.Now()
 	var pending []float64
 	profDone := make(chan string, 1)
-	if e.profile {
+	if e.profileDir != "" {
 		go func() {
-			p := filepath.Join(e.dir, fmt.Sprintf("cpu-%s-%d.pprof", codec, n))
-			if err := fetchProfile(base, p, 30); err != nil {
-				logf("cpu profile: %v (the server may not expose /debug/pprof)", err)
+			p := filepath.Join(e.profileDir, fmt.Sprintf("cpu-%s-%d.pprof", codec, n))
+			if err := fetchProfile(e.pprofBase, p, 30); err != nil {
+				logf("cpu profile: %v", err)
 				p = ""
 			}
 			profDone <- p
@@ -233,7 +252,7 @@ func (e *ingestEnv) runIngest(n int, codec, bitrate string, d, floorDur time.Dur
 	if err != nil {
 		return r, err
 	}
-	if e.profile {
+	if e.profileDir != "" {
 		r.ServerProfileTo = <-profDone
 	}
 	r.Seconds = el

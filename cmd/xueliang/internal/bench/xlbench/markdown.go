@@ -47,7 +47,7 @@ func markdown(r results, notes string) string {
 		}
 	}
 	if len(r.Capacity) > 0 {
-		p("## Capacity (H.264 4 Mbit/s, 45 s per step)\n\n| cameras | load avg | server %%core total | frames deficit | RTP lost | reconnects | backlog end (max) | growing | loadgen late |\n|---|---|---|---|---|---|---|---|---|\n")
+		p("## Capacity (H.264 4 Mbit/s, 60 s per step)\n\n| cameras | load avg | server %%core total | frames deficit | RTP lost | reconnects | backlog end (max) | growing | loadgen late |\n|---|---|---|---|---|---|---|---|---|\n")
 		for _, x := range r.Capacity {
 			p("| %d | %s | %.0f | %.0f | %.0f | %.0f | %.0f (%.0f) | %v | %v |\n", x.Cameras, x.LoadAvg, x.ServerCPUPctTotal,
 				x.FramesDeficit, x.RTPLost, x.Reconnects, x.BacklogEnd, x.BacklogMax, x.BacklogGrowing, x.LoadgenLate)

@@ -5,12 +5,11 @@ package segmenter
 import "syscall"
 
 // allocBuf returns a zero-length byte slice of capacity at least n backed
-// by anonymous memory outside the Go heap. Fragment buffers are the bulk
-// of a camera's memory (a whole GOP, ≈1 MB at 4 Mbit/s); kept in the Go
-// heap they would count towards the GC's heap goal, which with GOGC=100 is
-// twice the live heap, so each camera would cost about two GOPs of RSS.
-// Off the heap a GOP costs its size once, and only the pages written.
-// Such a slice must be given back with freeBuf and never used after.
+// by anonymous memory outside the Go heap, for a camera's write staging
+// buffer (stageSize): kept in the Go heap it would count towards the GC's
+// heap goal, which with GOGC=100 is twice the live heap; off the heap it
+// costs its size once. Such a slice must be given back with freeBuf and
+// never used after.
 func allocBuf(n int) []byte {
 	ps := syscall.Getpagesize()
 	n = (n + ps - 1) / ps * ps

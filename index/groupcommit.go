@@ -1,0 +1,311 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// maxBatchRows bounds the fragment rows one group-commit transaction
+// takes, so that a backlog is written in transactions of bounded length
+// (the writer connection is shared with every other write). A request
+// larger than this is committed alone.
+const maxBatchRows = 512
+
+// errClosed answers AddFragments calls that were queued when the DB was
+// closed (or that arrive after).
+var errClosed = errors.New("index closed")
+
+// fragReq is one AddFragments call waiting for the committer.
+type fragReq struct {
+	ctx   context.Context
+	frags []Fragment
+	// done receives exactly one answer; buffered so that the committer
+	// never blocks on a caller that stopped waiting.
+	done chan error
+}
+
+// committer merges concurrent AddFragments calls into shared write
+// transactions (group commit). Callers enqueue a fragReq and wait; one
+// goroutine, started by Open and stopped by Close, takes everything queued
+// (up to maxBatchRows rows), writes it in one transaction and answers every
+// caller. See the package doc, "Concurrency".
+type committer struct {
+	mu     sync.Mutex
+	queue  []*fragReq
+	closed bool // set by the goroutine when it stops; no more requests are queued
+
+	wake   chan struct{} // capacity 1: "the queue may be non-empty"
+	stop   chan struct{} // closed by Close
+	exited chan struct{} // closed when the goroutine has answered all it took
+	// ctx is the transactions' context, cancelled by Close so that a batch
+	// waiting for the writer connection does not hold Close up.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// window is how long the goroutine waits after a wake-up for more
+	// requests before it writes (SetCommitWindow); 0 writes at once.
+	window atomic.Int64
+
+	// Counters, for tests and benchmarks.
+	txs       atomic.Int64 // group transactions begun
+	fallbacks atomic.Int64 // group transactions that failed and were split
+}
+
+// startCommitter starts db's committer goroutine; Close stops it.
+func (db *DB) startCommitter() {
+	ctx, cancel := context.WithCancel(context.Background())
+	db.fc = &committer{
+		wake:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		exited: make(chan struct{}),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	go db.runCommitter()
+}
+
+// stopCommitter stops the committer, answering queued requests with
+// errClosed, and waits for it. An in-flight transaction is cancelled.
+func (db *DB) stopCommitter() {
+	c := db.fc
+	close(c.stop)
+	c.cancel()
+	<-c.exited
+}
+
+// enqueue queues r for the committer, or returns errClosed.
+func (c *committer) enqueue(r *fragReq) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return errClosed
+	}
+	c.queue = append(c.queue, r)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+	return nil
+}
+
+// take removes the next batch from the queue: requests in arrival order
+// while their rows fit in maxRows, at least one. Requests whose caller has
+// already stopped waiting are answered and dropped.
+func (c *committer) take(maxRows int) []*fragReq {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var batch []*fragReq
+	rows, n := 0, 0
+	for _, r := range c.queue {
+		if len(batch) > 0 && rows+len(r.frags) > maxRows {
+			break
+		}
+		n++
+		if err := r.ctx.Err(); err != nil {
+			r.done <- fmt.Errorf("add fragments: %w", err)
+			continue
+		}
+		batch = append(batch, r)
+		rows += len(r.frags)
+	}
+	// Shift rather than reslice so the backing array does not keep
+	// answered requests alive.
+	c.queue = slices.Delete(c.queue, 0, n)
+	return batch
+}
+
+// queuedRows returns the number of fragment rows waiting.
+func (c *committer) queuedRows() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, r := range c.queue {
+		n += len(r.frags)
+	}
+	return n
+}
+
+// SetCommitWindow makes AddFragments calls wait up to d for others to share
+// their write transaction (0, the default, writes a lone call at once). At
+// a steady rate of one call per camera every two seconds, calls rarely
+// overlap by themselves, and a transaction's fixed cost (the segment
+// update with its coverage triggers, the commit) dominates: a window of
+// 100 ms gives ≈ cameras/20 rows per transaction at the price of up to
+// 100 ms more before a fragment is in the index (the segmenter's index
+// worker waits, never the media path).
+func (db *DB) SetCommitWindow(d time.Duration) {
+	db.fc.window.Store(int64(max(d, 0)))
+}
+
+// queued returns the number of requests waiting (for tests).
+func (c *committer) queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
+}
+
+// runCommitter is the committer goroutine: it commits batches while the
+// queue is non-empty, sleeps on wake otherwise, and on stop answers what is
+// left with errClosed.
+func (db *DB) runCommitter() {
+	c := db.fc
+	defer close(c.exited)
+	for {
+		select {
+		case <-c.stop:
+			c.shutdown()
+			return
+		case <-c.wake:
+		}
+		if w := time.Duration(c.window.Load()); w > 0 && c.queuedRows() < maxBatchRows {
+			t := time.NewTimer(w)
+			select {
+			case <-c.stop:
+				t.Stop()
+				c.shutdown()
+				return
+			case <-t.C:
+			}
+		}
+		for {
+			batch := c.take(maxBatchRows)
+			if len(batch) == 0 {
+				break
+			}
+			db.commitBatch(batch)
+			select {
+			case <-c.stop:
+				c.shutdown()
+				return
+			default:
+			}
+		}
+	}
+}
+
+// shutdown refuses further requests and answers the queued ones.
+func (c *committer) shutdown() {
+	c.mu.Lock()
+	c.closed = true
+	q := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+	for _, r := range q {
+		r.done <- fmt.Errorf("add fragments: %w", errClosed)
+	}
+}
+
+// commitBatch writes batch in one transaction and answers its callers. If
+// that fails, each request is committed in its own transaction instead, so
+// that every caller gets the result (and error) it would have got alone.
+func (db *DB) commitBatch(batch []*fragReq) {
+	c := db.fc
+	c.txs.Add(1)
+	err := db.withTx(c.ctx, func(tx *sql.Tx) error {
+		return db.writeFragments(c.ctx, tx, batch)
+	})
+	if err == nil || len(batch) == 1 {
+		answerAll(batch, db.fragmentsErr(err))
+		return
+	}
+	if c.ctx.Err() != nil {
+		answerAll(batch, db.fragmentsErr(err))
+		return
+	}
+	c.fallbacks.Add(1)
+	db.log.Debug("fragment batch failed, committing its requests one by one",
+		"requests", len(batch), "error", err)
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- fmt.Errorf("add fragments: %w", err)
+			continue
+		}
+		r.done <- db.addFragmentsDirect(c.ctx, r.frags)
+	}
+}
+
+// fragmentsErr wraps a transaction error as AddFragments reports it; a
+// failure caused by Close is reported as errClosed.
+func (db *DB) fragmentsErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case db.fc.ctx.Err() != nil:
+		return fmt.Errorf("add fragments: %w", errClosed)
+	default:
+		return fmt.Errorf("add fragments: %w", err)
+	}
+}
+
+func answerAll(batch []*fragReq, err error) {
+	for _, r := range batch {
+		r.done <- err
+	}
+}
+
+// addFragmentsDirect commits frags (already validated) in a transaction of
+// their own: the path of a request whose group transaction failed, and the
+// pre-group-commit behaviour, kept as the benchmarks' baseline.
+func (db *DB) addFragmentsDirect(ctx context.Context, frags []Fragment) error {
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		return db.writeFragments(ctx, tx, []*fragReq{{frags: frags}})
+	})
+	return db.fragmentsErr(err)
+}
+
+// writeFragments applies the requests in tx, in order: each touched
+// segment's end and size are raised once to the largest over all requests
+// (the raise only ever increases them, so this equals applying the
+// requests one after the other), then the rows are upserted, a later
+// request's row replacing an earlier one with the same (segment, seq).
+// A missing segment is ErrNotFound.
+func (db *DB) writeFragments(ctx context.Context, tx *sql.Tx, reqs []*fragReq) error {
+	type bounds struct{ end, size int64 }
+	per := make(map[int64]bounds)
+	for _, r := range reqs {
+		for _, f := range r.frags {
+			b := per[f.SegmentID]
+			b.end = max(b.end, toNS(f.End))
+			b.size = max(b.size, f.Offset+f.Size)
+			per[f.SegmentID] = b
+		}
+	}
+	ids := make([]int64, 0, len(per))
+	for id := range per {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	raise, raiseMax := db.txStmt(ctx, tx, raiseSegment), db.txStmt(ctx, tx, raiseMaxSegment)
+	for _, id := range ids {
+		b := per[id]
+		res, err := raise.ExecContext(ctx, b.end, b.end, b.size, b.size, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("segment %d: %w", id, ErrNotFound)
+		}
+		if _, err := raiseMax.ExecContext(ctx, id, id, id); err != nil {
+			return err
+		}
+	}
+	stmt := db.txStmt(ctx, tx, upsertFragment)
+	for _, r := range reqs {
+		for _, f := range r.frags {
+			if _, err := stmt.ExecContext(ctx, f.SegmentID, f.Seq, toNS(f.Start), toNS(f.End),
+				f.Offset, f.Size, f.Keyframe); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
