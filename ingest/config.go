@@ -68,6 +68,8 @@ type Options struct {
 	ReadTimeout time.Duration
 	// FsyncInterval is passed to the segmenter (default 10 s).
 	FsyncInterval time.Duration
+	// StaggerSegments is passed to the segmenter (segmenter.Config.Stagger).
+	StaggerSegments bool
 	// Now is the wall clock used to anchor sessions without RTCP sender
 	// reports. It defaults to time.Now.
 	Now func() time.Time

@@ -210,6 +210,7 @@ func (p *Puller) Run(ctx context.Context) error {
 		SegmentDuration:     p.cfg.SegmentDuration,
 		MaxFragmentDuration: p.cfg.MaxFragmentDuration,
 		FsyncInterval:       p.opts.FsyncInterval,
+		Stagger:             p.opts.StaggerSegments,
 		Logger:              p.opts.Logger,
 	})
 	if err != nil {

@@ -81,14 +81,15 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		return fmt.Errorf("camera registry: %w", err)
 	}
 	manager := ingest.NewManager(ingest.Options{
-		SpoolRoot:     spoolDir.Root,
-		Index:         idx,
-		OnClosed:      uploader.Enqueue,
-		Quota:         quota,
-		FsyncInterval: cfg.Recording.FsyncInterval,
-		Logger:        logger,
-		Motion:        motionOptions(cfg, db),
-		Events:        db, // camera-side (ONVIF metadata) events
+		SpoolRoot:       spoolDir.Root,
+		Index:           idx,
+		OnClosed:        uploader.Enqueue,
+		Quota:           quota,
+		FsyncInterval:   cfg.Recording.FsyncInterval,
+		StaggerSegments: cfg.Recording.StaggerSegments,
+		Logger:          logger,
+		Motion:          motionOptions(cfg, db),
+		Events:          db, // camera-side (ONVIF metadata) events
 	})
 	manager.Update(cams)
 	reg.MustRegister(metrics.NewMotionCollector(manager))

@@ -3,6 +3,8 @@ package segmenter
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -155,6 +157,11 @@ type Config struct {
 	SegmentDuration time.Duration
 	// MaxFragmentDuration caps a fragment's duration. It defaults to 2 s.
 	MaxFragmentDuration time.Duration
+	// Stagger cuts the first segment of each session at the first
+	// keyframe after SegmentDuration × (1/10 + 9u/10), u ∈ [0, 1) a hash of
+	// CameraID, instead of after SegmentDuration: cameras whose sessions
+	// start together then close their segments spread over the period.
+	Stagger bool
 	// FsyncInterval is the minimum interval between fsyncs of the spool
 	// file while recording. It defaults to 10 s.
 	FsyncInterval time.Duration
@@ -236,6 +243,9 @@ type Writer struct {
 	// public method that caused it pauses before returning.
 	paused   bool
 	pauseReq bool
+	// sessSegs counts the segments opened in the session (Config.Stagger
+	// shortens the first).
+	sessSegs int
 }
 
 type videoParams struct {
@@ -260,6 +270,7 @@ type asample struct {
 
 type segment struct {
 	h        *segHandle
+	limit    int64 // the segment is cut at the first keyframe this long (90 kHz) after its start
 	f        *os.File
 	size     int64 // end of the last complete fragment
 	seq      int
@@ -350,6 +361,7 @@ func (w *Writer) Start(s Session) error {
 	ss := s
 	w.sess = &ss
 	w.active = true
+	w.sessSegs = 0
 	w.params = videoParams{vps: s.Video.VPS, sps: s.Video.SPS, pps: s.Video.PPS}
 	w.audioQ = nil
 	w.pending = nil
@@ -518,7 +530,7 @@ func (w *Writer) writeVideoLocked(pts, dts int64, au [][]byte, key bool) error {
 	if key {
 		changed := !w.params.equal(w.cur.params)
 		segLen := s.pts - w.cur.startPTS
-		if changed || segLen >= durTo90k(w.cfg.SegmentDuration) {
+		if changed || segLen >= w.cur.limit {
 			if changed {
 				w.log.Info("parameter sets changed, starting a new segment")
 			}
@@ -911,6 +923,7 @@ func (w *Writer) openSegmentLocked(s vsample) (err error) {
 		return fmt.Errorf("write init: %w", err)
 	}
 	seg := &segment{
+		limit:    w.segmentLimit(),
 		f:        f,
 		size:     int64(len(init)),
 		startPTS: s.pts,
@@ -949,6 +962,19 @@ func (w *Writer) openSegmentLocked(s vsample) (err error) {
 	w.q.push(op{kind: opCreate, h: seg.h})
 	w.log.Debug("segment opened", "key", key)
 	return nil
+}
+
+// segmentLimit is the length (90 kHz) after which the next segment of the
+// session is cut; it counts the segment as opened.
+func (w *Writer) segmentLimit() int64 {
+	d := durTo90k(w.cfg.SegmentDuration)
+	w.sessSegs++
+	if !w.cfg.Stagger || w.sessSegs > 1 {
+		return d
+	}
+	sum := sha256.Sum256([]byte(w.cfg.CameraID))                  // well mixed: IDs differ in a digit or two
+	u := float64(binary.BigEndian.Uint64(sum[:])>>11) / (1 << 53) // [0, 1)
+	return d/10 + int64(u*float64(d-d/10))
 }
 
 // closingSeg is a segment cut at a keyframe whose last fragment waits for

@@ -492,3 +492,59 @@ func TestWriterReconnectNewSegment(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterStagger: with Stagger, the first segment of a session is cut at
+// the first keyframe after its camera's share of SegmentDuration (between
+// a tenth and all of it, fixed per camera ID), the following ones after the
+// whole SegmentDuration; cameras with different IDs cut at different times,
+// and a new session staggers again.
+func TestWriterStagger(t *testing.T) {
+	clip := segmentertest.ReadTS(t, segmentertest.GenerateTS(t, t.TempDir(),
+		segmentertest.ClipOptions{Seconds: 13, GOP: 5})) // a keyframe every 0.2 s
+	const segDur = 4 * time.Second
+	firstLens := map[time.Duration]bool{}
+	for _, cam := range []string{"cam1", "cam2", "cam3", "cam4", "cam5"} {
+		h := newHarness(t, func(c *Config) { c.CameraID, c.SegmentDuration, c.Stagger = cam, segDur, true })
+		for session := range 2 {
+			if err := h.w.Start(sessionFor(clip, firstVideo(clip).PTS)); err != nil {
+				t.Fatal(err)
+			}
+			h.feed(clip, int64(session)*durTo90k(time.Minute))
+			h.w.EndSession()
+		}
+		h.w.Close()
+		segs := h.idx.Segments()
+		w := &Writer{cfg: Config{CameraID: cam, SegmentDuration: segDur, Stagger: true}}
+		limit := ticksToDur(w.segmentLimit(), VideoTimescale)
+		// Per session: the first, then segDur ones, then the rest.
+		rest := 13*time.Second - limit.Round(200*time.Millisecond)
+		perSession := 1 + int(rest/segDur)
+		if rest%segDur > 0 {
+			perSession++
+		}
+		if len(segs) != 2*perSession {
+			t.Fatalf("%s: %d segments, want %d per session (first cut after %v)", cam, len(segs), perSession, limit)
+		}
+		if limit < segDur/10 || limit >= segDur {
+			t.Fatalf("%s: first-segment limit %v outside [%v, %v)", cam, limit, segDur/10, segDur)
+		}
+		for _, first := range []index.Segment{segs[0], segs[perSession]} {
+			d := first.End.Sub(first.Start)
+			if d < limit || d >= limit+200*time.Millisecond {
+				t.Errorf("%s: first segment lasts %v, want the first keyframe at or after %v", cam, d, limit)
+			}
+			firstLens[d] = true
+		}
+		for i, s := range segs {
+			if i%perSession == 0 || i%perSession == perSession-1 {
+				continue // first and last of a session
+			}
+			if d := s.End.Sub(s.Start); d != segDur {
+				t.Errorf("%s: segment %d lasts %v, want %v", cam, i, d, segDur)
+			}
+		}
+	}
+	if len(firstLens) < 3 {
+		t.Errorf("first segments of 5 cameras have only %d distinct lengths: not staggered", len(firstLens))
+	}
+}

@@ -62,6 +62,12 @@ type Recording struct {
 	SegmentDuration time.Duration `yaml:"segment_duration"`
 	// MaxFragmentDuration caps one fragment (normally one GOP). It defaults to 2s.
 	MaxFragmentDuration time.Duration `yaml:"max_fragment_duration"`
+	// StaggerSegments cuts the first segment of each camera's session
+	// early, after between a tenth and all of SegmentDuration (a fixed
+	// share per camera ID), so that cameras that connect together (a server
+	// restart, a network coming back) do not close, hash, upload and index
+	// their segments in the same second ever after. It defaults to false.
+	StaggerSegments bool `yaml:"stagger_segments"`
 	// Transport is the RTSP transport: tcp or udp. It defaults to tcp.
 	Transport string `yaml:"transport"`
 	// FsyncInterval bounds how long written fragments may stay unsynced
@@ -118,7 +124,7 @@ type LocalStorage struct {
 
 // Upload configures the spool → store uploader.
 type Upload struct {
-	// Workers is the number of concurrent uploads. It defaults to 2.
+	// Workers is the number of concurrent uploads. It defaults to 6.
 	Workers int `yaml:"workers"`
 	// MaxBackoff caps the wait between retries of a failed upload, so a
 	// backlog starts draining soon after the store is back. It defaults to 30s.
@@ -249,7 +255,7 @@ func Default() Config {
 			FsyncInterval:       10 * time.Second,
 		},
 		Index:  Index{CommitWindow: 100 * time.Millisecond},
-		Upload: Upload{Workers: 2, MaxBackoff: 30 * time.Second},
+		Upload: Upload{Workers: 6, MaxBackoff: 30 * time.Second},
 		Replay: Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
 		Auth:   Auth{SessionTTL: 12 * time.Hour},
 		Motion: Motion{FPS: 5, Cols: 32, Rows: 18, PrePad: time.Second, PostPad: 2 * time.Second, QueueSize: 50},

@@ -23,21 +23,30 @@ type ingestResult struct {
 	FloorCPUPctPerCam  float64 `json:"floor_cpu_pct_core_per_camera,omitempty"`
 	RatioToFloor       float64 `json:"ratio_to_floor,omitempty"`
 
-	RSSBaseMiB      float64 `json:"server_rss_idle_base_mib"`
-	RSSMiB          float64 `json:"server_rss_end_mib"`
-	RSSPerCamMiB    float64 `json:"server_rss_per_camera_mib"`
-	FloorRSSPerCam  float64 `json:"floor_rss_per_camera_mib,omitempty"`
-	FramesExpected  float64 `json:"frames_expected"`
-	FramesRecorded  float64 `json:"frames_recorded"`
-	FramesDeficit   float64 `json:"frames_deficit"`
-	RTPLost         float64 `json:"rtp_packets_lost"`
-	DroppedFrames   float64 `json:"recorder_dropped_frames"`
-	Reconnects      float64 `json:"reconnects"`
-	BacklogStart    float64 `json:"upload_pending_start"`
-	BacklogEnd      float64 `json:"upload_pending_end"`
-	BacklogMax      float64 `json:"upload_pending_max"`
-	BacklogGrowing  bool    `json:"upload_backlog_growing"`
-	UploadedBytes   float64 `json:"uploaded_bytes"`
+	RSSBaseMiB     float64 `json:"server_rss_idle_base_mib"`
+	RSSMiB         float64 `json:"server_rss_end_mib"`
+	RSSPerCamMiB   float64 `json:"server_rss_per_camera_mib"`
+	FloorRSSPerCam float64 `json:"floor_rss_per_camera_mib,omitempty"`
+	FramesExpected float64 `json:"frames_expected"`
+	FramesRecorded float64 `json:"frames_recorded"`
+	FramesDeficit  float64 `json:"frames_deficit"`
+	RTPLost        float64 `json:"rtp_packets_lost"`
+	DroppedFrames  float64 `json:"recorder_dropped_frames"`
+	Reconnects     float64 `json:"reconnects"`
+	BacklogStart   float64 `json:"upload_pending_start"`
+	BacklogEnd     float64 `json:"upload_pending_end"`
+	BacklogMax     float64 `json:"upload_pending_max"`
+	BacklogGrowing bool    `json:"upload_backlog_growing"`
+	// BacklogSamples is the upload backlog (segments) every 5 s of the window.
+	BacklogSamples []float64 `json:"upload_pending_samples,omitempty"`
+	UploadedBytes  float64   `json:"uploaded_bytes"`
+	// WrittenBytes is what the recorders wrote to the spool in the window;
+	// UploadShare = UploadedBytes / WrittenBytes. The window is a whole
+	// number of segment rounds, so uploads that keep up give ≈ 1; below
+	// keepUpShare the uploads fell behind (BacklogGrowing).
+	WrittenBytes    float64 `json:"written_bytes"`
+	UploadShare     float64 `json:"upload_share"`
+	UploadWorkers   int     `json:"upload_workers,omitempty"`
 	LoadgenLate     bool    `json:"loadgen_late"`
 	CamsimCPUPct    float64 `json:"camsim_cpu_pct_core_total"`
 	MinioCPUPct     float64 `json:"minio_cpu_pct_core_total"`
@@ -60,6 +69,8 @@ type ingestEnv struct {
 	rssBase    float64 // MiB, measured once
 	profileDir string  // when set: serve debug.pprof_listen and write a CPU profile of each ingest run here
 	pprofBase  string  // the last started server's pprof base URL
+	// uploadWorkers sets upload.workers (0: the server's default).
+	uploadWorkers int
 }
 
 func loadavg() string {
@@ -85,10 +96,11 @@ func (e *ingestEnv) startCamsim(dir string, n int, codec, bitrate string) (*proc
 }
 
 // benchSegment is the segment duration of the ingest runs. The cameras
-// start together, so their segments close together: the work of closing
-// (hashing, uploading, indexing) comes in rounds, once per benchSegment.
-// A measured window that is a whole number of rounds holds the same work
-// whatever its phase (measuredWindow).
+// start together; without recording.stagger_segments their segments would
+// close together ever after, and the work of closing (hashing, uploading,
+// indexing) would come in rounds, once per benchSegment, so that a window's
+// cost would depend on its phase. The servers stagger, and windows are
+// whole numbers of benchSegment all the same (measuredWindow).
 const benchSegment = 30 * time.Second
 
 // measuredWindow rounds d up to a whole number of benchSegment.
@@ -99,9 +111,12 @@ func measuredWindow(d time.Duration) time.Duration {
 func (e *ingestEnv) serverConfig(dir, cams string) (string, string, error) {
 	addr := freeAddr()
 	debug := ""
+	if e.uploadWorkers > 0 {
+		debug += fmt.Sprintf("upload:\n  workers: %d\n", e.uploadWorkers)
+	}
 	if e.profileDir != "" {
 		pa := freeAddr()
-		debug = "debug:\n  pprof_listen: " + pa + "\n"
+		debug += "debug:\n  pprof_listen: " + pa + "\n"
 		e.pprofBase = "http://" + pa
 	}
 	cfg := fmt.Sprintf(`listen: %s
@@ -109,6 +124,7 @@ data_dir: %s
 log_level: warn
 recording:
   segment_duration: %s
+  stagger_segments: true
 auth:
   metrics_token: `+scrapeToken+`
 storage:
@@ -278,31 +294,37 @@ func (e *ingestEnv) runIngest(n int, codec, bitrate string, d, floorDur time.Dur
 	for _, p := range pending {
 		r.BacklogMax = max(r.BacklogMax, p)
 	}
+	r.WrittenBytes = delta("xueliang_recorder_written_bytes_total")
+	if r.WrittenBytes > 0 {
+		r.UploadShare = r.UploadedBytes / r.WrittenBytes
+	}
+	r.UploadWorkers = e.uploadWorkers
+	r.BacklogSamples = pending
 	r.BacklogGrowing = growing(pending, float64(n))
 	if b, err := os.ReadFile(cs.log); err == nil {
 		r.LoadgenLate = strings.Contains(string(b), "load generator is late")
 	}
-	logf("ingest %d × %s: server %.3f %% core/camera (total %.0f %%), rss +%.2f MiB/camera, deficit %.0f frames, rtp lost %.0f, backlog %v→%v (growing %v), camsim %.0f %%, minio %.0f %%",
+	logf("ingest %d × %s: server %.3f %% core/camera (total %.0f %%), rss +%.2f MiB/camera, deficit %.0f frames, rtp lost %.0f, backlog %v→%v, uploaded %.0f %% of written (behind %v), camsim %.0f %%, minio %.0f %%",
 		n, codec, r.ServerCPUPctPerCam, r.ServerCPUPctTotal, r.RSSPerCamMiB, r.FramesDeficit, r.RTPLost,
-		r.BacklogStart, r.BacklogEnd, r.BacklogGrowing, r.CamsimCPUPct, r.MinioCPUPct)
+		r.BacklogStart, r.BacklogEnd, 100*r.UploadShare, r.BacklogGrowing, r.CamsimCPUPct, r.MinioCPUPct)
 	return r, nil
 }
 
-// growing: the upload backlog in the last third of the samples never falls
-// below the highest value of the first third plus one segment per camera.
+// growing: the upload backlog grew over the window, by more than
+// max(5, 5 % of the cameras) segments along its least-squares line. With
+// staggered segment closes an upload path that keeps up holds the backlog
+// at a few segments (closes per second × upload time); one that does not
+// adds (recorded − uploaded bytes/s) / segment size every second.
 func growing(p []float64, cams float64) bool {
 	if len(p) < 3 {
 		return false
 	}
-	k := len(p) / 3
-	hi := 0.0
-	for _, v := range p[:k] {
-		hi = max(hi, v)
+	n := float64(len(p))
+	var sx, sy, sxx, sxy float64
+	for i, v := range p {
+		x := float64(i)
+		sx, sy, sxx, sxy = sx+x, sy+v, sxx+x*x, sxy+x*v
 	}
-	for _, v := range p[len(p)-k:] {
-		if v <= hi+cams {
-			return false
-		}
-	}
-	return true
+	slope := (n*sxy - sx*sy) / (n*sxx - sx*sx) // segments per sample
+	return slope*(n-1) > max(5, cams/20)
 }

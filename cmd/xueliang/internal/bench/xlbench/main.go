@@ -98,6 +98,7 @@ func main() {
 	cams := flag.Int("cameras", 0, "cameras of the ingest run (default 100, quick 20)")
 	dur := flag.Duration("duration", 0, "measured time of the ingest run (default 90s, quick 30s)")
 	idxCamsFlag := flag.Int("index-cameras", 0, "cameras in the index benchmark (default 1000, quick 50)")
+	upWorkers := flag.Int("upload-workers", 0, "upload.workers of the ingest and capacity servers (0: the server's default)")
 	profile := flag.String("profile", "", "directory: take a 30 s CPU profile of the server in each ingest run and write it there")
 	render := flag.Bool("render", false, "only rewrite -md from an existing -json and -notes (after editing the notes)")
 	flag.Parse()
@@ -170,7 +171,7 @@ func main() {
 	binAbs, _ := filepath.Abs(*bin)
 	clips, _ := filepath.Abs("testdata/clips")
 	script, _ := filepath.Abs("scripts/gen-clip.sh")
-	env := &ingestEnv{dir: dir, bin: binAbs, self: self, clips: clips, script: script, profileDir: *profile}
+	env := &ingestEnv{dir: dir, bin: binAbs, self: self, clips: clips, script: script, profileDir: *profile, uploadWorkers: *upWorkers}
 	env.minio, err = startMinio(dir)
 	if err != nil {
 		fail("minio", err)
@@ -199,7 +200,7 @@ func main() {
 			}
 			res.Capacity = append(res.Capacity, r)
 			if !r.lossFree() || r.BacklogGrowing || r.LoadgenLate {
-				res.Knee = fmt.Sprintf("between %d and %d cameras (first step with loss, a growing backlog or a late load generator: %d)", prevStep(capSteps, k, n), k, k)
+				res.Knee = fmt.Sprintf("between %d and %d cameras (first step with loss, uploads falling behind or a late load generator: %d)", prevStep(capSteps, k, n), k, k)
 				break
 			}
 		}

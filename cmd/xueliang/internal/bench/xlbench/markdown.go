@@ -47,11 +47,13 @@ func markdown(r results, notes string) string {
 		}
 	}
 	if len(r.Capacity) > 0 {
-		p("## Capacity (H.264 4 Mbit/s, 60 s per step)\n\n| cameras | load avg | server %%core total | frames deficit | RTP lost | reconnects | backlog end (max) | growing | loadgen late |\n|---|---|---|---|---|---|---|---|---|\n")
+		p("## Capacity (H.264 4 Mbit/s, 60 s per step)\n\n| cameras | load avg | server %%core total | frames deficit | RTP lost | reconnects | backlog end (max) | uploaded / written | uploads behind | loadgen late | camsim %%core | minio %%core |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, x := range r.Capacity {
-			p("| %d | %s | %.0f | %.0f | %.0f | %.0f | %.0f (%.0f) | %v | %v |\n", x.Cameras, x.LoadAvg, x.ServerCPUPctTotal,
-				x.FramesDeficit, x.RTPLost, x.Reconnects, x.BacklogEnd, x.BacklogMax, x.BacklogGrowing, x.LoadgenLate)
+			p("| %d | %s | %.0f | %.0f | %.0f | %.0f | %.0f (%.0f) | %.2f | %v | %v | %.0f | %.0f |\n", x.Cameras, x.LoadAvg, x.ServerCPUPctTotal,
+				x.FramesDeficit, x.RTPLost, x.Reconnects, x.BacklogEnd, x.BacklogMax, x.UploadShare, x.BacklogGrowing, x.LoadgenLate,
+				x.CamsimCPUPct, x.MinioCPUPct)
 		}
+		p("\nA step passes with no RTP loss, every frame recorded, no reconnect, a load generator on time, and uploads that keep up: with segment closes staggered over the period (`recording.stagger_segments`), the upload backlog does not grow over the window (by more than max(5, 5 %% of the cameras) segments along its least-squares line). \"uploaded / written\" is the share of the window's recorded bytes that reached MinIO within it (segments still being recorded at the end cannot have).\n")
 		p("\nKnee: %s. Goal ≥ 200 cameras with zero loss. Note camsim and MinIO run on the same 2 cores.\n\n", r.Knee)
 	}
 	if x := r.Replay; x != nil {
