@@ -1100,15 +1100,6 @@ func (w *Writer) flushLocked(seg *segment, pending []vsample, fr *openFrag, next
 	if need := headerNeed(len(entries), w.audioNeedLocked(taken)); need > w.headroom {
 		w.headroom = min((need*3/2+255)/256*256, maxHeadroom)
 	}
-	refuse := func() {
-		w.refuseVideoLocked(pending)
-		if len(tracks) > 1 {
-			k := int64(len(tracks[1].entries))
-			w.stats.AudioSamples -= k
-			w.stats.RefusedAudio += k
-			w.stats.RefusedBytes += int64(audioBytes)
-		}
-	}
 	if fr.err == nil && hdrLen != fr.head && fr.head-hdrLen < freeBoxMin {
 		// Cannot happen: the room check cuts fragments before this.
 		fr.err = fmt.Errorf("fragment headers need %d bytes, %d reserved", hdrLen, fr.head)
@@ -1124,7 +1115,13 @@ func (w *Writer) flushLocked(seg *segment, pending []vsample, fr *openFrag, next
 		// The quota refused a video sample: the fragment is refused, the
 		// segment ends at the previous one and the caller pauses
 		// (pauseReq is set).
-		refuse()
+		w.refuseVideoLocked(pending)
+		if len(tracks) > 1 {
+			k := int64(len(tracks[1].entries))
+			w.stats.AudioSamples -= k
+			w.stats.RefusedAudio += k
+			w.stats.RefusedBytes += int64(audioBytes)
+		}
 		w.discardLocked(seg, fr)
 		return
 	}

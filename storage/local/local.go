@@ -118,18 +118,11 @@ func (s *Store) PutFile(ctx context.Context, key, path string) (storage.ObjectIn
 	if err := ctx.Err(); err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("put file %s: %w", key, err)
 	}
-	src, err := os.Open(path)
+	src, st, err := storage.OpenRegular(path)
 	if err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("put file %s: %w", key, err)
 	}
 	defer src.Close()
-	st, err := src.Stat()
-	if err != nil {
-		return storage.ObjectInfo{}, fmt.Errorf("put file %s: %w", key, err)
-	}
-	if !st.Mode().IsRegular() {
-		return storage.ObjectInfo{}, fmt.Errorf("put file %s: %s is not a regular file", key, path)
-	}
 	if err := src.Sync(); err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("put file %s: sync source: %w", key, err)
 	}
@@ -204,18 +197,11 @@ func (s *Store) PutFileSHA256(ctx context.Context, key, path, sha256Hex string) 
 }
 
 func (s *Store) putFileSHA256(ctx context.Context, key, path string, want []byte) (storage.ObjectInfo, error) {
-	src, err := os.Open(path)
+	src, st, err := storage.OpenRegular(path)
 	if err != nil {
 		return storage.ObjectInfo{}, err
 	}
 	defer src.Close()
-	st, err := src.Stat()
-	if err != nil {
-		return storage.ObjectInfo{}, err
-	}
-	if !st.Mode().IsRegular() {
-		return storage.ObjectInfo{}, fmt.Errorf("%s is not a regular file", path)
-	}
 	if err := src.Sync(); err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("sync source: %w", err)
 	}

@@ -92,18 +92,11 @@ func (s *Store) PutFileSHA256(ctx context.Context, key, path, sha256Hex string) 
 }
 
 func (s *Store) putFile(ctx context.Context, key, path string, sum []byte) (storage.ObjectInfo, error) {
-	f, err := os.Open(path)
+	f, st, err := storage.OpenRegular(path)
 	if err != nil {
 		return storage.ObjectInfo{}, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return storage.ObjectInfo{}, err
-	}
-	if !st.Mode().IsRegular() {
-		return storage.ObjectInfo{}, fmt.Errorf("%s is not a regular file", path)
-	}
 	size := st.Size()
 	var up minio.UploadInfo
 	if size <= s.singlePutLimit {
