@@ -22,6 +22,11 @@ import (
 // DDL is read back from sqlite_master).
 func (db *DB) LoadSegments(ctx context.Context, segs iter.Seq[Segment]) (n int64, err error) {
 	err = db.withTx(ctx, func(tx *sql.Tx) error {
+		restore, err := bigCache(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer restore()
 		triggers, err := segmentTriggers(ctx, tx)
 		if err != nil {
 			return err
@@ -189,4 +194,23 @@ func segmentTriggers(ctx context.Context, tx *sql.Tx) (map[string]string, error)
 		out[name] = ddl
 	}
 	return out, rows.Err()
+}
+
+// loadCacheKiB is the page cache a bulk load runs with. At the default
+// (2 MiB) the four B-trees of segments (table and three indexes) keep
+// evicting each other's right-most pages, and dirty pages spill to the WAL
+// mid-transaction to be written again later.
+const loadCacheKiB = 256 << 10
+
+// bigCache raises the connection's page cache for the transaction and
+// returns a func that puts the previous size back.
+func bigCache(ctx context.Context, tx *sql.Tx) (restore func(), err error) {
+	var prev int64
+	if err := tx.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&prev); err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = -%d`, loadCacheKiB)); err != nil {
+		return nil, err
+	}
+	return func() { tx.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA cache_size = %d`, prev)) }, nil
 }

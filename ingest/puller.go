@@ -23,6 +23,7 @@ import (
 
 	"xueliang/ingest/decode"
 	"xueliang/ingest/rtpdepack"
+	"xueliang/ingest/rtspconn"
 	"xueliang/ingest/segmenter"
 )
 
@@ -446,7 +447,7 @@ func (p *Puller) dial(ctx context.Context, rawURL string) (c *gortsplib.Client, 
 		Host:        u.Host,
 		Transport:   &tr,
 		ReadTimeout: p.opts.ReadTimeout,
-		DialContext: (&net.Dialer{}).DialContext,
+		DialContext: (&rtspconn.Dialer{}).DialContext, // 64 KiB reads instead of gortsplib's 4 KiB
 	}
 	if err := c.Start2(); err != nil {
 		return nil, nil, nil, fmt.Errorf("start client: %w", err)

@@ -100,7 +100,7 @@ func (s *Store) putFile(ctx context.Context, key, path string, sum []byte) (stor
 	size := st.Size()
 	var up minio.UploadInfo
 	if size <= s.singlePutLimit {
-		up, err = s.putFileSingle(ctx, key, f, size, sum)
+		err = s.direct.file(ctx, key, path, size, sum, contentType(key))
 	} else {
 		up, err = s.putFileMultipart(ctx, key, f, size, sum)
 	}
@@ -112,31 +112,6 @@ func (s *Store) putFile(ctx context.Context, key, path string, sum []byte) (stor
 		mod = time.Now()
 	}
 	return storage.ObjectInfo{Key: key, Size: size, ModTime: mod, SHA256: hex.EncodeToString(sum)}, nil
-}
-
-// putFileSingle sends the file with one PUT and no client-side hashing.
-func (s *Store) putFileSingle(ctx context.Context, key string, f *os.File, size int64, sum []byte) (minio.UploadInfo, error) {
-	hexSum, b64Sum := hex.EncodeToString(sum), base64.StdEncoding.EncodeToString(sum)
-	opts := minio.PutObjectOptions{
-		ContentType: contentType(key),
-		// An x-amz-checksum-* header also stops minio-go from adding a
-		// CRC trailer (which would be computed over the body).
-		UserMetadata: map[string]string{metaSHA256: hexSum, amzChecksumSHA256: b64Sum},
-		// Sign the given hash as X-Amz-Content-Sha256 rather than
-		// streaming-sign (a SHA-256 of every 64 KiB chunk) over plain HTTP.
-		DisableContentSha256: true,
-	}
-	// A SectionReader is an io.Seeker, so minio-go rewinds and retries it,
-	// and not an io.Closer, so the file stays ours to close.
-	body := io.NewSectionReader(f, 0, size)
-	up, err := s.core.PutObject(ctx, s.bucket, key, body, size, "", hexSum, opts)
-	if err != nil {
-		return minio.UploadInfo{}, mismatchErr(err)
-	}
-	if got := up.ChecksumSHA256; got != "" && got != b64Sum {
-		return minio.UploadInfo{}, fmt.Errorf("server checksum %s differs from ours %s", got, b64Sum)
-	}
-	return up, nil
 }
 
 // mismatchErr marks the server's refusals of a body that does not hash to

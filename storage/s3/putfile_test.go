@@ -96,6 +96,9 @@ func TestPutFileSHA256(t *testing.T) {
 				t.Errorf("%d parts sent, want a single PUT", parts)
 			}
 			checkPutHeaders(t, rec.puts, hexSum(data), tt.multipart)
+			if !tt.multipart && tt.size > 0 && rec.fileBodies != 1 {
+				t.Errorf("single PUT body was not the file itself (no sendfile)")
+			}
 			after := s.Stats()
 			if after.Puts-before.Puts != 1 || after.BytesWritten-before.BytesWritten != int64(len(data)) || after.Errors != before.Errors {
 				t.Errorf("stats %+v after %+v: want one more put of %d bytes, no error", after, before, len(data))
@@ -158,15 +161,20 @@ func checkPutHeaders(t *testing.T, puts []http.Header, hexSum string, multipart 
 	}
 }
 
-// recordingTransport records the headers of PUT requests.
+// recordingTransport records the headers of PUT requests, and whether
+// their body was a file (which net/http sends with sendfile).
 type recordingTransport struct {
-	rt   http.RoundTripper
-	puts []http.Header
+	rt         http.RoundTripper
+	puts       []http.Header
+	fileBodies int
 }
 
 func (r *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method == http.MethodPut {
 		r.puts = append(r.puts, req.Header.Clone())
+		if _, ok := req.Body.(*os.File); ok {
+			r.fileBodies++
+		}
 	}
 	return r.rt.RoundTrip(req)
 }

@@ -161,6 +161,7 @@ type Store struct {
 	singlePutLimit int64
 	tr             *http.Transport
 	ct             *countingTransport // wraps tr; tests may wrap its rt
+	direct         directPut          // PutFileSHA256's single PUT
 	log            *slog.Logger
 	closed         atomic.Bool
 	c              counters
@@ -248,6 +249,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("s3 client: %w", err)
 	}
 	s.client, s.core = client, minio.Core{Client: client}
+	s.direct = directPut{
+		base:   client.EndpointURL().String() + "/" + cfg.Bucket + "/",
+		access: cfg.AccessKey, secret: cfg.SecretKey, region: cfg.Region,
+		attempts: cfg.MaxRetries, rt: s.ct,
+	}
 	if err := s.ensureBucket(ctx, cfg.Region); err != nil {
 		tr.CloseIdleConnections()
 		return nil, err

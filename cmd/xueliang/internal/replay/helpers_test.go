@@ -52,7 +52,7 @@ type audioAU struct {
 	data []byte
 }
 
-var clipCache sync.Map // key -> *clip
+var clipCache, clipMu sync.Map // key -> *clip, *sync.Mutex
 
 var clipDir = func() string {
 	d, err := os.MkdirTemp("", "replay-clips-")
@@ -73,6 +73,14 @@ func TestMain(m *testing.M) {
 func getClip(t *testing.T, size string, bframes int, audio bool) *clip {
 	t.Helper()
 	key := fmt.Sprintf("%s-bf%d-a%v", size, bframes, audio)
+	if c, ok := clipCache.Load(key); ok {
+		return c.(*clip)
+	}
+	// Parallel tests asking for the same clip encode it once: without
+	// this, a second ffmpeg rewrote the file while the first test read it.
+	mu, _ := clipMu.LoadOrStore(key, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	if c, ok := clipCache.Load(key); ok {
 		return c.(*clip)
 	}

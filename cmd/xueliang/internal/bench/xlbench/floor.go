@@ -16,16 +16,20 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
+
+	"xueliang/ingest/rtspconn"
 )
 
 // runFloor is `xlbench floor`: the receive floor. One gortsplib client per
-// camera (TCP, like the pullers) reads every RTP packet and discards it.
+// camera (TCP and rtspconn's buffered reads, like the pullers; with -stock
+// gortsplib's own dialer) reads every RTP packet and discards it.
 // It prints "floor: ready" once every client plays, and on SIGTERM the
 // packet and loss counts.
 func runFloor(args []string) {
 	fs := flag.NewFlagSet("floor", flag.ExitOnError)
 	url := fs.String("url", "", "camsim base URL rtsp://host:port")
 	n := fs.Int("cameras", 1, "cameras cam1..camN")
+	stock := fs.Bool("stock", false, "dial like a stock gortsplib client (its 4 KiB reads) instead of like the pullers")
 	_ = fs.Parse(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -38,8 +42,13 @@ func runFloor(args []string) {
 		if err != nil {
 			log.Fatal(err)
 		}
+		// Dialled like the pullers' (rtspconn), so the floor reads the
+		// socket as cheaply as the server does; -stock keeps gortsplib's.
 		c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp,
 			OnPacketsLost: func(l uint64) { lost.Add(l) }}
+		if !*stock {
+			c.DialContext = (&rtspconn.Dialer{}).DialContext
+		}
 		if err := c.Start2(); err != nil {
 			log.Fatal(err)
 		}

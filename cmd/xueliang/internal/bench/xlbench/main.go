@@ -99,6 +99,7 @@ func main() {
 	dur := flag.Duration("duration", 0, "measured time of the ingest run (default 90s, quick 30s)")
 	idxCamsFlag := flag.Int("index-cameras", 0, "cameras in the index benchmark (default 1000, quick 50)")
 	upWorkers := flag.Int("upload-workers", 0, "upload.workers of the ingest and capacity servers (0: the server's default)")
+	stepDur := flag.Duration("step-duration", 3*benchSegment, "measured time of each capacity step")
 	profile := flag.String("profile", "", "directory: take a 30 s CPU profile of the server in each ingest run and write it there")
 	render := flag.Bool("render", false, "only rewrite -md from an existing -json and -notes (after editing the notes)")
 	flag.Parse()
@@ -123,14 +124,15 @@ func main() {
 		return
 	}
 
-	n, d, fd := 100, 90*time.Second, 45*time.Second
+	n, d, fd := 100, 90*time.Second, 30*time.Second
 	repCams, repHours, repInst := 20, 24, 1000
 	idxCams, idxDays, idxAPI, idxQ := 1000, 30, 20000, 200
 	// The ingest run (n cameras, no loss expected) is the step below the
-	// first; two 60 s steps keep the full mode within its 30 minutes.
+	// first; two 90 s steps (-step-duration) keep the full mode within its
+	// 30 minutes.
 	capSteps := []int{200, 250}
 	if *quick {
-		n, d, fd = 20, 30*time.Second, 20*time.Second
+		n, d, fd = 20, 30*time.Second, 15*time.Second
 		repCams, repHours, repInst = 4, 2, 100
 		idxCams, idxDays, idxAPI, idxQ = 50, 30, 2000, 100
 		capSteps = nil
@@ -192,7 +194,7 @@ func main() {
 	if env.minio != nil && want("capacity") && len(capSteps) > 0 {
 		res.Knee = fmt.Sprintf("> %d cameras (no loss at any step)", capSteps[len(capSteps)-1])
 		for _, k := range capSteps {
-			r, err := env.runIngest(k, "h264", "4M", 2*benchSegment, 0)
+			r, err := env.runIngest(k, "h264", "4M", measuredWindow(*stepDur), 0)
 			if err != nil {
 				fail(fmt.Sprintf("capacity %d", k), err)
 				res.Knee = fmt.Sprintf("failed at %d cameras: %v", k, err)
