@@ -17,7 +17,7 @@ $GO build -o bin/xueliang ./cmd/xueliang
 $GO build -o bin/camsim ./cmd/camsim
 $GO build -o bin/xlbench ./cmd/xueliang/internal/bench/xlbench
 
-benchtime=3s
+benchtime=2s
 count=1
 [ "${BENCH_QUICK:-}" = 1 ] && benchtime=1s
 micro=bench/micro.txt

@@ -24,6 +24,7 @@ type indexResult struct {
 	APISegmentsPerSec  float64 `json:"api_insert_segments_per_s"`
 	APIFragmentsPerSec float64 `json:"api_insert_fragments_per_s"`
 	BulkRowsPerSec     float64 `json:"bulk_insert_segments_per_s"`
+	BulkAlongside      string  `json:"bulk_insert_alongside,omitempty"` // what else ran during the bulk load
 	DBMiB              float64 `json:"db_mib"`
 	Queries            int     `json:"timeline_queries"`
 	TimelineP50ms      float64 `json:"timeline_p50_ms"`
@@ -39,16 +40,42 @@ type indexResult struct {
 // timeline only reads segments (their coverage)). Every 97th segment is left out, so
 // the timeline has gaps. Then it times queries timeline queries of one
 // random camera over the whole days.
-func runIndex(dir string, cams, days, segs, apiSegs, queries int) (indexResult, error) {
+//
+// It runs in two calls: runIndex inserts through the API (quietly, a timed
+// figure) and returns an indexRun whose fill (the bulk load, ≈15 min in the
+// full mode) may run while another phase prepares its data; queries then
+// times the timeline and closes the index.
+func runIndex(dir string, cams, days, segs, apiSegs int) (*indexRun, error) {
 	ctx := context.Background()
 	r := indexResult{Cameras: cams, Days: days, SegmentSeconds: segs, LoadAvg: loadavg()}
 	path := filepath.Join(dir, "index-bench.db")
 	os.Remove(path)
 	db, err := index.Open(ctx, path, nil)
 	if err != nil {
-		return r, err
+		return nil, err
 	}
-	defer db.Close()
+	run := &indexRun{r: r, db: db, path: path}
+	if err := run.api(apiSegs); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return run, nil
+}
+
+// indexRun is the index benchmark between its phases.
+type indexRun struct {
+	r          indexResult
+	db         *index.DB
+	path       string
+	start, end time.Time
+	apiDone    map[[2]int]bool
+}
+
+// api inserts the apiSegs most recent segments through the index API.
+func (run *indexRun) api(apiSegs int) error {
+	ctx := context.Background()
+	r, db := &run.r, run.db
+	cams, days, segs := r.Cameras, r.Days, r.SegmentSeconds
 	segDur := time.Duration(segs) * time.Second
 	end := time.Now().Truncate(segDur)
 	start := end.Add(-time.Duration(days) * 24 * time.Hour)
@@ -66,7 +93,7 @@ func runIndex(dir string, cams, days, segs, apiSegs, queries int) (indexResult, 
 			ObjectKey: fmt.Sprintf("cam%04d/%d.mp4", c, st.UnixNano()), Codecs: "H264", Width: 1920, Height: 1080,
 			State: index.StateStored, Size: 15 << 20}
 		if err := db.CreateSegment(ctx, &seg); err != nil {
-			return r, err
+			return err
 		}
 		frags := make([]index.Fragment, fragsPer)
 		for j := range frags {
@@ -75,7 +102,7 @@ func runIndex(dir string, cams, days, segs, apiSegs, queries int) (indexResult, 
 				Offset: int64(j) * 1 << 20, Size: 1 << 20, Keyframe: true}
 		}
 		if err := db.AddFragments(ctx, frags); err != nil {
-			return r, err
+			return err
 		}
 		apiDone[[2]int{c, k}] = true
 		nAPI++
@@ -85,10 +112,23 @@ func runIndex(dir string, cams, days, segs, apiSegs, queries int) (indexResult, 
 	r.APISegmentsPerSec = float64(nAPI) / el
 	r.APIFragmentsPerSec = float64(nAPI*fragsPer) / el
 	logf("index: API insert %d segments (+%d fragments each) at %.0f segments/s", nAPI, fragsPer, r.APISegmentsPerSec)
+	run.start, run.end, run.apiDone = start, end, apiDone
+	return nil
+}
 
+// fill bulk-loads the rest of the archive. busy says what else ran
+// meanwhile (reported with the rows/s figure).
+func (run *indexRun) fill(busy string) error {
+	ctx := context.Background()
+	r, db := &run.r, run.db
+	cams, segs := r.Cameras, r.SegmentSeconds
+	segDur := time.Duration(segs) * time.Second
+	start, end, apiDone := run.start, run.end, run.apiDone
+	perCam := int(end.Sub(start) / segDur)
+	r.BulkAlongside = busy
 	// Bulk fill through index.LoadSegments: one transaction, coverage
 	// rebuilt once instead of maintained row by row by the triggers.
-	t0 = time.Now()
+	t0 := time.Now()
 	bulk, err := db.LoadSegments(ctx, func(yield func(index.Segment) bool) {
 		for c := range cams {
 			id := fmt.Sprintf("cam%04d", c)
@@ -106,30 +146,40 @@ func runIndex(dir string, cams, days, segs, apiSegs, queries int) (indexResult, 
 		}
 	})
 	if err != nil {
-		return r, err
+		return err
 	}
-	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	raw, err := sql.Open("sqlite", "file:"+run.path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
-		return r, err
+		return err
 	}
 	defer raw.Close()
 	r.BulkRowsPerSec = float64(bulk) / time.Since(t0).Seconds()
-	r.Segments = bulk + int64(nAPI)
+	r.Segments = bulk + int64(r.APISegments)
 	if _, err := raw.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-		return r, err
+		return err
 	}
 	// Planner statistics, as `PRAGMA optimize` would gather them on a
 	// site: sampled (analysis_limit), not a full read of 9 GB of indexes.
 	t1 := time.Now()
 	if _, err := raw.ExecContext(ctx, `PRAGMA analysis_limit = 1000; ANALYZE`); err != nil {
-		return r, err
+		return err
 	}
 	logf("index: analyze %.1f s", time.Since(t1).Seconds())
-	if fi, err := os.Stat(path); err == nil {
+	if fi, err := os.Stat(run.path); err == nil {
 		r.DBMiB = float64(fi.Size()) / (1 << 20)
 	}
 	logf("index: %d segments (%.0f MiB), bulk %.0f rows/s", r.Segments, r.DBMiB, r.BulkRowsPerSec)
+	return nil
+}
 
+// queries times timeline queries of one random camera over the whole
+// days, then closes the index.
+func (run *indexRun) queries(queries int) (indexResult, error) {
+	defer run.db.Close()
+	ctx := context.Background()
+	r, db, start, end := &run.r, run.db, run.start, run.end
+	cams := r.Cameras
+	r.LoadAvg = loadavg()
 	lat := make([]float64, 0, queries)
 	spans := 0
 	for range queries {
@@ -137,7 +187,7 @@ func runIndex(dir string, cams, days, segs, apiSegs, queries int) (indexResult, 
 		t := time.Now()
 		sp, _, err := db.Timeline(ctx, cam, start, end, 250*time.Millisecond)
 		if err != nil {
-			return r, err
+			return *r, err
 		}
 		lat = append(lat, time.Since(t).Seconds()*1000)
 		spans += len(sp)
@@ -145,8 +195,8 @@ func runIndex(dir string, cams, days, segs, apiSegs, queries int) (indexResult, 
 	r.Queries = queries
 	r.TimelineP50ms, r.TimelineP99ms = pct(lat, 50), pct(lat, 99)
 	r.SpansPerQuery = float64(spans) / float64(queries)
-	logf("index: timeline 1 camera × %d days: p50 %.2f ms, p99 %.2f ms (%.0f spans)", days, r.TimelineP50ms, r.TimelineP99ms, r.SpansPerQuery)
-	return r, nil
+	logf("index: timeline 1 camera × %d days: p50 %.2f ms, p99 %.2f ms (%.0f spans)", r.Days, r.TimelineP50ms, r.TimelineP99ms, r.SpansPerQuery)
+	return *r, nil
 }
 
 func pct(v []float64, p float64) float64 {

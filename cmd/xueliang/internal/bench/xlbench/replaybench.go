@@ -176,7 +176,7 @@ func (f *firstByte) Write(p []byte) (int, error) {
 // 1080p segment) through the index API, stores the objects the sampled
 // instants need in MinIO and on local disk, and times Plan+Write up to the
 // first byte for each instant.
-func runReplay(dir, clipPath string, m *minio, cams, hours, instants int) (replayResult, error) {
+func runReplay(dir, clipPath string, m *minio, cams, hours, instants int, ready func()) (replayResult, error) {
 	ctx := context.Background()
 	r := replayResult{Cameras: cams, Hours: hours, Instants: instants, LoadAvg: loadavg()}
 	ci, obj, err := template(dir, clipPath)
@@ -258,6 +258,8 @@ func runReplay(dir, clipPath string, m *minio, cams, hours, instants int) (repla
 	r.SynthSeconds = time.Since(t0).Seconds()
 	logf("replay: %d objects stored; archive ready after %.1f s", r.Objects, r.SynthSeconds)
 
+	ready() // the machine is quiet again
+	r.LoadAvg = loadavg()
 	sp, err := spool.NewDir(filepath.Join(dir, "replay-spool"))
 	if err != nil {
 		return r, err
