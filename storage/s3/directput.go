@@ -83,6 +83,7 @@ func (d *directPut) once(ctx context.Context, url, path string, size int64, hexS
 		return false, err
 	}
 	if size == 0 {
+		f.Close()
 		req.Body = http.NoBody // with ContentLength 0 and a non-nil body, net/http would chunk
 	}
 	req.ContentLength = size
