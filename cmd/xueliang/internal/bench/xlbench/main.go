@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -211,8 +212,7 @@ func main() {
 	// (≈15 min in the full mode) then runs while the replay archive is
 	// synthesised, and both phases time their queries once it is done.
 	var idx *indexRun
-	var fillDone chan error
-	var fillErr error
+	waitFill := func() error { return nil }
 	if want("index") {
 		var err error
 		if idx, err = runIndex(dir, idxCams, idxDays, 60, idxAPI); err != nil {
@@ -222,15 +222,10 @@ func main() {
 			if env.minio != nil && want("replay") {
 				busy = "the replay archive synthesis (its first ≈3 min)"
 			}
-			fillDone = make(chan error, 1)
-			go func() { fillDone <- idx.fill(busy) }()
+			done := make(chan error, 1)
+			go func() { done <- idx.fill(busy) }()
+			waitFill = sync.OnceValue(func() error { return <-done })
 		}
-	}
-	waitFill := func() error {
-		if fillDone != nil {
-			fillErr, fillDone = <-fillDone, nil
-		}
-		return fillErr
 	}
 	if env.minio != nil && want("replay") {
 		clip := filepath.Join(clips, "h264_1920x1080_25fps_gop50_b0_none_4M_10s.ts")
