@@ -47,13 +47,13 @@ func markdown(r results, notes string) string {
 		}
 	}
 	if len(r.Capacity) > 0 {
-		p("## Capacity (H.264 4 Mbit/s, %.0f s per step)\n\n| cameras | load avg | server %%core total | frames deficit | RTP lost | reconnects | backlog end (max) | uploaded / written | uploads behind | loadgen late | camsim %%core | minio %%core |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n", r.Capacity[0].Seconds)
+		p("## Capacity (H.264 4 Mbit/s, %.0f s per step)\n\n| cameras | load avg | warm-up | server %%core total | frames deficit | RTP lost | recorder drops | reconnects | backlog end (max) | upload lag growth | uploaded / written | uploads behind | loadgen late | camsim %%core | minio %%core |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", r.Capacity[0].Seconds)
 		for _, x := range r.Capacity {
-			p("| %d | %s | %.0f | %.0f | %.0f | %.0f | %.0f (%.0f) | %.2f | %v | %v | %.0f | %.0f |\n", x.Cameras, x.LoadAvg, x.ServerCPUPctTotal,
-				x.FramesDeficit, x.RTPLost, x.Reconnects, x.BacklogEnd, x.BacklogMax, x.UploadShare, x.BacklogGrowing, x.LoadgenLate,
+			p("| %d | %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f (%.0f) | %+.0f s | %.2f | %v | %v | %.0f | %.0f |\n", x.Cameras, x.LoadAvg, warmup(x), x.ServerCPUPctTotal,
+				x.FramesDeficit, x.RTPLost, x.DroppedFrames, x.Reconnects, x.BacklogEnd, x.BacklogMax, x.LagGrowthSeconds, x.UploadShare, !x.keepsUp(), x.LoadgenLate,
 				x.CamsimCPUPct, x.MinioCPUPct)
 		}
-		p("\nA step passes with no RTP loss, every frame recorded, no reconnect, a load generator on time, and uploads that keep up: with segment closes staggered over the period (`recording.stagger_segments`), the upload backlog does not grow over the window (by more than max(5, 5 %% of the cameras) segments along its least-squares line). \"uploaded / written\" is the share of the window's recorded bytes that reached MinIO within it (segments still being recorded at the end cannot have).\n")
+		p("\nThe window opens once the server is in step with the cameras (\"warm-up\": the frames recorded in 5 s match cameras × 25 fps within 1 frame per camera + 1 %%, at most 60 s; \"not settled\" when that never happened). A step passes with no RTP loss, no recorder drops, every frame of the window recorded and no more (within 1 frame + 0.5 s of frames per camera for the window edges — RTP sequence gaps and recorder drops count real loss; a larger surplus means frames that arrived late were caught up in the window), no reconnect, a load generator on time, and uploads that keep up: with segment closes staggered over the period (`recording.stagger_segments`), the upload backlog does not grow over the window by more than max(5, 5 %% of the cameras) segments along its least-squares line, nor the upload lag — the age of the oldest file in the spool (`xueliang_spool_oldest_segment_age_seconds`), i.e. how long the oldest closed segment not yet uploaded has waited, which also sees a backlog before the upload queue (hashing, index) — by more than half a segment period. \"uploaded / written\" is the share of the window's recorded bytes that reached MinIO within it (segments still being recorded at the end cannot have).\n")
 		p("\nKnee: %s. Goal ≥ 200 cameras with zero loss. Note camsim and MinIO run on the same 2 cores.\n\n", r.Knee)
 	}
 	if x := r.Replay; x != nil {
@@ -84,4 +84,15 @@ func markdown(r results, notes string) string {
 		p("%s\n", strings.TrimSpace(notes))
 	}
 	return b.String()
+}
+
+// warmup renders how long a run waited for steady state.
+func warmup(x ingestResult) string {
+	switch {
+	case x.WarmupSeconds == 0 && !x.Settled:
+		return "–" // results from before the warm-up was measured
+	case !x.Settled:
+		return fmt.Sprintf("not settled (%.0f s)", x.WarmupSeconds)
+	}
+	return fmt.Sprintf("%.0f s", x.WarmupSeconds)
 }
