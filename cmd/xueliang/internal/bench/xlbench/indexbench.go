@@ -25,6 +25,7 @@ type indexResult struct {
 	APIFragmentsPerSec float64 `json:"api_insert_fragments_per_s"`
 	BulkRowsPerSec     float64 `json:"bulk_insert_segments_per_s"`
 	BulkAlongside      string  `json:"bulk_insert_alongside,omitempty"` // what else ran during the bulk load
+	BulkChunkCameras   int     `json:"bulk_insert_cameras_per_transaction,omitempty"`
 	DBMiB              float64 `json:"db_mib"`
 	Queries            int     `json:"timeline_queries"`
 	TimelineP50ms      float64 `json:"timeline_p50_ms"`
@@ -129,6 +130,7 @@ func (run *indexRun) fill(busy string) error {
 	start, end, apiDone := run.start, run.end, run.apiDone
 	perCam := int(end.Sub(start) / segDur)
 	r.BulkAlongside = busy
+	r.BulkChunkCameras = fillChunk
 	// Bulk fill through index.LoadSegments, fillChunk cameras per call:
 	// each call is one transaction with the coverage rebuilt once instead of
 	// maintained row by row by the triggers. 250 cameras (≈2.2 GB of WAL)

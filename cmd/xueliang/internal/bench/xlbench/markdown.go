@@ -65,8 +65,8 @@ func markdown(r results, notes string) string {
 	}
 	if x := r.Index; x != nil {
 		p("## Index\n\n")
-		p("%d cameras × %d days of %d s segments = %d segment rows (%.0f MiB). %d segments inserted through the index API (CreateSegment + AddFragments with %d fragments each), the rest through index.LoadSegments (one transaction; no fragment rows: the timeline does not read them; the coverage table is rebuilt once at the end instead of by a trigger per row). Load avg before the timeline queries: %s.\n\n",
-			x.Cameras, x.Days, x.SegmentSeconds, x.Segments, x.DBMiB, x.APISegments, max(x.SegmentSeconds/2, 1), x.LoadAvg)
+		p("%d cameras × %d days of %d s segments = %d segment rows (%.0f MiB). %d segments inserted through the index API (CreateSegment + AddFragments with %d fragments each), the rest through index.LoadSegments (%s; no fragment rows: the timeline does not read them; the coverage table is rebuilt once per transaction instead of by a trigger per row). Load avg before the timeline queries: %s.\n\n",
+			x.Cameras, x.Days, x.SegmentSeconds, x.Segments, x.DBMiB, x.APISegments, max(x.SegmentSeconds/2, 1), bulkTx(x), x.LoadAvg)
 		alongside := ""
 		if x.BulkAlongside != "" {
 			alongside = " (alongside " + x.BulkAlongside + ")"
@@ -95,4 +95,12 @@ func warmup(x ingestResult) string {
 		return fmt.Sprintf("not settled (%.0f s)", x.WarmupSeconds)
 	}
 	return fmt.Sprintf("%.0f s", x.WarmupSeconds)
+}
+
+// bulkTx describes the bulk load's transactions.
+func bulkTx(x *indexResult) string {
+	if x.BulkChunkCameras <= 0 || x.BulkChunkCameras >= x.Cameras {
+		return "one transaction"
+	}
+	return fmt.Sprintf("transactions of %d cameras", x.BulkChunkCameras)
 }
