@@ -24,8 +24,8 @@ type indexResult struct {
 	APISegmentsPerSec  float64 `json:"api_insert_segments_per_s"`
 	APIFragmentsPerSec float64 `json:"api_insert_fragments_per_s"`
 	BulkRowsPerSec     float64 `json:"bulk_insert_segments_per_s"`
-	BulkAlongside      string  `json:"bulk_insert_alongside,omitempty"` // what else ran during the bulk load
-	BulkChunkCameras   int     `json:"bulk_insert_cameras_per_transaction,omitempty"`
+	BulkAlongside      string  `json:"bulk_insert_alongside,omitempty"`               // what else ran during the bulk load
+	BulkChunkCameras   int     `json:"bulk_insert_cameras_per_transaction,omitempty"` // cameras per LoadSegments call
 	DBMiB              float64 `json:"db_mib"`
 	Queries            int     `json:"timeline_queries"`
 	TimelineP50ms      float64 `json:"timeline_p50_ms"`
@@ -46,9 +46,9 @@ type indexResult struct {
 // figure) and returns an indexRun whose fill (the bulk load, ≈10 min in the
 // full mode) may run while another phase prepares its data; queries then
 // times the timeline and closes the index.
-func runIndex(dir string, cams, days, segs, apiSegs int) (*indexRun, error) {
+func runIndex(dir string, cams, days, segs, apiSegs, chunk int) (*indexRun, error) {
 	ctx := context.Background()
-	r := indexResult{Cameras: cams, Days: days, SegmentSeconds: segs, LoadAvg: loadavg()}
+	r := indexResult{Cameras: cams, Days: days, SegmentSeconds: segs, BulkChunkCameras: chunk, LoadAvg: loadavg()}
 	path := filepath.Join(dir, "index-bench.db")
 	os.Remove(path)
 	db, err := index.Open(ctx, path, nil)
@@ -117,9 +117,6 @@ func (run *indexRun) api(apiSegs int) error {
 	return nil
 }
 
-// fillChunk is how many cameras' segments one LoadSegments call loads.
-var fillChunk = 250
-
 // fill bulk-loads the rest of the archive. busy says what else ran
 // meanwhile (reported with the rows/s figure).
 func (run *indexRun) fill(busy string) error {
@@ -130,8 +127,7 @@ func (run *indexRun) fill(busy string) error {
 	start, end, apiDone := run.start, run.end, run.apiDone
 	perCam := int(end.Sub(start) / segDur)
 	r.BulkAlongside = busy
-	r.BulkChunkCameras = fillChunk
-	// Bulk fill through index.LoadSegments, fillChunk cameras per call:
+	// Bulk fill through index.LoadSegments, r.BulkChunkCameras per call:
 	// each call is one transaction with the coverage rebuilt once instead of
 	// maintained row by row by the triggers. 250 cameras (≈2.2 GB of WAL)
 	// per transaction loaded 1,000 cameras at 69.7 k rows/s against ≈45 k
@@ -139,9 +135,10 @@ func (run *indexRun) fill(busy string) error {
 	// 300 cameras (62 k vs 71 k rows/s: a checkpoint per transaction).
 	t0 := time.Now()
 	var bulk int64
-	for c0 := 0; c0 < cams; c0 += fillChunk {
+	chunk := r.BulkChunkCameras
+	for c0 := 0; c0 < cams; c0 += chunk {
 		n, err := db.LoadSegments(ctx, func(yield func(index.Segment) bool) {
-			for c := c0; c < min(c0+fillChunk, cams); c++ {
+			for c := c0; c < min(c0+chunk, cams); c++ {
 				id := fmt.Sprintf("cam%04d", c)
 				for k := range perCam {
 					if apiDone[[2]int{c, k}] || (c*perCam+k)%97 == 0 {

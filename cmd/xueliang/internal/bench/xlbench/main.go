@@ -99,7 +99,7 @@ func main() {
 	cams := flag.Int("cameras", 0, "cameras of the ingest run (default 100, quick 20)")
 	dur := flag.Duration("duration", 0, "measured time of the ingest run (default 90s, quick 30s)")
 	idxCamsFlag := flag.Int("index-cameras", 0, "cameras in the index benchmark (default 1000, quick 50)")
-	flag.IntVar(&fillChunk, "index-chunk", fillChunk, "cameras per bulk-load transaction of the index benchmark")
+	idxChunk := flag.Int("index-chunk", 250, "cameras per bulk-load transaction of the index benchmark")
 	upWorkers := flag.Int("upload-workers", 0, "upload.workers of the ingest and capacity servers (0: the server's default)")
 	stepDur := flag.Duration("step-duration", 3*benchSegment, "measured time of each capacity step")
 	profile := flag.String("profile", "", "directory: take a 30 s CPU profile of the server in each ingest run and write it there")
@@ -151,6 +151,10 @@ func main() {
 	}
 	if *idxCamsFlag > 0 {
 		idxCams = *idxCamsFlag
+	}
+	if *idxChunk < 1 {
+		logf("-index-chunk: want at least 1 camera per transaction, got %d", *idxChunk)
+		os.Exit(2)
 	}
 	start := time.Now()
 	commit, _ := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
@@ -216,7 +220,7 @@ func main() {
 	waitFill := func() error { return nil }
 	if want("index") {
 		var err error
-		if idx, err = runIndex(dir, idxCams, idxDays, 60, idxAPI); err != nil {
+		if idx, err = runIndex(dir, idxCams, idxDays, 60, idxAPI, *idxChunk); err != nil {
 			fail("index", err)
 		} else {
 			busy := ""
