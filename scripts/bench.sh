@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench.sh — xueliang's benchmark suite (make bench). Writes BENCHMARKS.md and
-# bench/results.json. BENCH_QUICK=1: ≈5 min; otherwise ≈27 min.
+# bench/results.json. BENCH_QUICK=1: ≈4 min; otherwise ≈24 min.
 #
 #   1. Go micro-benchmarks of the per-packet path (go test -bench, b.Loop)
 #   2. bin/xlbench: ingest cost per camera (full pipeline into MinIO) vs. the
