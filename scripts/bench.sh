@@ -2,7 +2,8 @@
 # bench.sh — xueliang's benchmark suite (make bench). Writes BENCHMARKS.md and
 # bench/results.json. BENCH_QUICK=1: ≈4 min; otherwise ≈24 min.
 #
-#   1. Go micro-benchmarks of the per-packet path (go test -bench, b.Loop)
+#   1. Go micro-benchmarks of the per-packet path and of the upload PUT
+#      (client and MinIO CPU per 30 MB segment) (go test -bench, b.Loop)
 #   2. bin/xlbench: ingest cost per camera (full pipeline into MinIO) vs. the
 #      receive floor, capacity (full mode), replay TTFB, index scale, motion
 #      (analysis CPU per camera, region-search latency; -only motion).
@@ -22,7 +23,7 @@ count=1
 [ "${BENCH_QUICK:-}" = 1 ] && benchtime=1s
 micro=bench/micro.txt
 echo "bench.sh: micro-benchmarks (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-XL_BENCH_CLIPS=$PWD/testdata/clips $GO test -run '^$' -bench 'BenchmarkPacketPath|BenchmarkDepacketize|BenchmarkCamerasMemory' -benchtime "$benchtime" \
-	-count "$count" ./ingest/segmenter/ ./ingest/rtpdepack/ 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu|ok|FAIL|---)' | tee "$micro" >&2 || true
+XL_BENCH_CLIPS=$PWD/testdata/clips $GO test -run '^$' -bench 'BenchmarkPacketPath|BenchmarkDepacketize|BenchmarkCamerasMemory|BenchmarkPutSpoolFile' -benchtime "$benchtime" \
+	-count "$count" ./ingest/segmenter/ ./ingest/rtpdepack/ ./storage/s3/ 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu|ok|FAIL|---)' | tee "$micro" >&2 || true
 echo "bench.sh: system benchmarks" >&2
 bin/xlbench -bin bin -json bench/results.json -md BENCHMARKS.md -notes bench/notes.md -micro "$micro" "$@"

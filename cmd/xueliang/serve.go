@@ -53,6 +53,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	if err != nil {
 		return fmt.Errorf("open spool: %w", err)
 	}
+	if m, err := spool.MountOf(spoolDir.Root); err == nil && m.Discard() {
+		// Every uploaded segment's file is deleted: with online discard each
+		// deletion queues a discard in the journal commits the recorders'
+		// fsyncs wait for (docs/operations.md, "The spool's disk").
+		logger.Warn("spool file system mounted with online discard", "mount", m.String(),
+			"advice", "mount it without discard and trim periodically (fstrim.timer)")
+	}
 	// Recovery closes the segments a crash left open; the uploader finds
 	// them (and every other closed segment) in its first index scan.
 	report, err := segmenter.Recover(ctx, db, spoolDir.Root, nil, logger)

@@ -176,6 +176,17 @@ func (s *Server) Restart() {
 	s.t.Fatalf("miniotest: restart minio: %v", err)
 }
 
+// Pid returns the MinIO process's id (0 while it is stopped), for
+// benchmarks that measure its CPU.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // URL returns the base URL of the S3 API (http:// or https://).
 func (s *Server) URL() string {
 	if s.Secure {

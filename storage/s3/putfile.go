@@ -56,10 +56,10 @@ var crc32c = crc32.MakeTable(crc32.Castagnoli)
 // any case. See "Checksum policy" in the package doc.
 //
 //   - Size <= Config.SinglePutLimit: one PUT whose body is read straight
-//     from the file, signed with X-Amz-Content-Sha256 = sha256Hex (instead
-//     of the streaming signature, which hashes every chunk) and carrying
-//     x-amz-checksum-sha256. The server hashes the body and refuses it when
-//     it differs from either: ErrContentMismatch, and the previous object
+//     from the file, an unsigned payload (no streaming signature, which
+//     hashes every chunk) carrying sha256Hex as x-amz-checksum-sha256, a
+//     signed header. The server hashes the body and refuses it when it
+//     differs: ErrContentMismatch, and the previous object
 //     stays. The body is seekable, so minio-go retries the PUT.
 //   - Larger files: a multipart upload whose parts are sections of the file,
 //     sent one after the other, each with a CRC32C trailer the server

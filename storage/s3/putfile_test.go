@@ -125,10 +125,11 @@ func TestPutFileSHA256(t *testing.T) {
 	}
 }
 
-// checkPutHeaders checks how the object PUTs were signed: a single PUT
-// signs the given SHA-256 (no streaming signature, no trailer: the client
-// hashed nothing) and carries it as x-amz-checksum-sha256; parts are
-// unsigned payloads with a CRC32C trailer.
+// checkPutHeaders checks how the object PUTs were signed: a single PUT is
+// an unsigned payload (no streaming signature, no trailer: the client
+// hashed nothing) carrying the given SHA-256 as x-amz-checksum-sha256,
+// which the signature covers; parts are unsigned payloads with a CRC32C
+// trailer.
 func checkPutHeaders(t *testing.T, puts []http.Header, hexSum string, multipart bool) {
 	t.Helper()
 	if !multipart {
@@ -136,8 +137,11 @@ func checkPutHeaders(t *testing.T, puts []http.Header, hexSum string, multipart 
 			t.Fatalf("%d PUT requests, want 1", len(puts))
 		}
 		h := puts[0]
-		if got := h.Get("X-Amz-Content-Sha256"); got != hexSum {
-			t.Errorf("X-Amz-Content-Sha256 = %q, want the file's SHA-256", got)
+		if got := h.Get("X-Amz-Content-Sha256"); got != "UNSIGNED-PAYLOAD" {
+			t.Errorf("X-Amz-Content-Sha256 = %q, want UNSIGNED-PAYLOAD", got)
+		}
+		if auth := h.Get("Authorization"); !strings.Contains(auth, "x-amz-checksum-sha256") {
+			t.Errorf("Authorization %q: x-amz-checksum-sha256 is not a signed header", auth)
 		}
 		sum, _ := hex.DecodeString(hexSum)
 		if got := h.Get("X-Amz-Checksum-Sha256"); got != base64.StdEncoding.EncodeToString(sum) {

@@ -39,8 +39,8 @@
 // Known SHA-256: the segmenter hashes each segment as it writes it and the
 // index row carries the result, so a store that implements HashedFilePutter
 // gets it with the file and the uploader hashes nothing: storage/s3 sends
-// one PUT read in place from the file, signed with that hash and carrying it
-// as x-amz-checksum-sha256, and the server refuses a body that does not
+// one PUT read in place from the file, carrying that hash as the signed
+// header x-amz-checksum-sha256, and the server refuses a body that does not
 // match (multipart above s3.Config.SinglePutLimit: parts read in place, the
 // hash checked on the way before completing); storage/local links the file
 // and checks it before committing. A refused file is retried like any

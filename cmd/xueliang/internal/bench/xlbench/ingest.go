@@ -65,13 +65,19 @@ type ingestResult struct {
 	// UploadShare = UploadedBytes / WrittenBytes. The window is a whole
 	// number of segment rounds, so uploads that keep up give ≈ 1; below
 	// keepUpShare the uploads fell behind (BacklogGrowing).
-	WrittenBytes    float64 `json:"written_bytes"`
-	UploadShare     float64 `json:"upload_share"`
-	UploadWorkers   int     `json:"upload_workers,omitempty"`
-	LoadgenLate     bool    `json:"loadgen_late"`
-	CamsimCPUPct    float64 `json:"camsim_cpu_pct_core_total"`
-	MinioCPUPct     float64 `json:"minio_cpu_pct_core_total"`
+	WrittenBytes  float64 `json:"written_bytes"`
+	UploadShare   float64 `json:"upload_share"`
+	UploadWorkers int     `json:"upload_workers,omitempty"`
+	LoadgenLate   bool    `json:"loadgen_late"`
+	CamsimCPUPct  float64 `json:"camsim_cpu_pct_core_total"`
+	MinioCPUPct   float64 `json:"minio_cpu_pct_core_total"`
+	// MinioIdleCPUPct is MinIO's CPU over minioIdleWindow before the run's
+	// cameras start, with nothing sending to it: its background work (the
+	// data scanner walks every object it holds), which shares the cores.
+	MinioIdleCPUPct float64 `json:"minio_idle_cpu_pct_core"`
 	ServerProfileTo string  `json:"cpu_profile,omitempty"`
+	// IO is the machine's I/O and CPU pressure over the window (sysio.go).
+	IO ioWindow `json:"io"`
 }
 
 // lossFree reports whether the run recorded every frame of the window, in
@@ -108,6 +114,7 @@ type ingestEnv struct {
 	script     string
 	minio      *minio
 	rssBase    float64 // MiB, measured once
+	disk       string  // block device under dir ("" when none)
 	profileDir string  // when set: serve debug.pprof_listen and write a CPU profile of each ingest run here
 	pprofBase  string  // the last started server's pprof base URL
 	// uploadWorkers sets upload.workers (0: the server's default).
@@ -212,6 +219,21 @@ func (e *ingestEnv) measureBase() error {
 	return err
 }
 
+// minioIdleWindow is how long MinIO's idle CPU is measured before a run.
+const minioIdleWindow = 10 * time.Second
+
+// minioIdle returns MinIO's CPU (% of a core) over minioIdleWindow.
+func (e *ingestEnv) minioIdle() float64 {
+	a, err := readProcStat(e.minio.pid())
+	t := time.Now()
+	time.Sleep(minioIdleWindow)
+	b, err2 := readProcStat(e.minio.pid())
+	if err != nil || err2 != nil {
+		return 0
+	}
+	return (b.CPU - a.CPU) / time.Since(t).Seconds() * 100
+}
+
 func cameraList(url string, n int) string {
 	var b strings.Builder
 	b.WriteString("cameras:\n")
@@ -229,6 +251,7 @@ func (e *ingestEnv) runIngest(n int, codec, bitrate string, d, floorDur time.Dur
 		return r, fmt.Errorf("idle base: %w", err)
 	}
 	r.RSSBaseMiB = e.rssBase
+	r.MinioIdleCPUPct = e.minioIdle()
 	dir, err := os.MkdirTemp(e.dir, fmt.Sprintf("ingest-%s-%d-", codec, n))
 	if err != nil {
 		return r, err
@@ -290,8 +313,9 @@ func (e *ingestEnv) runIngest(n int, codec, bitrate string, d, floorDur time.Dur
 	s0, _ := readProcStat(srv.pid())
 	c0, _ := readProcStat(cs.pid())
 	n0, _ := readProcStat(e.minio.pid())
+	io0 := readSysStat(e.disk)
 	t0 := time.Now()
-	var pending, lag []float64
+	var pending, lag, dirty []float64
 	profDone := make(chan string, 1)
 	if e.profileDir != "" {
 		go func() {
@@ -309,11 +333,14 @@ func (e *ingestEnv) runIngest(n int, codec, bitrate string, d, floorDur time.Dur
 			pending = append(pending, m["xueliang_upload_pending_segments"])
 			lag = append(lag, m["xueliang_spool_oldest_segment_age_seconds"])
 		}
+		dirty = append(dirty, readSysStat("").dirtyKiB)
 	}
 	el := time.Since(t0).Seconds()
 	s1, _ := readProcStat(srv.pid())
 	c1, _ := readProcStat(cs.pid())
 	n1, _ := readProcStat(e.minio.pid())
+	r.IO = ioBetween(io0, readSysStat(e.disk), e.disk, dirty)
+	r.IO.withMount(e.dir)
 	m1, tm1, err := scrapeAt(base)
 	if err != nil {
 		return r, err
@@ -361,9 +388,9 @@ func (e *ingestEnv) runIngest(n int, codec, bitrate string, d, floorDur time.Dur
 	if b, err := os.ReadFile(cs.log); err == nil {
 		r.LoadgenLate = strings.Contains(string(b), "load generator is late")
 	}
-	logf("ingest %d × %s: server %.3f %% core/camera (total %.0f %%), rss +%.2f MiB/camera, deficit %.0f frames, rtp lost %.0f, backlog %v→%v, upload lag %+.0f s, uploaded %.0f %% of written (behind %v), warm-up %.0f s, camsim %.0f %%, minio %.0f %%",
+	logf("ingest %d × %s: server %.3f %% core/camera (total %.0f %%), rss +%.2f MiB/camera, deficit %.0f frames, rtp lost %.0f, backlog %v→%v, upload lag %+.0f s, uploaded %.0f %% of written (behind %v), warm-up %.0f s, camsim %.0f %%, minio %.0f %% (idle before %.0f %%); %v",
 		n, codec, r.ServerCPUPctPerCam, r.ServerCPUPctTotal, r.RSSPerCamMiB, r.FramesDeficit, r.RTPLost,
-		r.BacklogStart, r.BacklogEnd, r.LagGrowthSeconds, 100*r.UploadShare, !r.keepsUp(), r.WarmupSeconds, r.CamsimCPUPct, r.MinioCPUPct)
+		r.BacklogStart, r.BacklogEnd, r.LagGrowthSeconds, 100*r.UploadShare, !r.keepsUp(), r.WarmupSeconds, r.CamsimCPUPct, r.MinioCPUPct, r.MinioIdleCPUPct, r.IO)
 	return r, nil
 }
 

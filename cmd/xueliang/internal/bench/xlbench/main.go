@@ -179,7 +179,7 @@ func main() {
 	binAbs, _ := filepath.Abs(*bin)
 	clips, _ := filepath.Abs("testdata/clips")
 	script, _ := filepath.Abs("scripts/gen-clip.sh")
-	env := &ingestEnv{dir: dir, bin: binAbs, self: self, clips: clips, script: script, profileDir: *profile, uploadWorkers: *upWorkers}
+	env := &ingestEnv{dir: dir, bin: binAbs, self: self, clips: clips, script: script, profileDir: *profile, uploadWorkers: *upWorkers, disk: diskOf(dir)}
 	env.minio, err = startMinio(dir)
 	if err != nil {
 		fail("minio", err)

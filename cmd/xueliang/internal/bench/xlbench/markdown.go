@@ -56,6 +56,7 @@ func markdown(r results, notes string) string {
 		p("\nThe window opens once the server is in step with the cameras (\"warm-up\": the frames recorded in 5 s match cameras × 25 fps within 1 frame per camera + 1 %%, at most 60 s; \"not settled\" when that never happened). A step passes with no RTP loss, no recorder drops, every frame of the window recorded and no more (within 1 frame + 0.5 s of frames per camera for the window edges — RTP sequence gaps and recorder drops count real loss; a larger surplus means frames that arrived late were caught up in the window), no reconnect, a load generator on time, and uploads that keep up: with segment closes staggered over the period (`recording.stagger_segments`), the upload backlog does not grow over the window by more than max(5, 5 %% of the cameras) segments along its least-squares line, nor the upload lag — the age of the oldest file in the spool (`xueliang_spool_oldest_segment_age_seconds`), i.e. how long the oldest closed segment not yet uploaded has waited, which also sees a backlog before the upload queue (hashing, index) — by more than half a segment period. \"uploaded / written\" is the share of the window's recorded bytes that reached MinIO within it (segments still being recorded at the end cannot have).\n")
 		p("\nKnee: %s. Goal ≥ 200 cameras with zero loss. Note camsim and MinIO run on the same 2 cores.\n\n", r.Knee)
 	}
+	p("%s", machineMarkdown(append(append([]ingestResult(nil), r.Ingest...), r.Capacity...)))
 	if x := r.Replay; x != nil {
 		p("## Replay time to first byte\n\n")
 		p("Archive: %d cameras × %d h of %d s segments (%d rows through the index API; each a copy of one real 1080p 4 Mbit/s segment of %d bytes made by the real segmenter; %d objects stored — those around the sampled instants), built in %.0f s. %d random instants; TTFB = Replayer.Plan + Write until the first byte (in process, no HTTP). Load avg before: %s.\n\n",
@@ -78,7 +79,7 @@ func markdown(r results, notes string) string {
 		p("%s", motionMarkdown(x))
 	}
 	if r.Micro != "" {
-		p("## Micro-benchmarks (per-packet path)\n\n```\n%s```\n\n", r.Micro)
+		p("## Micro-benchmarks (per-packet path; upload PUT of a 30 MB segment, client and MinIO CPU per PUT)\n\n```\n%s```\n\n", r.Micro)
 	}
 	if notes != "" {
 		p("%s\n", strings.TrimSpace(notes))
@@ -103,4 +104,39 @@ func bulkTx(x *indexResult) string {
 		return "one transaction"
 	}
 	return fmt.Sprintf("transactions of %d cameras", x.BulkChunkCameras)
+}
+
+// machineMarkdown is the table of what each ingest and capacity window
+// cost the machine as a whole (sysio.go); empty for results from before it
+// was measured.
+func machineMarkdown(runs []ingestResult) string {
+	var b strings.Builder
+	for _, x := range runs {
+		w := x.IO
+		if w.CPUSomePct == 0 && w.IOSomePct == 0 && w.DiskWriteMB == 0 {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("## The machine during each window\n\nPressure stall information (`/proc/pressure`): the share of the window in which at least one task waited for a CPU (\"cpu some\") or for I/O (\"io some\"; \"full\": every non-idle task waited). Disk figures are for the block device under the scratch directory (`/proc/diskstats`); the spool and MinIO share it. \"scratch fs\" is that file system's type and whether it was mounted with `discard` (then ext4 sends the device a discard for every freed extent — here, for every spool file deleted after its upload — in its journal commits, which fsyncs wait for). Reclaim: page cache taken back per second by kswapd and by the writers themselves (`/proc/vmstat`) — 0 while the RAM has room. MinIO idle: its CPU in the 10 s before the run's cameras started.\n\n")
+			b.WriteString("| run | cpu some | io some / full | disk write | discard | dirty + writeback max | MemFree at start | reclaim (direct) | MinIO idle | scratch fs |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		}
+		fmt.Fprintf(&b, "| %d × %s %s | %.0f %% | %.0f %% / %.0f %% | %.0f MB/s | %.0f MB/s | %.0f MiB | %.1f GiB | %.0f (%.0f) MB/s | %.1f %% | %s |\n",
+			x.Cameras, x.Codec, x.Bitrate, w.CPUSomePct, w.IOSomePct, w.IOFullPct, w.DiskWriteMB, w.DiscardMB, w.DirtyMaxMiB, w.FreeStartMiB/1024, w.ReclaimMBps, w.DirectMBps, x.MinioIdleCPUPct, scratchFS(w))
+	}
+	if b.Len() > 0 {
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// scratchFS is the scratch file system's type, with ", discard" when it
+// was mounted with online discard; "?" when unknown.
+func scratchFS(w ioWindow) string {
+	switch {
+	case w.MountType == "":
+		return "?"
+	case w.Discard:
+		return w.MountType + ", discard"
+	}
+	return w.MountType
 }
