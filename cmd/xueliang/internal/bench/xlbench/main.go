@@ -103,6 +103,7 @@ func main() {
 	upWorkers := flag.Int("upload-workers", 0, "upload.workers of the ingest and capacity servers (0: the server's default)")
 	stepDur := flag.Duration("step-duration", 3*benchSegment, "measured time of each capacity step")
 	profile := flag.String("profile", "", "directory: take a 30 s CPU profile of the server in each ingest run and write it there")
+	restartMinio := flag.Bool("restart-minio", false, "restart MinIO (same data) before the capacity steps: tells MinIO's process state from what the earlier runs left on disk")
 	render := flag.Bool("render", false, "only rewrite -md from an existing -json and -notes (after editing the notes)")
 	flag.Parse()
 
@@ -184,7 +185,8 @@ func main() {
 	if err != nil {
 		fail("minio", err)
 	} else {
-		defer env.minio.stop()
+		m := env.minio
+		defer func() { m.stop() }() // m.proc changes on a restart
 	}
 
 	if env.minio != nil && want("ingest") {
@@ -195,6 +197,13 @@ func main() {
 				continue
 			}
 			res.Ingest = append(res.Ingest, r)
+		}
+	}
+	if env.minio != nil && want("capacity") && len(capSteps) > 0 && *restartMinio {
+		logf("restarting minio before the capacity steps (-restart-minio)")
+		if err := env.minio.restart(); err != nil {
+			fail("minio restart", err)
+			env.minio = nil // stopped; the deferred stop is then a no-op
 		}
 	}
 	if env.minio != nil && want("capacity") && len(capSteps) > 0 {

@@ -146,6 +146,7 @@ func randHex(n int) string {
 type minio struct {
 	*proc
 	Endpoint, AccessKey, SecretKey string
+	dir                            string // scratch root; data in dir/minio-data
 }
 
 func findMinio() (string, error) {
@@ -163,32 +164,43 @@ func findMinio() (string, error) {
 }
 
 func startMinio(dir string) (*minio, error) {
+	m := &minio{Endpoint: freeAddr(), AccessKey: "bench-" + randHex(6), SecretKey: randHex(20), dir: dir}
+	if err := os.MkdirAll(filepath.Join(dir, "minio-data"), 0o700); err != nil {
+		return nil, err
+	}
+	return m, m.launch()
+}
+
+// launch starts the MinIO process on m's address, keys and data.
+func (m *minio) launch() error {
 	bin, err := findMinio()
 	if err != nil {
-		return nil, err
-	}
-	m := &minio{Endpoint: freeAddr(), AccessKey: "bench-" + randHex(6), SecretKey: randHex(20)}
-	data := filepath.Join(dir, "minio-data")
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		return nil, err
+		return err
 	}
 	env := []string{"MINIO_ROOT_USER=" + m.AccessKey, "MINIO_ROOT_PASSWORD=" + m.SecretKey,
-		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CALLHOME_ENABLE=off", "MINIO_CI_CD=on", "HOME=" + dir}
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CALLHOME_ENABLE=off", "MINIO_CI_CD=on", "HOME=" + m.dir}
 	// --no-compat: MinIO skips the MD5 of every PUT body it would
 	// otherwise compute for S3-style ETags. xueliang never reads an ETag as
 	// an MD5 (it sends and verifies x-amz-checksum-sha256), and the MD5 is
 	// about a third of MinIO's CPU under this load (docs/operations.md
 	// recommends the flag for sites).
-	m.proc, err = startProc(dir, "minio", bin, env, nil, 0, "server", "--no-compat", "--address", m.Endpoint,
-		"--console-address", freeAddr(), data)
+	m.proc, err = startProc(m.dir, "minio", bin, env, nil, 0, "server", "--no-compat", "--address", m.Endpoint,
+		"--console-address", freeAddr(), filepath.Join(m.dir, "minio-data"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := waitHTTP("http://"+m.Endpoint+"/minio/health/live", 30*time.Second); err != nil {
 		m.stop()
-		return nil, fmt.Errorf("minio: %w", err)
+		return fmt.Errorf("minio: %w", err)
 	}
-	return m, nil
+	return nil
+}
+
+// restart stops MinIO and starts a new process on the same address, keys
+// and data (the objects stay).
+func (m *minio) restart() error {
+	m.stop()
+	return m.launch()
 }
 
 func waitHTTP(url string, within time.Duration) error {
