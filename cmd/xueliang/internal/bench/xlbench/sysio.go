@@ -34,9 +34,10 @@ type sysStat struct {
 	stealKswapd, stealDirect float64
 }
 
-// ioWindow is what a run's window cost the machine's disk: the pressure
-// stall shares (% of the window), MB/s written and discarded on the
-// scratch device, and the most dirty + writeback page cache seen.
+// ioWindow is what the machine as a whole went through in a run's window:
+// the CPU and I/O pressure stall shares (% of the window), MB/s written and
+// discarded on the scratch device, the most dirty + writeback page cache
+// seen, free memory and page-cache reclaim, and the scratch file system.
 type ioWindow struct {
 	IOSomePct   float64 `json:"io_pressure_some_pct"`
 	IOFullPct   float64 `json:"io_pressure_full_pct"`
