@@ -6,7 +6,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -292,85 +291,6 @@ func runCameraRm(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	return code
 }
 
-// csvColumns are the columns of an import file, by header name.
-var csvColumns = []string{"id", "name", "township", "village", "lat", "lon", "main_url", "sub_url",
-	"username", "password", "transport", "enabled", "motion", "segment_duration"}
-
-// readImportCSV reads an import file: a header row naming columns (any
-// order, any subset of csvColumns that includes id), then one camera per
-// row. Row numbers are the file's line numbers. Rows that cannot be read
-// (wrong number of fields) are returned as failures.
-func readImportCSV(r io.Reader) ([]cameras.ImportRow, []cameras.RowResult, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.TrimLeadingSpace = true
-	header, err := cr.Read()
-	if err != nil {
-		return nil, nil, fmt.Errorf("read header: %w", err)
-	}
-	col := map[string]int{}
-	for i, h := range header {
-		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
-		known := false
-		for _, c := range csvColumns {
-			known = known || c == h
-		}
-		if !known {
-			return nil, nil, fmt.Errorf("header: unknown column %q (want some of %s)", h, strings.Join(csvColumns, ","))
-		}
-		if _, dup := col[h]; dup {
-			return nil, nil, fmt.Errorf("header: column %q twice", h)
-		}
-		col[h] = i
-	}
-	if _, ok := col["id"]; !ok {
-		return nil, nil, errors.New("header: no id column")
-	}
-	var rows []cameras.ImportRow
-	var bad []cameras.RowResult
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		line, _ := cr.FieldPos(0)
-		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				bad = append(bad, cameras.RowResult{Row: pe.Line, Outcome: cameras.Failed, Error: "csv: " + pe.Err.Error()})
-				continue
-			}
-			return nil, nil, err
-		}
-		// The password is taken as written (spaces are allowed).
-		password := func(rec []string) string {
-			if i, ok := col["password"]; ok && i < len(rec) {
-				return rec[i]
-			}
-			return ""
-		}
-		get := func(name string) string {
-			if i, ok := col[name]; ok && i < len(rec) {
-				return strings.TrimSpace(rec[i])
-			}
-			return ""
-		}
-		if len(rec) != len(header) {
-			bad = append(bad, cameras.RowResult{Row: line, ID: get("id"), Outcome: cameras.Failed,
-				Error: fmt.Sprintf("row has %d fields, the header %d", len(rec), len(header))})
-			continue
-		}
-		rows = append(rows, cameras.ImportRow{
-			Row: line, ID: get("id"), Name: get("name"), Township: get("township"), Village: get("village"),
-			Lat: get("lat"), Lon: get("lon"), MainURL: get("main_url"), SubURL: get("sub_url"),
-			Username: get("username"), Password: password(rec),
-			Transport: get("transport"), Enabled: get("enabled"), Motion: get("motion"),
-			SegmentDuration: get("segment_duration"),
-		})
-	}
-	return rows, bad, nil
-}
-
 func runCameraImport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("camera import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -391,7 +311,7 @@ func runCameraImport(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintf(stderr, "xueliang camera import: %v\n", err)
 		return 2
 	}
-	rows, failed, err := readImportCSV(f)
+	rows, failed, err := cameras.ReadCSV(f)
 	f.Close()
 	if err != nil {
 		fmt.Fprintf(stderr, "xueliang camera import: %s: %v\n", pos[0], err)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+
+	"xueliang/cmd/xueliang/internal/registry"
 )
 
 // ImportRow is one row of a bulk import, every field as text (as in the
@@ -101,6 +103,20 @@ func (r ImportRow) input() (Input, FieldErrors) {
 	return in, bad
 }
 
+// validate converts and checks a row: the fields that do not parse, then
+// every other problem validate finds (a field's parse error is the one
+// reported for it). The map is never nil.
+func (r ImportRow) validate(policy registry.Policy) (validated, FieldErrors) {
+	in, bad := r.input()
+	v, vbad := validate(in, policy)
+	for k, msg := range vbad {
+		if _, dup := bad[k]; !dup {
+			bad[k] = msg
+		}
+	}
+	return v, bad
+}
+
 // Import validates every row, then (unless dryRun) upserts the valid ones
 // by ID, and applies the changes once. A row fails when a field is bad,
 // when its ID repeats an earlier row of the same request, or when the ID
@@ -117,13 +133,7 @@ func (s *Service) Import(ctx context.Context, rows []ImportRow, dryRun bool) (Im
 	for i, r := range rows {
 		res := &rep.Rows[i]
 		res.Row, res.ID = r.Row, strings.TrimSpace(r.ID)
-		in, bad := r.input()
-		v, vbad := validate(in, s.policy())
-		for k, msg := range vbad {
-			if _, dup := bad[k]; !dup {
-				bad[k] = msg
-			}
-		}
+		v, bad := r.validate(s.policy())
 		if prev, seen := firstRow[res.ID]; seen && res.ID != "" && bad["id"] == "" {
 			bad["id"] = fmt.Sprintf("duplicate: the same ID is on row %d", prev)
 		} else if !seen {

@@ -119,6 +119,8 @@ type ingestEnv struct {
 	pprofBase  string  // the last started server's pprof base URL
 	// uploadWorkers sets upload.workers (0: the server's default).
 	uploadWorkers int
+	// serverEnv is added to the servers' environment (-server-env).
+	serverEnv []string
 }
 
 func loadavg() string {
@@ -191,7 +193,7 @@ func (e *ingestEnv) startServer(dir, cams string) (*proc, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := startProc(dir, "xueliang", filepath.Join(e.bin, "xueliang"), nil, nil, 0, "serve", "--config", cfgPath)
+	p, err := startProc(dir, "xueliang", filepath.Join(e.bin, "xueliang"), e.serverEnv, nil, 0, "serve", "--config", cfgPath)
 	if err != nil {
 		return nil, "", err
 	}

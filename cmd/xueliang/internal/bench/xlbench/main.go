@@ -102,6 +102,7 @@ func main() {
 	idxChunk := flag.Int("index-chunk", 250, "cameras per bulk-load transaction of the index benchmark")
 	upWorkers := flag.Int("upload-workers", 0, "upload.workers of the ingest and capacity servers (0: the server's default)")
 	stepDur := flag.Duration("step-duration", 3*benchSegment, "measured time of each capacity step")
+	serverEnv := flag.String("server-env", "", "space-separated NAME=VALUE pairs added to the environment of the ingest and capacity servers only (e.g. GOGC=400; the floor and camsim keep theirs)")
 	profile := flag.String("profile", "", "directory: take a 30 s CPU profile of the server in each ingest run and write it there")
 	restartMinio := flag.Bool("restart-minio", false, "restart MinIO (same data) before the capacity steps: tells MinIO's process state from what the earlier runs left on disk")
 	render := flag.Bool("render", false, "only rewrite -md from an existing -json and -notes (after editing the notes)")
@@ -180,7 +181,8 @@ func main() {
 	binAbs, _ := filepath.Abs(*bin)
 	clips, _ := filepath.Abs("testdata/clips")
 	script, _ := filepath.Abs("scripts/gen-clip.sh")
-	env := &ingestEnv{dir: dir, bin: binAbs, self: self, clips: clips, script: script, profileDir: *profile, uploadWorkers: *upWorkers, disk: diskOf(dir)}
+	env := &ingestEnv{dir: dir, bin: binAbs, self: self, clips: clips, script: script, profileDir: *profile, uploadWorkers: *upWorkers, disk: diskOf(dir),
+		serverEnv: strings.Fields(*serverEnv)}
 	env.minio, err = startMinio(dir)
 	if err != nil {
 		fail("minio", err)
