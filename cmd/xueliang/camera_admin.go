@@ -26,8 +26,12 @@ import (
 // defaultServer is the API the camera commands talk to.
 const defaultServer = "http://127.0.0.1:8080"
 
-// importBatch is how many rows one import request upserts.
-const importBatch = 50
+// importBatch is how many rows one import request upserts; checkBatch how
+// many one dry run checks (at most cameras.MaxImportRows).
+const (
+	importBatch = 50
+	checkBatch  = 1000
+)
 
 // apiClient calls the server's API.
 type apiClient struct {
@@ -319,24 +323,34 @@ func runCameraImport(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	c := newAPIClient(*server, *token)
 
-	// 1. Validate every row (a dry run on the server: the same checks as
-	// the import itself, including IDs repeated within the file).
-	var check cameras.ImportReport
-	if err := c.do(ctx, http.MethodPost, "/api/v1/cameras/import?dry_run=true", map[string]any{"rows": rows}, &check); err != nil {
-		return reportAPIError(stderr, "import", err)
+	// 1. Validate every row: a dry run on the server (the same checks as
+	// the import itself) in requests of checkBatch rows, any file size.
+	// IDs repeated within the file are found here across the requests, as
+	// the server finds them within one.
+	var check []cameras.RowResult
+	for i := 0; i < len(rows); i += checkBatch {
+		var rep cameras.ImportReport
+		part := rows[i:min(i+checkBatch, len(rows))]
+		if err := c.do(ctx, http.MethodPost, "/api/v1/cameras/import?dry_run=true", map[string]any{"rows": part}, &rep); err != nil {
+			return reportAPIError(stderr, "import", err)
+		}
+		if len(rep.Rows) != len(part) {
+			fmt.Fprintf(stderr, "xueliang camera import: the server checked %d rows of %d\n", len(rep.Rows), len(part))
+			return 1
+		}
+		check = append(check, rep.Rows...)
+	}
+	for i, first := range cameras.DuplicateIDs(rows) {
+		check[i].MarkDuplicate(first)
 	}
 	var good []cameras.ImportRow
-	byRow := map[int]cameras.ImportRow{}
-	for _, r := range rows {
-		byRow[r.Row] = r
-	}
 	var planned cameras.ImportReport
-	for _, res := range check.Rows {
+	for i, res := range check {
 		if res.Outcome == cameras.Failed {
 			failed = append(failed, res)
 			continue
 		}
-		good = append(good, byRow[res.Row])
+		good = append(good, rows[i])
 		switch res.Outcome {
 		case cameras.Created:
 			planned.Created++

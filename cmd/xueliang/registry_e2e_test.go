@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"xueliang/cmd/xueliang/internal/cameras"
 )
 
 // registryToken is the bearer token the registry tests send explicitly
@@ -406,6 +408,34 @@ func TestRegistryImportCSV(t *testing.T) {
 	checkReport("second import", out)
 	if n := count(); n != 980 {
 		t.Fatalf("%d cameras after the second import", n)
+	}
+
+	// A file larger than one request may hold (cameras.MaxImportRows) is
+	// checked in several; an ID repeated across them is still found.
+	var big bytes.Buffer
+	bw := csv.NewWriter(&big)
+	_ = bw.Write([]string{"id", "township", "village", "main_url", "enabled"})
+	const bigRows = cameras.MaxImportRows + 1200
+	for i := range bigRows {
+		serial := 100001 + i
+		if i == bigRows-3 {
+			serial = 100001 // the ID of line 2, several requests later
+		}
+		_ = bw.Write([]string{fmt.Sprintf("4114260000132%07d", serial), "会亭镇", fmt.Sprintf("大村%03d", i/8),
+			fmt.Sprintf("rtsp://10.200.%d.%d/main", i/256, i%256), "false"})
+	}
+	bw.Flush()
+	bigPath := filepath.Join(t.TempDir(), "big.csv")
+	if err := os.WriteFile(bigPath, big.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI(t, "camera", "import", "--server", s.base, "--dry-run", bigPath)
+	dupLine := bigRows - 3 + 2
+	if got := failedRows(t, out); code != 1 || len(got) != 1 || !strings.Contains(got[dupLine], "duplicate: the same ID is on row 2") {
+		t.Fatalf("dry run of %d rows: exit %d, failed rows %v\n%s", bigRows, code, got, errOut)
+	}
+	if want := fmt.Sprintf("dry run: %d rows: would create %d, update 0, leave 0 unchanged; 1 rows failed", bigRows, bigRows-1); !strings.Contains(out, want) {
+		t.Fatalf("dry run of %d rows: want %q in\n%s", bigRows, want, out)
 	}
 
 	// camera add: the server proposes the ID (a new village gets a new

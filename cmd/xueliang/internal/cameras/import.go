@@ -117,6 +117,45 @@ func (r ImportRow) validate(policy registry.Policy) (validated, FieldErrors) {
 	return v, bad
 }
 
+// DuplicateIDs maps the index of every row whose ID (trimmed, not empty)
+// is on an earlier row to that earlier row's number.
+func DuplicateIDs(rows []ImportRow) map[int]int {
+	first := map[string]int{}
+	dup := map[int]int{}
+	for i, r := range rows {
+		id := strings.TrimSpace(r.ID)
+		if id == "" {
+			continue
+		}
+		if row, seen := first[id]; seen {
+			dup[i] = row
+		} else {
+			first[id] = r.Row
+		}
+	}
+	return dup
+}
+
+// markDuplicate names the id field of a row whose ID is on row first,
+// unless the ID is already bad for another reason.
+func markDuplicate(bad FieldErrors, first int) {
+	if bad["id"] == "" {
+		bad["id"] = fmt.Sprintf("duplicate: the same ID is on row %d", first)
+	}
+}
+
+// MarkDuplicate fails a row whose ID is on the earlier row first. A client
+// that checks a file in several requests finds the repeats across them
+// with DuplicateIDs and marks them here, so that its report is the one a
+// single request would give.
+func (r *RowResult) MarkDuplicate(first int) {
+	if r.Fields == nil {
+		r.Fields = FieldErrors{}
+	}
+	markDuplicate(r.Fields, first)
+	r.Outcome, r.Error = Failed, r.Fields.String()
+}
+
 // Import validates every row, then (unless dryRun) upserts the valid ones
 // by ID, and applies the changes once. A row fails when a field is bad,
 // when its ID repeats an earlier row of the same request, or when the ID
@@ -129,15 +168,13 @@ func (s *Service) Import(ctx context.Context, rows []ImportRow, dryRun bool) (Im
 	}
 	valid := make([]validated, len(rows))
 	ok := make([]bool, len(rows))
-	firstRow := map[string]int{}
+	dup := DuplicateIDs(rows)
 	for i, r := range rows {
 		res := &rep.Rows[i]
 		res.Row, res.ID = r.Row, strings.TrimSpace(r.ID)
 		v, bad := r.validate(s.policy())
-		if prev, seen := firstRow[res.ID]; seen && res.ID != "" && bad["id"] == "" {
-			bad["id"] = fmt.Sprintf("duplicate: the same ID is on row %d", prev)
-		} else if !seen {
-			firstRow[res.ID] = r.Row
+		if first, ok := dup[i]; ok {
+			markDuplicate(bad, first)
 		}
 		if len(bad) > 0 {
 			res.Outcome, res.Fields, res.Error = Failed, bad, bad.String()
