@@ -66,7 +66,7 @@ type Recording struct {
 	// early, after between a tenth and all of SegmentDuration (a fixed
 	// share per camera ID), so that cameras that connect together (a server
 	// restart, a network coming back) do not close, hash, upload and index
-	// their segments in the same second ever after. It defaults to false.
+	// their segments in the same second ever after. It defaults to true.
 	StaggerSegments bool `yaml:"stagger_segments"`
 	// Transport is the RTSP transport: tcp or udp. It defaults to tcp.
 	Transport string `yaml:"transport"`
@@ -251,6 +251,7 @@ func Default() Config {
 		Recording: Recording{
 			SegmentDuration:     60 * time.Second,
 			MaxFragmentDuration: 2 * time.Second,
+			StaggerSegments:     true,
 			Transport:           "tcp",
 			FsyncInterval:       10 * time.Second,
 		},

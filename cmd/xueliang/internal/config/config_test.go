@@ -32,6 +32,25 @@ cameras:
 	}
 }
 
+// Segment closes are staggered unless the file turns it off.
+func TestStaggerDefault(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want bool
+	}{
+		{"cameras: []\n", true},
+		{"recording:\n  stagger_segments: false\n", false},
+	} {
+		cfg, err := Parse([]byte(c.yaml), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Recording.StaggerSegments != c.want {
+			t.Errorf("%q: stagger_segments %v, want %v", c.yaml, cfg.Recording.StaggerSegments, c.want)
+		}
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
