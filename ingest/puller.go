@@ -56,8 +56,12 @@ type Status struct {
 	Reconnects     int64
 	Frames         int64 // video frames recorded
 	Bytes          int64 // media bytes received (RTP payload)
-	LastKeyframe   time.Time
-	SessionStart   time.Time
+	// TappedPackets counts the video RTP packets whose payload reached the
+	// recorder from the connection's buffer, past gortsplib's copy
+	// (interleaved TCP sessions; rtspconn.Tap).
+	TappedPackets int64
+	LastKeyframe  time.Time
+	SessionStart  time.Time
 	// Clock offset camera − server measured from RTCP sender reports;
 	// valid when ClockOffsetKnown.
 	ClockOffset      time.Duration
@@ -433,32 +437,33 @@ func (v *videoTrack) extractDTS(au [][]byte, pts int64, key bool) (int64, bool, 
 // dial starts an RTSP client for rawURL with the camera's transport and
 // read timeout. The client is closed when ctx is cancelled (gortsplib calls
 // are not context-aware) or by closeFn, which the caller defers.
-func (p *Puller) dial(ctx context.Context, rawURL string) (c *gortsplib.Client, u *base.URL, closeFn func(), err error) {
+func (p *Puller) dial(ctx context.Context, rawURL string) (c *gortsplib.Client, u *base.URL, d *rtspconn.Dialer, closeFn func(), err error) {
 	u, err = base.ParseURL(rawURL)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("parse url: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("parse url: %w", err)
 	}
 	tr := gortsplib.TransportTCP
 	if p.transport() == "udp" {
 		tr = gortsplib.TransportUDP
 	}
+	d = &rtspconn.Dialer{}
 	c = &gortsplib.Client{
 		Scheme:      u.Scheme,
 		Host:        u.Host,
 		Transport:   &tr,
 		ReadTimeout: p.opts.ReadTimeout,
-		DialContext: (&rtspconn.Dialer{}).DialContext, // 64 KiB reads instead of gortsplib's 4 KiB
+		DialContext: d.DialContext, // 64 KiB reads instead of gortsplib's 4 KiB
 	}
 	if err := c.Start2(); err != nil {
-		return nil, nil, nil, fmt.Errorf("start client: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("start client: %w", err)
 	}
 	stop := context.AfterFunc(ctx, c.Close)
-	return c, u, func() { stop(); c.Close() }, nil
+	return c, u, d, func() { stop(); c.Close() }, nil
 }
 
 // session runs one RTSP session until it fails or ctx is cancelled.
 func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, error) {
-	c, u, closeClient, err := p.dial(ctx, p.cfg.URL)
+	c, u, dialer, closeClient, err := p.dial(ctx, p.cfg.URL)
 	if err != nil {
 		return ErrClassConnect, err
 	}
@@ -520,9 +525,15 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 		return ErrClassConnect, fmt.Errorf("create video decoder: %w", err)
 	}
 
-	if _, err := c.Setup(desc.BaseURL, vmedi, 0, 0); err != nil {
+	vsetup, err := c.Setup(desc.BaseURL, vmedi, 0, 0)
+	if err != nil {
 		return ErrClassConnect, fmt.Errorf("setup video: %w", err)
 	}
+	keep := rtspconn.H264Prefix
+	if vt.isH265 {
+		keep = rtspconn.H265Prefix
+	}
+	vtap := dialer.TapSetup(vsetup, keep) // nil with UDP
 
 	var audioDecode func(*rtp.Packet) ([][]byte, error)
 	if amedi != nil {
@@ -602,9 +613,20 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 	}
 
 	c.OnPacketRTP(vmedi, vforma, func(pkt *rtp.Packet) {
+		tapped := false
+		if vtap != nil {
+			if whole := vtap.Packet(pkt); whole != pkt { // valid during this call
+				pkt, tapped = whole, true
+			}
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		p.update(func(s *Status) { s.Bytes += int64(len(pkt.Payload)) })
+		p.update(func(s *Status) {
+			s.Bytes += int64(len(pkt.Payload))
+			if tapped {
+				s.TappedPackets++
+			}
+		})
 		pts, ok := c.PacketPTS2(vmedi, pkt)
 		if !ok {
 			return
@@ -712,6 +734,10 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 	p.log.Info("session started", "url", redactURL(p.cfg.URL))
 
 	err = c.Wait()
+	if vtap != nil {
+		short, whole := vtap.Stats()
+		p.log.Debug("video payload tap", "shortened", short, "whole", whole)
+	}
 	if ctx.Err() != nil {
 		return "", ctx.Err()
 	}

@@ -299,6 +299,9 @@ func TestPullerH264AAC(t *testing.T) {
 	if st.Connected || st.Frames < 100 || st.Bytes == 0 || st.LastKeyframe.IsZero() {
 		t.Errorf("status %+v", st)
 	}
+	if st.TappedPackets == 0 {
+		t.Error("no video packet came past gortsplib's copy (rtspconn.Tap)")
+	}
 	segs := idx.Segments()
 	if len(segs) < 2 {
 		t.Fatalf("%d segments, want >= 2", len(segs))
@@ -350,7 +353,7 @@ func TestPullerReconnectAndWrapH265(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := p.Status()
-	if st.Reconnects < 1 || st.LastErrorClass == "" {
+	if st.Reconnects < 1 || st.LastErrorClass == "" || st.TappedPackets == 0 {
 		t.Errorf("status %+v", st)
 	}
 	if strings.Contains(st.LastError, "s3cret") {

@@ -50,7 +50,7 @@ func (p *Puller) subSession(ctx context.Context, w *motionWorker) (err error) {
 			err = fmt.Errorf("panic: %v", r)
 		}
 	}()
-	c, u, closeClient, err := p.dial(ctx, p.cfg.SubURL)
+	c, u, _, closeClient, err := p.dial(ctx, p.cfg.SubURL)
 	if err != nil {
 		return fmt.Errorf("sub stream: %w", err)
 	}

@@ -88,7 +88,7 @@ func TestDeadline(t *testing.T) {
 	go func() {
 		c, err := ln.Accept()
 		if err == nil {
-			c.Write([]byte("hello"))
+			c.Write([]byte("RTSP/1.0 200 OK\r\n\r\n"))
 			time.Sleep(2 * time.Second)
 			c.Close()
 		}
@@ -103,9 +103,9 @@ func TestDeadline(t *testing.T) {
 		t.Fatalf("dialled %T, want *Conn", c)
 	}
 	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	b := make([]byte, 16)
+	b := make([]byte, 64)
 	n, err := c.Read(b)
-	if err != nil || string(b[:n]) != "hello" {
+	if err != nil || string(b[:n]) != "RTSP/1.0 200 OK\r\n\r\n" {
 		t.Fatalf("first read %q, %v", b[:n], err)
 	}
 	start := time.Now()

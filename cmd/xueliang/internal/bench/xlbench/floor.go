@@ -13,7 +13,6 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
-	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 
@@ -21,8 +20,9 @@ import (
 )
 
 // runFloor is `xlbench floor`: the receive floor. One gortsplib client per
-// camera (TCP and rtspconn's buffered reads, like the pullers; with -stock
-// gortsplib's own dialer) reads every RTP packet and discards it.
+// camera (TCP and rtspconn's buffered reads and video payload tap, like the
+// pullers; with -stock gortsplib's own dialer) reads every RTP packet and
+// discards it.
 // It prints "floor: ready" once every client plays, and on SIGTERM the
 // packet and loss counts.
 func runFloor(args []string) {
@@ -46,8 +46,9 @@ func runFloor(args []string) {
 		// socket as cheaply as the server does; -stock keeps gortsplib's.
 		c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp,
 			OnPacketsLost: func(l uint64) { lost.Add(l) }}
+		d := &rtspconn.Dialer{}
 		if !*stock {
-			c.DialContext = (&rtspconn.Dialer{}).DialContext
+			c.DialContext = d.DialContext
 		}
 		if err := c.Start2(); err != nil {
 			log.Fatal(err)
@@ -56,10 +57,28 @@ func runFloor(args []string) {
 		if err != nil {
 			log.Fatal(err)
 		}
-		if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-			log.Fatal(err)
+		for _, m := range desc.Medias {
+			res, err := c.Setup(desc.BaseURL, m, 0, 0)
+			if err != nil {
+				log.Fatal(err)
+			}
+			// Like the pullers, the video payloads bypass gortsplib's copy.
+			var tap *rtspconn.Tap
+			switch m.Formats[0].(type) {
+			case *format.H264:
+				tap = d.TapSetup(res, rtspconn.H264Prefix)
+			case *format.H265:
+				tap = d.TapSetup(res, rtspconn.H265Prefix)
+			}
+			for _, f := range m.Formats {
+				c.OnPacketRTP(m, f, func(pkt *rtp.Packet) {
+					if tap != nil {
+						tap.Packet(pkt)
+					}
+					pkts.Add(1)
+				})
+			}
 		}
-		c.OnPacketRTPAny(func(*description.Media, format.Format, *rtp.Packet) { pkts.Add(1) })
 		if _, err := c.Play(nil); err != nil {
 			log.Fatal(err)
 		}
