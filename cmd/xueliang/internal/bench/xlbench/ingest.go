@@ -25,7 +25,7 @@ type ingestResult struct {
 	RatioToFloor       float64 `json:"ratio_to_floor,omitempty"`
 	// The floor of a stock gortsplib client (its own 4 KiB reads) — the
 	// issue's definition — beside the floor above, which reads like the
-	// pullers (rtspconn, 64 KiB reads).
+	// pullers (rtspconn: 64 KiB reads, video payload tap).
 	StockFloorCPUPctPerCam float64 `json:"stock_floor_cpu_pct_core_per_camera,omitempty"`
 	RatioToStockFloor      float64 `json:"ratio_to_stock_floor,omitempty"`
 
@@ -69,8 +69,14 @@ type ingestResult struct {
 	UploadShare   float64 `json:"upload_share"`
 	UploadWorkers int     `json:"upload_workers,omitempty"`
 	LoadgenLate   bool    `json:"loadgen_late"`
-	CamsimCPUPct  float64 `json:"camsim_cpu_pct_core_total"`
-	MinioCPUPct   float64 `json:"minio_cpu_pct_core_total"`
+	// GeneratorQueueFull counts the packets camsim's gortsplib server could
+	// not queue for a reader ("write queue is full", 256 packets per
+	// session): the reader (the server) or camsim's writer fell ≈0.7 s
+	// behind. Over camsim's whole log (warm-up and floors included); such
+	// packets are the RTP loss the server then counts.
+	GeneratorQueueFull int     `json:"camsim_write_queue_full"`
+	CamsimCPUPct       float64 `json:"camsim_cpu_pct_core_total"`
+	MinioCPUPct        float64 `json:"minio_cpu_pct_core_total"`
 	// MinioIdleCPUPct is MinIO's CPU over minioIdleWindow before the run's
 	// cameras start, with nothing sending to it: its background work (the
 	// data scanner walks every object it holds), which shares the cores.
@@ -277,7 +283,7 @@ func (e *ingestEnv) runIngest(n int, codec, bitrate string, d, floorDur time.Dur
 				continue
 			}
 			r.FloorCPUPctPerCam, r.FloorRSSPerCam = cpu, rss
-			logf("floor (buffered reads, as the pullers): %.3f %% of a core per camera", cpu)
+			logf("floor (buffered reads and payload tap, as the pullers): %.3f %% of a core per camera", cpu)
 		}
 	}
 
@@ -389,9 +395,10 @@ func (e *ingestEnv) runIngest(n int, codec, bitrate string, d, floorDur time.Dur
 	r.LagGrowing = r.LagGrowthSeconds > lagTolerance.Seconds()
 	if b, err := os.ReadFile(cs.log); err == nil {
 		r.LoadgenLate = strings.Contains(string(b), "load generator is late")
+		r.GeneratorQueueFull = strings.Count(string(b), "write queue is full")
 	}
-	logf("ingest %d × %s: server %.3f %% core/camera (total %.0f %%), rss +%.2f MiB/camera, deficit %.0f frames, rtp lost %.0f, backlog %v→%v, upload lag %+.0f s, uploaded %.0f %% of written (behind %v), warm-up %.0f s, camsim %.0f %%, minio %.0f %% (idle before %.0f %%); %v",
-		n, codec, r.ServerCPUPctPerCam, r.ServerCPUPctTotal, r.RSSPerCamMiB, r.FramesDeficit, r.RTPLost,
+	logf("ingest %d × %s: server %.3f %% core/camera (total %.0f %%), rss +%.2f MiB/camera, deficit %.0f frames, rtp lost %.0f (camsim queue full %d), backlog %v→%v, upload lag %+.0f s, uploaded %.0f %% of written (behind %v), warm-up %.0f s, camsim %.0f %%, minio %.0f %% (idle before %.0f %%); %v",
+		n, codec, r.ServerCPUPctPerCam, r.ServerCPUPctTotal, r.RSSPerCamMiB, r.FramesDeficit, r.RTPLost, r.GeneratorQueueFull,
 		r.BacklogStart, r.BacklogEnd, r.LagGrowthSeconds, 100*r.UploadShare, !r.keepsUp(), r.WarmupSeconds, r.CamsimCPUPct, r.MinioCPUPct, r.MinioIdleCPUPct, r.IO)
 	return r, nil
 }

@@ -29,7 +29,7 @@ func markdown(r results, notes string) string {
 	}
 	if len(r.Ingest) > 0 {
 		p("## Ingest cost per camera (full pipeline into MinIO vs. receive floor)\n\n")
-		p("camsim `-loadgen`, 1080p25, GOP 50, 30 s segments, S3 backend on a local MinIO. Floor = one gortsplib TCP reader per camera that discards the packets, same load, measured just before the pipeline: \"stock\" dials like a stock gortsplib client (4 KiB reads, the issue's definition), \"buffered\" reads the socket in 64 KiB like the server's pullers (`ingest/rtspconn`) — the stricter floor.\n\n")
+		p("camsim `-loadgen`, 1080p25, GOP 50, 30 s segments, S3 backend on a local MinIO. Floor = one gortsplib TCP reader per camera that discards the packets, same load, measured just before the pipeline: \"stock\" dials like a stock gortsplib client (4 KiB reads, the issue's definition), \"buffered\" receives like the server's pullers (`ingest/rtspconn`: 64 KiB socket reads, video payloads past gortsplib's copy) — the stricter floor.\n\n")
 		p("| cameras | codec | window | load avg | server %%core/cam | floor stock / buffered %%core/cam | ratio to stock / buffered | RSS/cam above base | frames deficit | RTP lost | backlog start→end (max) | camsim %%core | minio %%core |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, x := range r.Ingest {
 			p("| %d | %s %s | %.0f s | %s | %.3f | %.3f / %.3f | %.2f / %.2f | %.2f MiB | %.0f / %.0f | %.0f | %.0f→%.0f (%.0f) | %.0f | %.0f |\n",
