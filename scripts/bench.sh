@@ -23,7 +23,7 @@ count=1
 [ "${BENCH_QUICK:-}" = 1 ] && benchtime=1s
 micro=bench/micro.txt
 echo "bench.sh: micro-benchmarks (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-XL_BENCH_CLIPS=$PWD/testdata/clips $GO test -run '^$' -bench 'BenchmarkPacketPath|BenchmarkDepacketize|BenchmarkCamerasMemory|BenchmarkPutSpoolFile' -benchtime "$benchtime" \
-	-count "$count" ./ingest/segmenter/ ./ingest/rtpdepack/ ./storage/s3/ 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu|ok|FAIL|---)' | tee "$micro" >&2 || true
+XL_BENCH_CLIPS=$PWD/testdata/clips $GO test -run '^$' -bench 'BenchmarkPacketPath|BenchmarkDepacketize|BenchmarkCamerasMemory|BenchmarkPutSpoolFile|BenchmarkReceive' -benchtime "$benchtime" \
+	-count "$count" ./ingest/segmenter/ ./ingest/rtpdepack/ ./ingest/rtspconn/ ./storage/s3/ 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu|ok|FAIL|---)' | tee "$micro" >&2 || true
 echo "bench.sh: system benchmarks" >&2
 bin/xlbench -bin bin -json bench/results.json -md BENCHMARKS.md -notes bench/notes.md -micro "$micro" "$@"
