@@ -529,11 +529,7 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 	if err != nil {
 		return ErrClassConnect, fmt.Errorf("setup video: %w", err)
 	}
-	keep := rtspconn.H264Prefix
-	if vt.isH265 {
-		keep = rtspconn.H265Prefix
-	}
-	vtap := dialer.TapSetup(vsetup, keep) // nil with UDP
+	vtap := dialer.TapSetup(vsetup, rtspconn.PrefixFor(vforma)) // nil with UDP
 
 	var audioDecode func(*rtp.Packet) ([][]byte, error)
 	if amedi != nil {

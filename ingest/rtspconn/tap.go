@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 	"github.com/pion/rtp"
 )
@@ -188,6 +189,18 @@ func (t *Tap) Packet(pkt *rtp.Packet) *rtp.Packet {
 // Stats returns the packets shortened and the tapped channel's packets
 // passed whole.
 func (t *Tap) Stats() (shortened, whole uint64) { return t.shortened.Load(), t.whole.Load() }
+
+// PrefixFor returns the Keep for a video format (H264Prefix, H265Prefix),
+// nil for any other format, which is not tapped.
+func PrefixFor(f format.Format) func(payload []byte) int {
+	switch f.(type) {
+	case *format.H264:
+		return H264Prefix
+	case *format.H265:
+		return H265Prefix
+	}
+	return nil
+}
 
 // H264Prefix is a Keep for H.264 (RFC 6184): the payload bytes gortsplib's
 // format.H264.PTSEqualsDTS reads — the NAL unit header, and the FU header

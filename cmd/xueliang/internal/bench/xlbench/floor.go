@@ -13,7 +13,6 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
-	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 
 	"xueliang/ingest/rtspconn"
@@ -64,11 +63,8 @@ func runFloor(args []string) {
 			}
 			// Like the pullers, the video payloads bypass gortsplib's copy.
 			var tap *rtspconn.Tap
-			switch m.Formats[0].(type) {
-			case *format.H264:
-				tap = d.TapSetup(res, rtspconn.H264Prefix)
-			case *format.H265:
-				tap = d.TapSetup(res, rtspconn.H265Prefix)
+			if keep := rtspconn.PrefixFor(m.Formats[0]); keep != nil {
+				tap = d.TapSetup(res, keep)
 			}
 			for _, f := range m.Formats {
 				c.OnPacketRTP(m, f, func(pkt *rtp.Packet) {
