@@ -4,7 +4,7 @@
 //
 // Data flow:
 //
-//	ingest.Puller ──WriteVideo/WriteAudio──▶ Writer ──64 KiB writes, headers last──▶ spool file
+//	ingest.Puller ──WriteVideo/WriteAudio──▶ Writer ──256 KiB writes, headers last──▶ spool file
 //	                                           │                                 <spool>/<storage.SegmentKey>
 //	                                           │ ops (bounded queue, never blocks media)
 //	                                           ▼
@@ -48,10 +48,14 @@
 // Memory: nothing of a fragment is held in memory but its sample table and
 // its audio (a few KiB), so a camera does not hold a GOP of media (≈1 MB
 // at 4 Mbit/s) as a buffer; the page cache holds what was written. Access
-// units are put in AVCC form into a 64 KiB staging buffer per recording
+// units are put in AVCC form into a 256 KiB staging buffer per recording
 // camera (outside the Go heap, freed when the session ends) and written in
 // chunks of up to that size (stageSize: small writes cost the kernel more
-// per byte).
+// per byte). On Linux the file's blocks are allocated 1 MiB ahead of the
+// writes (fallocate, FALLOC_FL_KEEP_SIZE: the size, and so what a crash
+// leaves, is unchanged), which spares ext4 its per-page delayed-allocation
+// bookkeeping; the index worker gives the rest back at close by truncating
+// the file to its own size, and so does recovery.
 //
 // SHA-256: because the headers are written after the media they describe,
 // the file is hashed once when the segment closes, by the index worker (off

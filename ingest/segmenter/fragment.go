@@ -53,7 +53,9 @@ const (
 // reserved at off for its headers, and its video samples (videoLen bytes)
 // are already written behind them.
 type openFrag struct {
-	f        *os.File
+	f *os.File
+	// alloc is the end of f's preallocated blocks, nil for none.
+	alloc    *int64
 	off      int64
 	head     int
 	videoLen int

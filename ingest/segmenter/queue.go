@@ -192,8 +192,10 @@ func (w *Writer) handle(o op) {
 			w.log.Warn("cannot fsync spool file", "error", err)
 		}
 	case opFinish:
-		var err error
-		if e := h.f.Sync(); e != nil {
+		// Give back the blocks preallocated past the end (preallocate):
+		// ext4 frees them on a truncate to the file's own size.
+		err := trimPrealloc(h.f)
+		if e := h.f.Sync(); e != nil && err == nil {
 			err = e
 		}
 		// The file is hashed once, here, off the media path: its fragments

@@ -122,10 +122,10 @@ func recoverOne(ctx context.Context, idx RecoveryIndex, spoolRoot string, seg in
 		return out, err
 	}
 	out := recovered{truncated: st.Size() - pf.ValidSize}
-	if out.truncated > 0 {
-		if err := f.Truncate(pf.ValidSize); err != nil {
-			return recovered{}, fmt.Errorf("truncate spool file: %w", err)
-		}
+	// Always: a truncate to the file's own size frees the blocks
+	// preallocated past its end (preallocate).
+	if err := f.Truncate(pf.ValidSize); err != nil {
+		return recovered{}, fmt.Errorf("truncate spool file: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		return recovered{}, fmt.Errorf("sync spool file: %w", err)

@@ -122,6 +122,10 @@ func (h *harness) checkSegments(want int, contiguous bool) []index.Segment {
 		if int64(len(data)) != s.Size {
 			t.Errorf("segment %d size %d, file %d", i, s.Size, len(data))
 		}
+		// The blocks preallocated past the end were given back at close.
+		if a, max := allocatedBytes(t, path), (s.Size+4095)/4096*4096; a > max {
+			t.Errorf("segment %d: %d bytes allocated for a file of %d", i, a, s.Size)
+		}
 		if !bytes.HasPrefix(data, s.Init) {
 			t.Errorf("segment %d: file does not start with the init", i)
 		}
