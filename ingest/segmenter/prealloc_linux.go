@@ -1,6 +1,7 @@
 package segmenter
 
 import (
+	"fmt"
 	"math"
 	"os"
 
@@ -17,25 +18,39 @@ import (
 // are given back when the file is truncated to its size at close
 // (opFinish) or by recovery, or when it is removed.
 //
-// It is best effort: on any error (a file system without fallocate, a
-// full disk, where the write that follows reports the error) it returns
-// math.MaxInt64, so that the segment is not preallocated again.
-func preallocate(f *os.File, from, need int64) int64 {
+// It is best effort: on an error (a file system without fallocate, a full
+// disk, where the write that follows reports it) it returns math.MaxInt64,
+// so that the segment is not preallocated again, and the error.
+func preallocate(f *os.File, from, need int64) (int64, error) {
 	end := from
 	for end < need {
 		end += preallocStep
 	}
-	if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, from, end-from); err != nil {
-		return math.MaxInt64
+	// Through the raw connection, which holds the descriptor open for the
+	// call (f.Fd() would not).
+	rc, err := f.SyscallConn()
+	if err == nil {
+		cerr := rc.Control(func(fd uintptr) {
+			err = unix.Fallocate(int(fd), unix.FALLOC_FL_KEEP_SIZE, from, end-from)
+		})
+		if cerr != nil {
+			err = cerr
+		}
 	}
-	return end
+	if err != nil {
+		return math.MaxInt64, fmt.Errorf("fallocate: %w", err)
+	}
+	return end, nil
 }
 
 // trimPrealloc frees the blocks preallocated past f's end.
 func trimPrealloc(f *os.File) error {
 	st, err := f.Stat()
-	if err != nil {
-		return err
+	if err == nil {
+		err = f.Truncate(st.Size())
 	}
-	return f.Truncate(st.Size())
+	if err != nil {
+		return fmt.Errorf("free preallocated blocks: %w", err)
+	}
+	return nil
 }

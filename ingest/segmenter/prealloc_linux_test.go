@@ -2,6 +2,7 @@ package segmenter
 
 import (
 	"context"
+	"math"
 	"os"
 	"syscall"
 	"testing"
@@ -62,8 +63,8 @@ func TestWriterPreallocates(t *testing.T) {
 	if err := f.Truncate(pf.ValidSize); err != nil {
 		t.Fatal(err)
 	}
-	if end := preallocate(f, 0, pf.ValidSize+1); end < pf.ValidSize+1 {
-		t.Fatalf("preallocate: end %d", end)
+	if end, err := preallocate(f, 0, pf.ValidSize+1); err != nil || end < pf.ValidSize+1 {
+		t.Fatalf("preallocate: end %d, %v", end, err)
 	}
 	f.Close()
 	if a := allocatedBytes(t, path); a < pf.ValidSize+4096 {
@@ -82,5 +83,27 @@ func TestWriterPreallocates(t *testing.T) {
 	}
 	if a, max := allocatedBytes(t, path), (pf.ValidSize+4095)/4096*4096; a > max {
 		t.Errorf("recovered file: %d bytes allocated for a file of %d", a, pf.ValidSize)
+	}
+}
+
+// TestPreallocateFails checks that a failed preallocation is reported and
+// stops further attempts (math.MaxInt64), for a pipe (no fallocate) and a
+// closed file.
+func TestPreallocateFails(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	f, err := os.Create(t.TempDir() + "/closed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for name, f := range map[string]*os.File{"pipe": w, "closed": f} {
+		if end, err := preallocate(f, 0, 1); err == nil || end != math.MaxInt64 {
+			t.Errorf("%s: preallocate = %d, %v; want math.MaxInt64 and an error", name, end, err)
+		}
 	}
 }

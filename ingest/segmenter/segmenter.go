@@ -681,7 +681,10 @@ func (w *Writer) writeAtLocked(fr *openFrag, b []byte) {
 	if fr.err == nil {
 		off := fr.off + int64(fr.head) + fr.written
 		if a := fr.alloc; a != nil && off+int64(len(b)) > *a {
-			*a = preallocate(fr.f, *a, off+int64(len(b)))
+			var err error
+			if *a, err = preallocate(fr.f, *a, off+int64(len(b))); err != nil {
+				w.warnOnce("prealloc", "cannot preallocate spool file, writing without", "error", err)
+			}
 		}
 		if _, err := fr.f.WriteAt(b, off); err != nil {
 			fr.err = err
