@@ -31,7 +31,7 @@ run: deps build ## record 4 simulated cameras with configs/demo.yaml (Ctrl-C sto
 test: deps-test build ## run every test (unit, fuzz seeds, end-to-end with camsim + ffmpeg)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-bench: deps-test build ## benchmark suite → BENCHMARKS.md + bench/results.json (BENCH_QUICK=1: ≈4 min; full ≈24 min)
+bench: deps-test build ## benchmark suite → BENCHMARKS.md + bench/results.json (BENCH_QUICK=1: ≈4.5 min; full ≈25–30 min)
 	@scripts/bench.sh
 
 check-alerts: deps-test ## check and unit-test the Prometheus alert rules and the Grafana dashboard
