@@ -2,7 +2,6 @@ package segmenter
 
 import (
 	"encoding/binary"
-	"os"
 )
 
 // This file lays out a fragment in the spool file as it is recorded. A
@@ -53,9 +52,7 @@ const (
 // reserved at off for its headers, and its video samples (videoLen bytes)
 // are already written behind them.
 type openFrag struct {
-	f *os.File
-	// alloc is the end of f's preallocated blocks, nil for none.
-	alloc    *int64
+	seg      *segment // whose file it is written to
 	off      int64
 	head     int
 	videoLen int

@@ -601,7 +601,7 @@ func (w *Writer) audioNeedLocked(taken int) int {
 // to a closing segment) are forgotten.
 func (w *Writer) startPending(s vsample, au [][]byte) {
 	w.pending = w.pending[:0]
-	w.frag = openFrag{f: w.cur.f, alloc: &w.cur.alloc, off: w.cur.size, head: w.headroom}
+	w.frag = openFrag{seg: w.cur, off: w.cur.size, head: w.headroom}
 	w.addPending(s, au)
 }
 
@@ -679,14 +679,14 @@ func (w *Writer) writeStageLocked(fr *openFrag) {
 // writeAtLocked writes b behind what fr has written of its media.
 func (w *Writer) writeAtLocked(fr *openFrag, b []byte) {
 	if fr.err == nil {
-		off := fr.off + int64(fr.head) + fr.written
-		if a := fr.alloc; a != nil && off+int64(len(b)) > *a {
+		seg, off := fr.seg, fr.off+int64(fr.head)+fr.written
+		if end := off + int64(len(b)); end > seg.alloc {
 			var err error
-			if *a, err = preallocate(fr.f, *a, off+int64(len(b))); err != nil {
+			if seg.alloc, err = preallocate(seg.f, seg.alloc, end); err != nil {
 				w.warnOnce("prealloc", "cannot preallocate spool file, writing without", "error", err)
 			}
 		}
-		if _, err := fr.f.WriteAt(b, off); err != nil {
+		if _, err := seg.f.WriteAt(b, off); err != nil {
 			fr.err = err
 		}
 	}
