@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"strings"
+	"xueliang/storage/recording"
 )
 
 // LoadSegments inserts many closed segments (no fragments) in one
@@ -20,7 +21,7 @@ import (
 // Cameras are created when missing and their max_segment_ns raised. It
 // returns the number of segments inserted. SQLite-specific (the trigger
 // DDL is read back from sqlite_master).
-func (db *DB) LoadSegments(ctx context.Context, segs iter.Seq[Segment]) (n int64, err error) {
+func (db *DB) LoadSegments(ctx context.Context, segs iter.Seq[recording.Segment]) (n int64, err error) {
 	err = db.withTx(ctx, func(tx *sql.Tx) error {
 		restore, err := bigCache(ctx, tx)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"xueliang/storage/recording"
 )
 
 // TestLoadSegmentsKeepsCoverage bulk-loads overlapping, empty, touching and
@@ -17,7 +18,7 @@ func TestLoadSegmentsKeepsCoverage(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
 	db.now = func() time.Time { return t0.Add(1000 * time.Hour) }
-	pre := Segment{CameraID: "cam0", Start: t0, End: t0.Add(time.Minute), ObjectKey: "pre"}
+	pre := recording.Segment{CameraID: "cam0", Start: t0, End: t0.Add(time.Minute), ObjectKey: "pre"}
 	if err := db.CreateSegment(ctx, &pre); err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +26,7 @@ func TestLoadSegmentsKeepsCoverage(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	bases := []time.Time{t0, time.Unix(0, 0).Add(-90 * time.Minute)}
 	var want int64
-	segs := func(yield func(Segment) bool) {
+	segs := func(yield func(recording.Segment) bool) {
 		for i := range 3000 {
 			st := bases[i%2].Add(time.Duration(rng.Int64N(int64(6 * time.Hour))))
 			d := time.Duration(rng.Int64N(int64(2 * time.Minute)))
@@ -33,8 +34,8 @@ func TestLoadSegmentsKeepsCoverage(t *testing.T) {
 				d = 0
 			}
 			want++
-			if !yield(Segment{CameraID: fmt.Sprintf("cam%d", rng.IntN(3)), Start: st, End: st.Add(d),
-				ObjectKey: fmt.Sprintf("bulk/%d", i), State: StateStored}) {
+			if !yield(recording.Segment{CameraID: fmt.Sprintf("cam%d", rng.IntN(3)), Start: st, End: st.Add(d),
+				ObjectKey: fmt.Sprintf("bulk/%d", i), State: recording.StateStored}) {
 				return
 			}
 		}
@@ -49,7 +50,7 @@ func TestLoadSegmentsKeepsCoverage(t *testing.T) {
 	if got := countTriggers(t, db); got != triggersBefore || got == 0 {
 		t.Fatalf("triggers after load: %d, before %d", got, triggersBefore)
 	}
-	later := Segment{CameraID: "cam1", Start: t0.Add(7 * time.Hour), End: t0.Add(7*time.Hour + time.Minute), ObjectKey: "later"}
+	later := recording.Segment{CameraID: "cam1", Start: t0.Add(7 * time.Hour), End: t0.Add(7*time.Hour + time.Minute), ObjectKey: "later"}
 	if err := db.CreateSegment(ctx, &later); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestLoadSegmentsAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
 	before := countTriggers(t, db)
-	segs := []Segment{
+	segs := []recording.Segment{
 		{CameraID: "cam0", Start: t0, End: t0.Add(time.Minute), ObjectKey: "a"},
 		{CameraID: "cam0", Start: t0, End: t0.Add(time.Minute), ObjectKey: "a"}, // duplicate key
 	}

@@ -7,11 +7,12 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"xueliang/storage/recording"
 )
 
 // timelineFromSegments is the reference Timeline: every overlapping
 // segment row merged in Go (what Timeline did before the coverage table).
-func timelineFromSegments(t *testing.T, db *DB, camera string, from, to time.Time, tol time.Duration) ([]Span, []Gap) {
+func timelineFromSegments(t *testing.T, db *DB, camera string, from, to time.Time, tol time.Duration) ([]recording.Span, []recording.Gap) {
 	t.Helper()
 	f, tt := toNS(from), toNS(to)
 	rows, err := db.r.Query(`SELECT start_ns, end_ns FROM segments WHERE camera_id = ? AND start_ns < ? AND end_ns > ? ORDER BY start_ns`,
@@ -59,7 +60,7 @@ func TestCoverageMatchesSegments(t *testing.T) {
 				end = st.Add(time.Duration(rng.Int64N(int64(10 * time.Minute))))
 			}
 			n++
-			seg := Segment{CameraID: cam, Start: st, End: end, ObjectKey: fmt.Sprint(n)}
+			seg := recording.Segment{CameraID: cam, Start: st, End: end, ObjectKey: fmt.Sprint(n)}
 			if err := db.CreateSegment(ctx, &seg); err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +68,7 @@ func TestCoverageMatchesSegments(t *testing.T) {
 		case op < 7: // grow by a fragment
 			s := &segs[rng.IntN(len(segs))]
 			e := s.end.Add(time.Duration(rng.Int64N(int64(3 * time.Minute))))
-			if err := db.AddFragments(ctx, []Fragment{{SegmentID: s.id, Seq: 1, Start: s.start, End: e, Size: 1}}); err != nil {
+			if err := db.AddFragments(ctx, []recording.Fragment{{SegmentID: s.id, Seq: 1, Start: s.start, End: e, Size: 1}}); err != nil {
 				t.Fatal(err)
 			}
 			s.end = e

@@ -11,14 +11,17 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+	"xueliang/storage/recording"
 
 	_ "modernc.org/sqlite" // registers driverName
 )
 
 // Sentinel errors; test with errors.Is.
 var (
-	// ErrNotFound is returned (wrapped) when a camera or segment does not exist.
-	ErrNotFound = errors.New("not found")
+	// ErrNotFound is returned (wrapped) when a camera, segment or other row
+	// does not exist. It is recording.ErrNotFound, so that consumers that
+	// know only the recording types can test for it.
+	ErrNotFound = recording.ErrNotFound
 	// ErrSchemaTooNew is returned by Open for a database migrated by a newer
 	// version of the program.
 	ErrSchemaTooNew = errors.New("index schema is newer than this program")

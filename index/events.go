@@ -3,9 +3,9 @@ package index
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
+	"xueliang/storage/recording"
 )
 
 // eventMigrations: camera-side events (version 7).
@@ -38,44 +38,6 @@ var eventMigrations = []migration{
 	},
 }
 
-// MaxCameraEventDuration is the longest a camera event row may span:
-// writers close a longer event and open a new row for its continuation, and
-// CameraEvents looks this far back for events overlapping a window.
-const MaxCameraEventDuration = time.Hour
-
-// CameraEventSourceONVIF is the source of events from a camera's ONVIF
-// metadata track.
-const CameraEventSourceONVIF = "onvif"
-
-// CameraEvent is an event reported by a camera.
-type CameraEvent struct {
-	ID       int64
-	CameraID string
-	// Source is where the event comes from (CameraEventSourceONVIF).
-	Source string
-	// Topic is the event topic without namespace prefixes, e.g.
-	// "RuleEngine/CellMotionDetector/Motion"; Rule the camera's rule name.
-	Topic, Rule string
-	// Start is when the event began. End is when it ended; zero while the
-	// event is open (still active).
-	Start, End time.Time
-	// Data is extra JSON (cell bitmap, raw items); may be empty.
-	Data string
-}
-
-// valid reports why e cannot be recorded.
-func (e CameraEvent) valid() error {
-	switch {
-	case e.CameraID == "" || e.Source == "" || e.Topic == "":
-		return errors.New("empty camera id, source or topic")
-	case e.Start.IsZero():
-		return errors.New("zero start")
-	case !e.End.IsZero() && e.End.Before(e.Start):
-		return fmt.Errorf("end %s before start %s", e.End.Format(time.RFC3339Nano), e.Start.Format(time.RFC3339Nano))
-	}
-	return nil
-}
-
 // AddCameraEvents records a batch of camera events in one transaction. An
 // event with a zero End opens a row, unless an open row with the same
 // camera, source, topic, rule and start exists. An event with an End closes
@@ -83,9 +45,9 @@ func (e CameraEvent) valid() error {
 // Data when not empty) or, when there is none, inserts a closed row. So a writer sends the start of an event and
 // later the same event with its End, and replaying a batch is harmless.
 // Events longer than MaxCameraEventDuration are cut to it.
-func (db *DB) AddCameraEvents(ctx context.Context, evs []CameraEvent) error {
+func (db *DB) AddCameraEvents(ctx context.Context, evs []recording.CameraEvent) error {
 	for _, e := range evs {
-		if err := e.valid(); err != nil {
+		if err := e.Valid(); err != nil {
 			return fmt.Errorf("add camera events: %w", err)
 		}
 	}
@@ -107,7 +69,7 @@ func (db *DB) AddCameraEvents(ctx context.Context, evs []CameraEvent) error {
 				}
 				continue
 			}
-			end := min(toNS(e.End), start+int64(MaxCameraEventDuration))
+			end := min(toNS(e.End), start+int64(recording.MaxCameraEventDuration))
 			res, err := tx.ExecContext(ctx,
 				`UPDATE camera_events SET end_ns = ?, data = CASE WHEN ? = '' THEN data ELSE ? END
 				 WHERE camera_id = ? AND start_ns = ? AND source = ? AND topic = ? AND rule = ?`,
@@ -144,7 +106,7 @@ func (db *DB) CloseOpenCameraEvents(ctx context.Context, camera string, now time
 	res, err := db.w.ExecContext(ctx,
 		`UPDATE camera_events SET end_ns = MIN(?, start_ns + ?)
 		 WHERE end_ns IS NULL AND start_ns <= ? AND (? = '' OR camera_id = ?)`,
-		n, int64(MaxCameraEventDuration), n, camera, camera)
+		n, int64(recording.MaxCameraEventDuration), n, camera, camera)
 	if err != nil {
 		return 0, fmt.Errorf("close open camera events: %w", err)
 	}
@@ -157,20 +119,20 @@ func (db *DB) CloseOpenCameraEvents(ctx context.Context, camera string, now time
 
 // CameraEvents returns the events of camera overlapping [from, to), open
 // ones included (End zero), by start then id.
-func (db *DB) CameraEvents(ctx context.Context, camera string, from, to time.Time) ([]CameraEvent, error) {
+func (db *DB) CameraEvents(ctx context.Context, camera string, from, to time.Time) ([]recording.CameraEvent, error) {
 	f, t := toNS(from), toNS(to)
 	rows, err := db.r.QueryContext(ctx,
 		`SELECT id, source, topic, rule, start_ns, end_ns, data FROM camera_events
 		 WHERE camera_id = ? AND start_ns >= ? AND start_ns < ? AND (end_ns IS NULL OR end_ns > ? OR (end_ns = start_ns AND start_ns >= ?))
 		 ORDER BY start_ns, id`,
-		camera, f-int64(MaxCameraEventDuration), t, f, f)
+		camera, f-int64(recording.MaxCameraEventDuration), t, f, f)
 	if err != nil {
 		return nil, fmt.Errorf("camera events %s: %w", camera, err)
 	}
 	defer rows.Close()
-	var out []CameraEvent
+	var out []recording.CameraEvent
 	for rows.Next() {
-		e := CameraEvent{CameraID: camera}
+		e := recording.CameraEvent{CameraID: camera}
 		var start int64
 		var end sql.NullInt64
 		if err := rows.Scan(&e.ID, &e.Source, &e.Topic, &e.Rule, &start, &end, &e.Data); err != nil {

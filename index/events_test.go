@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 	"time"
+	"xueliang/storage/recording"
 )
 
 func TestCameraEvents(t *testing.T) {
@@ -11,8 +12,8 @@ func TestCameraEvents(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 11, 28, 8, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	ev := func(rule string, start, end int) CameraEvent {
-		e := CameraEvent{CameraID: "cam1", Source: CameraEventSourceONVIF, Topic: "RuleEngine/CellMotionDetector/Motion", Rule: rule, Start: at(start)}
+	ev := func(rule string, start, end int) recording.CameraEvent {
+		e := recording.CameraEvent{CameraID: "cam1", Source: recording.CameraEventSourceONVIF, Topic: "RuleEngine/CellMotionDetector/Motion", Rule: rule, Start: at(start)}
 		if end >= 0 {
 			e.End = at(end)
 		}
@@ -21,12 +22,12 @@ func TestCameraEvents(t *testing.T) {
 
 	// Open two, close one, add a closed one without its open row, replay a
 	// batch (idempotent), another camera.
-	if err := db.AddCameraEvents(ctx, []CameraEvent{ev("r1", 10, -1), ev("r2", 12, -1)}); err != nil {
+	if err := db.AddCameraEvents(ctx, []recording.CameraEvent{ev("r1", 10, -1), ev("r2", 12, -1)}); err != nil {
 		t.Fatal(err)
 	}
 	closed := ev("r1", 10, 14)
 	closed.Data = `{"cells":"zwA="}`
-	batch := []CameraEvent{closed, ev("r1", 20, 25), ev("r2", 12, -1)}
+	batch := []recording.CameraEvent{closed, ev("r1", 20, 25), ev("r2", 12, -1)}
 	for range 2 {
 		if err := db.AddCameraEvents(ctx, batch); err != nil {
 			t.Fatal(err)
@@ -34,7 +35,7 @@ func TestCameraEvents(t *testing.T) {
 	}
 	other := ev("r1", 10, 30)
 	other.CameraID = "cam2"
-	if err := db.AddCameraEvents(ctx, []CameraEvent{other}); err != nil {
+	if err := db.AddCameraEvents(ctx, []recording.CameraEvent{other}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -75,24 +76,24 @@ func TestCameraEvents(t *testing.T) {
 		t.Fatalf("closed %d, %v", n, err)
 	}
 	check(0, 100, []iv{{"r1", 10, 14}, {"r2", 12, 40}, {"r1", 20, 25}})
-	if err := db.AddCameraEvents(ctx, []CameraEvent{ev("r3", 50, -1)}); err != nil {
+	if err := db.AddCameraEvents(ctx, []recording.CameraEvent{ev("r3", 50, -1)}); err != nil {
 		t.Fatal(err)
 	}
-	late := at(50).Add(3 * MaxCameraEventDuration)
+	late := at(50).Add(3 * recording.MaxCameraEventDuration)
 	if n, err := db.CloseOpenCameraEvents(ctx, "", late); err != nil || n != 1 {
 		t.Fatalf("closed %d, %v", n, err)
 	}
 	got, err := db.CameraEvents(ctx, "cam1", at(49), at(51))
-	if err != nil || len(got) != 1 || !got[0].End.Equal(at(50).Add(MaxCameraEventDuration)) {
+	if err != nil || len(got) != 1 || !got[0].End.Equal(at(50).Add(recording.MaxCameraEventDuration)) {
 		t.Fatalf("long event %+v %v", got, err)
 	}
 
 	// Invalid events are refused as a batch.
 	bad := ev("r4", 60, 59)
-	if err := db.AddCameraEvents(ctx, []CameraEvent{ev("r4", 60, -1), bad}); err == nil {
+	if err := db.AddCameraEvents(ctx, []recording.CameraEvent{ev("r4", 60, -1), bad}); err == nil {
 		t.Fatal("end before start accepted")
 	}
-	if err := db.AddCameraEvents(ctx, []CameraEvent{{CameraID: "cam1", Source: "onvif", Topic: "x"}}); err == nil {
+	if err := db.AddCameraEvents(ctx, []recording.CameraEvent{{CameraID: "cam1", Source: "onvif", Topic: "x"}}); err == nil {
 		t.Fatal("zero start accepted")
 	}
 	got, _ = db.CameraEvents(ctx, "cam1", at(59), at(61))

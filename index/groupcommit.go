@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"xueliang/storage/recording"
 )
 
 // maxBatchRows bounds the fragment rows one group-commit transaction
@@ -24,7 +25,7 @@ var errClosed = errors.New("index closed")
 // fragReq is one AddFragments call waiting for the committer.
 type fragReq struct {
 	ctx   context.Context
-	frags []Fragment
+	frags []recording.Fragment
 	// done receives exactly one answer; buffered so that the committer
 	// never blocks on a caller that stopped waiting.
 	done chan error
@@ -253,7 +254,7 @@ func answerAll(batch []*fragReq, err error) {
 // addFragmentsDirect commits frags (already validated) in a transaction of
 // their own: the path of a request whose group transaction failed, and the
 // pre-group-commit behaviour, kept as the benchmarks' baseline.
-func (db *DB) addFragmentsDirect(ctx context.Context, frags []Fragment) error {
+func (db *DB) addFragmentsDirect(ctx context.Context, frags []recording.Fragment) error {
 	err := db.withTx(ctx, func(tx *sql.Tx) error {
 		return db.writeFragments(ctx, tx, []*fragReq{{frags: frags}})
 	})

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"xueliang/storage/recording"
 )
 
 // waitFor polls cond until it holds, failing the test after 10 s.
@@ -41,19 +42,19 @@ func holdWriter(t *testing.T, db *DB) (release func()) {
 // primeBlocked makes the committer take one request for seg and block on
 // the held writer connection, so that every request enqueued afterwards
 // waits for the same next batch. It returns the primer's result channel.
-func primeBlocked(t *testing.T, db *DB, seg Segment) <-chan error {
+func primeBlocked(t *testing.T, db *DB, seg recording.Segment) <-chan error {
 	t.Helper()
 	txs0 := db.fc.txs.Load()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- db.AddFragments(context.Background(), []Fragment{{SegmentID: seg.ID, Seq: 1000, Start: at(0), End: at(1), Size: 1}})
+		errc <- db.AddFragments(context.Background(), []recording.Fragment{{SegmentID: seg.ID, Seq: 1000, Start: at(0), End: at(1), Size: 1}})
 	}()
 	waitFor(t, "the committer to take the primer", func() bool { return db.fc.txs.Load() == txs0+1 && db.fc.queued() == 0 })
 	return errc
 }
 
-func frag(seg int64, seq int) Fragment {
-	return Fragment{SegmentID: seg, Seq: seq, Start: at(float64(2 * (seq - 1))), End: at(float64(2 * seq)),
+func frag(seg int64, seq int) recording.Fragment {
+	return recording.Fragment{SegmentID: seg, Seq: seq, Start: at(float64(2 * (seq - 1))), End: at(float64(2 * seq)),
 		Offset: int64(100 * (seq - 1)), Size: 100, Keyframe: seq%2 == 1}
 }
 
@@ -64,7 +65,7 @@ func TestGroupCommitManyWriters(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
 	const writers, nSegs, calls = 64, 32, 40 // each writer: calls × 1–2 fragments
-	segs := make([]Segment, nSegs)
+	segs := make([]recording.Segment, nSegs)
 	for i := range segs {
 		segs[i] = mustCreate(t, db, fmt.Sprintf("cam%02d", i), at(0), time.Time{})
 	}
@@ -78,7 +79,7 @@ func TestGroupCommitManyWriters(t *testing.T) {
 		wg.Go(func() {
 			seg, parity := segs[w%nSegs].ID, w/nSegs // seqs 2k+1+parity
 			for c := range calls {
-				fs := []Fragment{frag(seg, 4*c+1+parity)}
+				fs := []recording.Fragment{frag(seg, 4*c+1+parity)}
 				if c%3 == 0 {
 					fs = append(fs, frag(seg, 4*c+3+parity))
 				}
@@ -144,7 +145,7 @@ func TestGroupCommitManyWriters(t *testing.T) {
 func TestGroupCommitFailingRequestFailsAlone(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
-	good := make([]Segment, 8)
+	good := make([]recording.Segment, 8)
 	for i := range good {
 		good[i] = mustCreate(t, db, fmt.Sprintf("cam%d", i), at(0), time.Time{})
 	}
@@ -153,18 +154,18 @@ func TestGroupCommitFailingRequestFailsAlone(t *testing.T) {
 	primer := primeBlocked(t, db, good[0])
 
 	type call struct {
-		frags []Fragment
+		frags []recording.Fragment
 		err   error
 	}
 	calls := []*call{
-		{frags: []Fragment{frag(good[0].ID, 1)}},
-		{frags: []Fragment{frag(missing, 1)}},
-		{frags: []Fragment{frag(good[1].ID, 1), frag(good[1].ID, 2)}},
+		{frags: []recording.Fragment{frag(good[0].ID, 1)}},
+		{frags: []recording.Fragment{frag(missing, 1)}},
+		{frags: []recording.Fragment{frag(good[1].ID, 1), frag(good[1].ID, 2)}},
 		// Mixed: a good segment and a missing one; all or nothing.
-		{frags: []Fragment{frag(good[7].ID, 1), frag(missing+1, 1)}},
+		{frags: []recording.Fragment{frag(good[7].ID, 1), frag(missing+1, 1)}},
 	}
 	for i := 2; i < 7; i++ {
-		calls = append(calls, &call{frags: []Fragment{frag(good[i].ID, 1)}})
+		calls = append(calls, &call{frags: []recording.Fragment{frag(good[i].ID, 1)}})
 	}
 	var wg sync.WaitGroup
 	for _, c := range calls {
@@ -223,7 +224,7 @@ func TestGroupCommitContextCancel(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- db.AddFragments(ctx, []Fragment{frag(seg.ID, 1)}) }()
+	go func() { errc <- db.AddFragments(ctx, []recording.Fragment{frag(seg.ID, 1)}) }()
 	waitFor(t, "the request to queue", func() bool { return db.fc.queued() == 1 })
 	cancel()
 	select {
@@ -235,12 +236,12 @@ func TestGroupCommitContextCancel(t *testing.T) {
 		t.Fatal("cancelled AddFragments still waiting")
 	}
 	// Already ended: fails without queueing.
-	if err := db.AddFragments(ctx, []Fragment{frag(seg.ID, 2)}); !errors.Is(err, context.Canceled) {
+	if err := db.AddFragments(ctx, []recording.Fragment{frag(seg.ID, 2)}); !errors.Is(err, context.Canceled) {
 		t.Errorf("AddFragments with an ended ctx: %v, want context.Canceled", err)
 	}
 	dctx, dcancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer dcancel()
-	if err := db.AddFragments(dctx, []Fragment{frag(seg.ID, 3)}); !errors.Is(err, context.DeadlineExceeded) {
+	if err := db.AddFragments(dctx, []recording.Fragment{frag(seg.ID, 3)}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("AddFragments past its deadline: %v, want context.DeadlineExceeded", err)
 	}
 
@@ -249,7 +250,7 @@ func TestGroupCommitContextCancel(t *testing.T) {
 		t.Fatalf("primer: %v", err)
 	}
 	bg := context.Background()
-	if err := db.AddFragments(bg, []Fragment{frag(seg.ID, 4)}); err != nil {
+	if err := db.AddFragments(bg, []recording.Fragment{frag(seg.ID, 4)}); err != nil {
 		t.Fatal(err)
 	}
 	fs, err := db.Fragments(bg, seg.ID, at(0), at(1e6))
@@ -280,7 +281,7 @@ func TestGroupCommitCloseInFlight(t *testing.T) {
 	const callers = 10
 	errc := make(chan error, callers)
 	for i := range callers {
-		go func() { errc <- db.AddFragments(context.Background(), []Fragment{frag(seg.ID, i+1)}) }()
+		go func() { errc <- db.AddFragments(context.Background(), []recording.Fragment{frag(seg.ID, i+1)}) }()
 	}
 	waitFor(t, "requests to queue", func() bool { return db.fc.queued() == callers })
 
@@ -303,7 +304,7 @@ func TestGroupCommitCloseInFlight(t *testing.T) {
 			t.Errorf("AddFragments in flight at Close: %v, want errClosed", err)
 		}
 	}
-	if err := db.AddFragments(context.Background(), []Fragment{frag(seg.ID, 99)}); !errors.Is(err, errClosed) {
+	if err := db.AddFragments(context.Background(), []recording.Fragment{frag(seg.ID, 99)}); !errors.Is(err, errClosed) {
 		t.Errorf("AddFragments after Close: %v, want errClosed", err)
 	}
 	release()
@@ -332,7 +333,7 @@ func BenchmarkAddFragmentsConcurrent(b *testing.B) {
 			done := make(chan error, cameras)
 			var wg sync.WaitGroup
 			for i := range cameras {
-				seg := Segment{CameraID: fmt.Sprintf("cam%03d", i), Start: t0, ObjectKey: fmt.Sprint(i), Codecs: "H264"}
+				seg := recording.Segment{CameraID: fmt.Sprintf("cam%03d", i), Start: t0, ObjectKey: fmt.Sprint(i), Codecs: "H264"}
 				if err := db.CreateSegment(ctx, &seg); err != nil {
 					b.Fatal(err)
 				}
@@ -341,9 +342,9 @@ func BenchmarkAddFragmentsConcurrent(b *testing.B) {
 					seq := 0
 					for range start[i] {
 						seq++
-						f := Fragment{SegmentID: seg.ID, Seq: seq, Start: t0.Add(time.Duration(seq-1) * 2 * time.Second),
+						f := recording.Fragment{SegmentID: seg.ID, Seq: seq, Start: t0.Add(time.Duration(seq-1) * 2 * time.Second),
 							End: t0.Add(time.Duration(seq) * 2 * time.Second), Offset: int64(seq-1) << 20, Size: 1 << 20, Keyframe: true}
-						done <- add(ctx, []Fragment{f})
+						done <- add(ctx, []recording.Fragment{f})
 					}
 				})
 			}
@@ -385,7 +386,7 @@ func TestGroupCommitWindow(t *testing.T) {
 	const window = 300 * time.Millisecond
 	db.SetCommitWindow(window)
 	const cams = 10
-	segs := make([]Segment, cams)
+	segs := make([]recording.Segment, cams)
 	for i := range segs {
 		segs[i] = mustCreate(t, db, fmt.Sprintf("cam%02d", i), at(0), time.Time{})
 	}
@@ -396,7 +397,7 @@ func TestGroupCommitWindow(t *testing.T) {
 	for i, seg := range segs {
 		time.Sleep(5 * time.Millisecond) // staggered: none would overlap without the window
 		wg.Go(func() {
-			if err := db.AddFragments(ctx, []Fragment{frag(seg.ID, 1)}); err != nil {
+			if err := db.AddFragments(ctx, []recording.Fragment{frag(seg.ID, 1)}); err != nil {
 				errc <- fmt.Errorf("camera %d: %w", i, err)
 			}
 		})
@@ -426,7 +427,7 @@ func TestGroupCommitWindow(t *testing.T) {
 	txs1 := db.fc.txs.Load()
 	for _, seg := range segs {
 		time.Sleep(5 * time.Millisecond)
-		if err := db.AddFragments(ctx, []Fragment{frag(seg.ID, 2)}); err != nil {
+		if err := db.AddFragments(ctx, []recording.Fragment{frag(seg.ID, 2)}); err != nil {
 			t.Fatal(err)
 		}
 	}

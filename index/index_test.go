@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"xueliang/storage/recording"
 )
 
 var t0 = time.Date(2024, 5, 6, 7, 0, 0, 0, time.UTC)
@@ -26,9 +27,9 @@ func openTest(t *testing.T) *DB {
 	return db
 }
 
-func mustCreate(t *testing.T, db *DB, cam string, start, end time.Time) Segment {
+func mustCreate(t *testing.T, db *DB, cam string, start, end time.Time) recording.Segment {
 	t.Helper()
-	seg := Segment{CameraID: cam, Start: start, End: end, ObjectKey: fmt.Sprintf("%s/%d.mp4", cam, start.UnixNano()),
+	seg := recording.Segment{CameraID: cam, Start: start, End: end, ObjectKey: fmt.Sprintf("%s/%d.mp4", cam, start.UnixNano()),
 		Init: []byte{1, 2, 3}, Codecs: "H264", Width: 1920, Height: 1080}
 	if err := db.CreateSegment(context.Background(), &seg); err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestOpenMigratesOnceAndReopenIsNoop(t *testing.T) {
 	if again := versions(t, db); !slices.Equal(first, again) {
 		t.Errorf("reopen changed schema_migrations: %v -> %v", first, again)
 	}
-	if segs, err := db.SegmentsByState(ctx, StateRecording); err != nil || len(segs) != 1 {
+	if segs, err := db.SegmentsByState(ctx, recording.StateRecording); err != nil || len(segs) != 1 {
 		t.Errorf("data after reopen: %v, %v", segs, err)
 	}
 }
@@ -200,12 +201,12 @@ func TestCameras(t *testing.T) {
 func TestSegmentLifecycle(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
-	seg := Segment{CameraID: "cam", Start: at(0), ObjectKey: "cam/k.mp4", Init: []byte("init"), Codecs: "H265,MPEG-4 Audio",
+	seg := recording.Segment{CameraID: "cam", Start: at(0), ObjectKey: "cam/k.mp4", Init: []byte("init"), Codecs: "H265,MPEG-4 Audio",
 		Width: 640, Height: 480}
 	if err := db.CreateSegment(ctx, &seg); err != nil {
 		t.Fatal(err)
 	}
-	dup := Segment{CameraID: "cam", Start: at(5), ObjectKey: "cam/k.mp4"}
+	dup := recording.Segment{CameraID: "cam", Start: at(5), ObjectKey: "cam/k.mp4"}
 	if err := db.CreateSegment(ctx, &dup); err == nil {
 		t.Error("CreateSegment with a duplicate object key succeeded")
 	}
@@ -213,12 +214,12 @@ func TestSegmentLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.End.Equal(at(0)) || got.State != StateRecording || string(got.Init) != "init" ||
+	if !got.End.Equal(at(0)) || got.State != recording.StateRecording || string(got.Init) != "init" ||
 		got.Codecs != seg.Codecs || got.Width != 640 || got.Height != 480 || got.Size != 0 {
 		t.Errorf("new segment = %+v", got)
 	}
 
-	frags := []Fragment{
+	frags := []recording.Fragment{
 		{SegmentID: seg.ID, Seq: 1, Start: at(0), End: at(2), Offset: 100, Size: 1000, Keyframe: true},
 		{SegmentID: seg.ID, Seq: 2, Start: at(2), End: at(4), Offset: 1100, Size: 900, Keyframe: true},
 	}
@@ -244,7 +245,7 @@ func TestSegmentLifecycle(t *testing.T) {
 	}
 
 	// Unknown segment: ErrNotFound and nothing written.
-	err = db.AddFragments(ctx, []Fragment{
+	err = db.AddFragments(ctx, []recording.Fragment{
 		{SegmentID: seg.ID, Seq: 3, Start: at(4), End: at(6), Offset: 2000, Size: 10},
 		{SegmentID: 9999, Seq: 1, Start: at(0), End: at(1), Offset: 0, Size: 1},
 	})
@@ -254,32 +255,32 @@ func TestSegmentLifecycle(t *testing.T) {
 	if fs, _ := db.Fragments(ctx, seg.ID, at(-100), at(100)); len(fs) != 2 {
 		t.Errorf("failed AddFragments wrote %d fragments", len(fs)-2)
 	}
-	if err := db.AddFragments(ctx, []Fragment{{SegmentID: seg.ID, Seq: 0}}); err == nil {
+	if err := db.AddFragments(ctx, []recording.Fragment{{SegmentID: seg.ID, Seq: 0}}); err == nil {
 		t.Error("AddFragments with seq 0 succeeded")
 	}
 
 	if err := db.FinishSegment(ctx, seg.ID, at(4), 2000, "abc123"); err != nil {
 		t.Fatal(err)
 	}
-	closed, err := db.SegmentsByState(ctx, StateClosed)
+	closed, err := db.SegmentsByState(ctx, recording.StateClosed)
 	if err != nil || len(closed) != 1 || closed[0].SHA256 != "abc123" || closed[0].Size != 2000 {
 		t.Errorf("SegmentsByState(closed) = %+v, %v", closed, err)
 	}
 	if err := db.MarkStored(ctx, seg.ID); err != nil {
 		t.Fatal(err)
 	}
-	if stored, _ := db.SegmentsByState(ctx, StateStored); len(stored) != 1 || stored[0].ID != seg.ID {
+	if stored, _ := db.SegmentsByState(ctx, recording.StateStored); len(stored) != 1 || stored[0].ID != seg.ID {
 		t.Errorf("SegmentsByState(stored) = %+v", stored)
 	}
-	if closed, _ := db.SegmentsByState(ctx, StateClosed); len(closed) != 0 {
+	if closed, _ := db.SegmentsByState(ctx, recording.StateClosed); len(closed) != 0 {
 		t.Errorf("still closed: %+v", closed)
 	}
 
 	for name, fn := range map[string]func() error{
-		"FinishSegment": func() error { return db.FinishSegment(ctx, 9999, at(1), 1, "") },
-		"MarkStored":    func() error { return db.MarkStored(ctx, 9999) },
-		"Segment":       func() error { _, err := db.Segment(ctx, 9999); return err },
-		"DeleteSegment": func() error { return db.DeleteSegment(ctx, 9999) },
+		"FinishSegment":     func() error { return db.FinishSegment(ctx, 9999, at(1), 1, "") },
+		"MarkStored":        func() error { return db.MarkStored(ctx, 9999) },
+		"recording.Segment": func() error { _, err := db.Segment(ctx, 9999); return err },
+		"DeleteSegment":     func() error { return db.DeleteSegment(ctx, 9999) },
 	} {
 		if err := fn(); !errors.Is(err, ErrNotFound) {
 			t.Errorf("%s of a missing segment: %v, want ErrNotFound", name, err)
@@ -294,7 +295,7 @@ func TestSegmentLifecycle(t *testing.T) {
 		t.Errorf("fragments after DeleteSegment: %d, %v (want cascade)", n, err)
 	}
 	if _, err := db.Segment(ctx, seg.ID); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Segment after delete: %v", err)
+		t.Errorf("recording.Segment after delete: %v", err)
 	}
 }
 
@@ -309,7 +310,7 @@ func TestSegmentsInRange(t *testing.T) {
 	mustCreate(t, db, "other", at(0), at(2000))
 	// A segment whose end grows through AddFragments must raise the bound.
 	grow := mustCreate(t, db, "cam", at(2000), time.Time{})
-	if err := db.AddFragments(ctx, []Fragment{{SegmentID: grow.ID, Seq: 1, Start: at(2000), End: at(5000), Size: 1}}); err != nil {
+	if err := db.AddFragments(ctx, []recording.Fragment{{SegmentID: grow.ID, Seq: 1, Start: at(2000), End: at(5000), Size: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -375,12 +376,12 @@ func TestFragmentsRange(t *testing.T) {
 	db := openTest(t)
 	seg := mustCreate(t, db, "cam", at(0), time.Time{})
 	other := mustCreate(t, db, "cam", at(100), time.Time{})
-	var frags []Fragment
+	var frags []recording.Fragment
 	for i := range 5 { // [0,2) [2,4) ... [8,10)
-		frags = append(frags, Fragment{SegmentID: seg.ID, Seq: i + 1, Start: at(float64(2 * i)), End: at(float64(2*i + 2)),
+		frags = append(frags, recording.Fragment{SegmentID: seg.ID, Seq: i + 1, Start: at(float64(2 * i)), End: at(float64(2*i + 2)),
 			Offset: int64(100 + 10*i), Size: 10, Keyframe: i%2 == 0})
 	}
-	frags = append(frags, Fragment{SegmentID: other.ID, Seq: 1, Start: at(0), End: at(100), Offset: 0, Size: 5})
+	frags = append(frags, recording.Fragment{SegmentID: other.ID, Seq: 1, Start: at(0), End: at(100), Offset: 0, Size: 5})
 	if err := db.AddFragments(ctx, frags); err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +495,7 @@ func TestConcurrentAddFragments(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
 	const cameras, frags = 16, 40
-	segs := make([]Segment, cameras)
+	segs := make([]recording.Segment, cameras)
 	for i := range segs {
 		segs[i] = mustCreate(t, db, fmt.Sprintf("cam%02d", i), at(0), time.Time{})
 	}
@@ -503,9 +504,9 @@ func TestConcurrentAddFragments(t *testing.T) {
 	for i := range cameras {
 		wg.Go(func() {
 			for s := 1; s <= frags; s++ {
-				f := Fragment{SegmentID: segs[i].ID, Seq: s, Start: at(float64(2 * (s - 1))), End: at(float64(2 * s)),
+				f := recording.Fragment{SegmentID: segs[i].ID, Seq: s, Start: at(float64(2 * (s - 1))), End: at(float64(2 * s)),
 					Offset: int64(100 * s), Size: 100, Keyframe: true}
-				if err := db.AddFragments(ctx, []Fragment{f}); err != nil {
+				if err := db.AddFragments(ctx, []recording.Fragment{f}); err != nil {
 					errc <- err
 				}
 				// Readers run concurrently with the writers.
@@ -636,15 +637,15 @@ func BenchmarkRecordSegment(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		st := t0.Add(time.Duration(i) * time.Minute)
-		seg := Segment{CameraID: "cam", Start: st, ObjectKey: fmt.Sprint(i), Init: make([]byte, 700), Codecs: "H264"}
+		seg := recording.Segment{CameraID: "cam", Start: st, ObjectKey: fmt.Sprint(i), Init: make([]byte, 700), Codecs: "H264"}
 		if err := db.CreateSegment(ctx, &seg); err != nil {
 			b.Fatal(err)
 		}
 		for j := range 30 {
 			fs := st.Add(time.Duration(j) * 2 * time.Second)
-			f := Fragment{SegmentID: seg.ID, Seq: j + 1, Start: fs, End: fs.Add(2 * time.Second),
+			f := recording.Fragment{SegmentID: seg.ID, Seq: j + 1, Start: fs, End: fs.Add(2 * time.Second),
 				Offset: int64(j) << 20, Size: 1 << 20, Keyframe: true}
-			if err := db.AddFragments(ctx, []Fragment{f}); err != nil {
+			if err := db.AddFragments(ctx, []recording.Fragment{f}); err != nil {
 				b.Fatal(err)
 			}
 		}

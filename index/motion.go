@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"xueliang/storage/recording"
 )
 
 // motionMigrations: motion grids and intervals (version 6).
@@ -57,33 +58,6 @@ var motionMigrations = []migration{
 	},
 }
 
-// MotionSummaryWords is the size of MotionChunk.Summary (576 bits).
-const MotionSummaryWords = 9
-
-// MaxMotionChunk is the longest chunk AddMotion accepts; it bounds the
-// start_ns range a search scans.
-const MaxMotionChunk = time.Hour
-
-// MotionChunk is one row of packed per-second motion grids.
-type MotionChunk struct {
-	CameraID   string
-	Start, End time.Time
-	Active     int // seconds with motion in the chunk
-	Summary    [MotionSummaryWords]uint64
-	Data       []byte
-}
-
-// MotionInterval is one closed motion interval.
-type MotionInterval struct {
-	CameraID   string
-	Start, End time.Time
-	Peak       float64 // largest fraction of the picture in motion
-	Seconds    int     // seconds with motion
-	Cells      []byte  // encoded grid (ingest/motion.Grid) of every cell in motion
-	// Bounds of Cells in cells: X0,Y0 inclusive, X1,Y1 exclusive.
-	X0, Y0, X1, Y1 int
-}
-
 // MotionMinute is the activity of one minute: seconds with motion.
 type MotionMinute struct {
 	Start  time.Time
@@ -91,10 +65,10 @@ type MotionMinute struct {
 }
 
 // AddMotion stores chunks and intervals in one transaction.
-func (db *DB) AddMotion(ctx context.Context, chunks []MotionChunk, intervals []MotionInterval) error {
+func (db *DB) AddMotion(ctx context.Context, chunks []recording.MotionChunk, intervals []recording.MotionInterval) error {
 	for _, c := range chunks {
-		if !c.Start.Before(c.End) || c.End.Sub(c.Start) > MaxMotionChunk {
-			return fmt.Errorf("add motion of %s: chunk [%s, %s) longer than %s or empty", c.CameraID, c.Start, c.End, MaxMotionChunk)
+		if !c.Start.Before(c.End) || c.End.Sub(c.Start) > recording.MaxMotionChunk {
+			return fmt.Errorf("add motion of %s: chunk [%s, %s) longer than %s or empty", c.CameraID, c.Start, c.End, recording.MaxMotionChunk)
 		}
 	}
 	if len(chunks) == 0 && len(intervals) == 0 {
@@ -147,7 +121,7 @@ func nonNil(b []byte) []byte {
 // MotionIntervals returns the camera's stored intervals overlapping
 // [from, to), oldest first, at most limit (0 = no limit; the newest are
 // kept when there are more).
-func (db *DB) MotionIntervals(ctx context.Context, camera string, from, to time.Time, limit int) ([]MotionInterval, error) {
+func (db *DB) MotionIntervals(ctx context.Context, camera string, from, to time.Time, limit int) ([]recording.MotionInterval, error) {
 	q := `SELECT start_ns, end_ns, peak, seconds, cells, x0, y0, x1, y1 FROM motion_intervals
 		WHERE camera_id = ? AND end_ns > ? AND start_ns < ? ORDER BY start_ns DESC`
 	args := []any{camera, toNS(from), toNS(to)}
@@ -160,9 +134,9 @@ func (db *DB) MotionIntervals(ctx context.Context, camera string, from, to time.
 		return nil, fmt.Errorf("motion intervals of %s: %w", camera, err)
 	}
 	defer rows.Close()
-	var out []MotionInterval
+	var out []recording.MotionInterval
 	for rows.Next() {
-		iv := MotionInterval{CameraID: camera}
+		iv := recording.MotionInterval{CameraID: camera}
 		var s, e int64
 		if err := rows.Scan(&s, &e, &iv.Peak, &iv.Seconds, &iv.Cells, &iv.X0, &iv.Y0, &iv.X1, &iv.Y1); err != nil {
 			return nil, fmt.Errorf("motion intervals of %s: %w", camera, err)
@@ -217,10 +191,10 @@ func (db *DB) MotionActivity(ctx context.Context, camera string, from, to time.T
 // read (zero), and Data is only valid until fn returns (it is the driver's
 // buffer: a year of a busy camera is tens of MB, copying it costs); an
 // error from fn stops the scan and is returned.
-func (db *DB) ScanMotion(ctx context.Context, camera string, from, to time.Time, mask *[MotionSummaryWords]uint64, fn func(MotionChunk) error) error {
+func (db *DB) ScanMotion(ctx context.Context, camera string, from, to time.Time, mask *[recording.MotionSummaryWords]uint64, fn func(recording.MotionChunk) error) error {
 	q := `SELECT start_ns, end_ns, active, data FROM motion_chunks
 		WHERE camera_id = ? AND start_ns > ? AND start_ns < ? AND end_ns > ?`
-	args := []any{camera, toNS(from.Add(-MaxMotionChunk)), toNS(to), toNS(from)}
+	args := []any{camera, toNS(from.Add(-recording.MaxMotionChunk)), toNS(to), toNS(from)}
 	if mask != nil {
 		var or []string
 		for i, w := range mask {
@@ -242,7 +216,7 @@ func (db *DB) ScanMotion(ctx context.Context, camera string, from, to time.Time,
 	}
 	defer rows.Close()
 	for rows.Next() {
-		c := MotionChunk{CameraID: camera}
+		c := recording.MotionChunk{CameraID: camera}
 		var s, e int64
 		var data sql.RawBytes
 		if err := rows.Scan(&s, &e, &c.Active, &data); err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"xueliang/ingest/motion"
+	"xueliang/storage/recording"
 )
 
 // motionSecond returns a Second at t with the given cells set (32×18).
@@ -17,13 +18,13 @@ func motionSecond(t time.Time, cells ...[2]int) motion.Second {
 	return motion.Second{Start: t, Grid: g, Peak: 0.01, Frames: 5, MotionFrames: 5}
 }
 
-func chunkRow(t *testing.T, cam string, start time.Time, secs []motion.Second) MotionChunk {
+func chunkRow(t *testing.T, cam string, start time.Time, secs []motion.Second) recording.MotionChunk {
 	t.Helper()
 	c, err := motion.PackChunk(start, start.Add(time.Minute), secs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return MotionChunk{CameraID: cam, Start: c.Start, End: c.End, Active: c.Active, Summary: c.Summary, Data: c.Data}
+	return recording.MotionChunk{CameraID: cam, Start: c.Start, End: c.End, Active: c.Active, Summary: c.Summary, Data: c.Data}
 }
 
 func TestMotionStoreAndSearch(t *testing.T) {
@@ -39,17 +40,17 @@ func TestMotionStoreAndSearch(t *testing.T) {
 	for s := 5; s < 8; s++ {
 		b = append(b, motionSecond(m0.Add(2*time.Minute+time.Duration(s)*time.Second), [2]int{30, 16}))
 	}
-	chunks := []MotionChunk{
+	chunks := []recording.MotionChunk{
 		chunkRow(t, "cam1", m0, a),
 		chunkRow(t, "cam1", m0.Add(2*time.Minute), b),
 		chunkRow(t, "cam2", m0, a),
 	}
-	iv := MotionInterval{CameraID: "cam1", Start: m0.Add(9 * time.Second), End: m0.Add(17 * time.Second), Peak: 0.01, Seconds: 5, X0: 1, Y0: 1, X1: 3, Y1: 2}
-	if err := db.AddMotion(ctx, chunks, []MotionInterval{iv}); err != nil {
+	iv := recording.MotionInterval{CameraID: "cam1", Start: m0.Add(9 * time.Second), End: m0.Add(17 * time.Second), Peak: 0.01, Seconds: 5, X0: 1, Y0: 1, X1: 3, Y1: 2}
+	if err := db.AddMotion(ctx, chunks, []recording.MotionInterval{iv}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.AddMotion(ctx, []MotionChunk{{CameraID: "x", Start: m0, End: m0.Add(2 * time.Hour)}}, nil); err == nil {
-		t.Error("chunk longer than MaxMotionChunk accepted")
+	if err := db.AddMotion(ctx, []recording.MotionChunk{{CameraID: "x", Start: m0, End: m0.Add(2 * time.Hour)}}, nil); err == nil {
+		t.Error("chunk longer than recording.MaxMotionChunk accepted")
 	}
 
 	ivs, err := db.MotionIntervals(ctx, "cam1", m0, m0.Add(time.Hour), 0)
@@ -70,7 +71,7 @@ func TestMotionStoreAndSearch(t *testing.T) {
 		sum := motion.Summary(mask)
 		rs := motion.NewRegionSearch(mask, motion.IntervalConfig{})
 		read := 0
-		err := db.ScanMotion(ctx, cam, m0, m0.Add(time.Hour), &sum, func(c MotionChunk) error {
+		err := db.ScanMotion(ctx, cam, m0, m0.Add(time.Hour), &sum, func(c recording.MotionChunk) error {
 			read++
 			return rs.Add(motion.Chunk{Start: c.Start, End: c.End, Active: c.Active, Summary: c.Summary, Data: c.Data})
 		})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"xueliang/storage/recording"
 )
 
 // UpsertCamera inserts the camera or updates its name.
@@ -50,7 +51,7 @@ const raiseMaxSegment = `UPDATE cameras
 
 // CreateSegment inserts seg and sets seg.ID. The camera row is created
 // (with an empty name) if missing. A zero seg.End is stored as seg.Start.
-func (db *DB) CreateSegment(ctx context.Context, seg *Segment) error {
+func (db *DB) CreateSegment(ctx context.Context, seg *recording.Segment) error {
 	if seg.CameraID == "" || seg.ObjectKey == "" {
 		return errors.New("create segment: empty camera id or object key")
 	}
@@ -93,7 +94,7 @@ func (db *DB) CreateSegment(ctx context.Context, seg *Segment) error {
 // doc): the call waits until its rows are committed or ctx ends. If ctx
 // ends first, it returns ctx's error and its rows may or may not be
 // committed; as the write is an idempotent upsert, retrying is safe.
-func (db *DB) AddFragments(ctx context.Context, frags []Fragment) error {
+func (db *DB) AddFragments(ctx context.Context, frags []recording.Fragment) error {
 	if len(frags) == 0 {
 		return nil
 	}
@@ -124,7 +125,7 @@ func (db *DB) AddFragments(ctx context.Context, frags []Fragment) error {
 func (db *DB) FinishSegment(ctx context.Context, id int64, end time.Time, size int64, sha256 string) error {
 	err := db.withTx(ctx, func(tx *sql.Tx) error {
 		res, err := db.txStmt(ctx, tx, finishSegment).ExecContext(ctx,
-			toNS(end), size, sha256, int(StateClosed), id)
+			toNS(end), size, sha256, int(recording.StateClosed), id)
 		if err != nil {
 			return err
 		}
@@ -142,7 +143,7 @@ func (db *DB) FinishSegment(ctx context.Context, id int64, end time.Time, size i
 
 // MarkStored moves the segment to StateStored.
 func (db *DB) MarkStored(ctx context.Context, id int64) error {
-	res, err := db.w.ExecContext(ctx, `UPDATE segments SET state = ? WHERE id = ?`, int(StateStored), id)
+	res, err := db.w.ExecContext(ctx, `UPDATE segments SET state = ? WHERE id = ?`, int(recording.StateStored), id)
 	if err == nil {
 		err = oneRow(res, id)
 	}
@@ -180,39 +181,39 @@ const segmentColumns = `id, camera_id, start_ns, end_ns, object_key, size, sha25
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanSegment(s scanner) (Segment, error) {
+func scanSegment(s scanner) (recording.Segment, error) {
 	var (
-		seg        Segment
+		seg        recording.Segment
 		start, end int64
 		state      int
 	)
 	if err := s.Scan(&seg.ID, &seg.CameraID, &start, &end, &seg.ObjectKey, &seg.Size, &seg.SHA256,
 		&seg.Init, &seg.Codecs, &seg.Width, &seg.Height, &state); err != nil {
-		return Segment{}, err
+		return recording.Segment{}, err
 	}
-	seg.Start, seg.End, seg.State = fromNS(start), fromNS(end), SegmentState(state)
+	seg.Start, seg.End, seg.State = fromNS(start), fromNS(end), recording.SegmentState(state)
 	return seg, nil
 }
 
 // Segment returns one segment or ErrNotFound.
-func (db *DB) Segment(ctx context.Context, id int64) (Segment, error) {
+func (db *DB) Segment(ctx context.Context, id int64) (recording.Segment, error) {
 	seg, err := scanSegment(db.r.QueryRowContext(ctx, `SELECT `+segmentColumns+` FROM segments WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Segment{}, fmt.Errorf("segment %d: %w", id, ErrNotFound)
+		return recording.Segment{}, fmt.Errorf("segment %d: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Segment{}, fmt.Errorf("segment %d: %w", id, err)
+		return recording.Segment{}, fmt.Errorf("segment %d: %w", id, err)
 	}
 	return seg, nil
 }
 
-func (db *DB) querySegments(ctx context.Context, query string, args ...any) ([]Segment, error) {
+func (db *DB) querySegments(ctx context.Context, query string, args ...any) ([]recording.Segment, error) {
 	rows, err := db.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Segment
+	var out []recording.Segment
 	for rows.Next() {
 		seg, err := scanSegment(rows)
 		if err != nil {
@@ -233,7 +234,7 @@ const overlapWhere = `camera_id = ?
 
 // SegmentsInRange returns the camera's segments with End > from and
 // Start < to, ordered by Start.
-func (db *DB) SegmentsInRange(ctx context.Context, camera string, from, to time.Time) ([]Segment, error) {
+func (db *DB) SegmentsInRange(ctx context.Context, camera string, from, to time.Time) ([]recording.Segment, error) {
 	f, t := toNS(from), toNS(to)
 	segs, err := db.querySegments(ctx,
 		`SELECT `+segmentColumns+` FROM segments WHERE `+overlapWhere+` ORDER BY start_ns, id`,
@@ -246,7 +247,7 @@ func (db *DB) SegmentsInRange(ctx context.Context, camera string, from, to time.
 
 // SegmentsByState returns every segment in state st, ordered by id (oldest
 // first).
-func (db *DB) SegmentsByState(ctx context.Context, st SegmentState) ([]Segment, error) {
+func (db *DB) SegmentsByState(ctx context.Context, st recording.SegmentState) ([]recording.Segment, error) {
 	segs, err := db.querySegments(ctx,
 		`SELECT `+segmentColumns+` FROM segments WHERE state = ? ORDER BY id`, int(st))
 	if err != nil {
@@ -257,7 +258,7 @@ func (db *DB) SegmentsByState(ctx context.Context, st SegmentState) ([]Segment, 
 
 // Fragments returns the segment's fragments with End > from and
 // Start < to, ordered by Seq. An unknown segment yields no fragments.
-func (db *DB) Fragments(ctx context.Context, segmentID int64, from, to time.Time) ([]Fragment, error) {
+func (db *DB) Fragments(ctx context.Context, segmentID int64, from, to time.Time) ([]recording.Fragment, error) {
 	rows, err := db.r.QueryContext(ctx,
 		`SELECT seq, start_ns, end_ns, "offset", size, keyframe FROM fragments
 		 WHERE segment_id = ? AND start_ns < ? AND end_ns > ? ORDER BY seq`,
@@ -266,9 +267,9 @@ func (db *DB) Fragments(ctx context.Context, segmentID int64, from, to time.Time
 		return nil, fmt.Errorf("fragments of segment %d: %w", segmentID, err)
 	}
 	defer rows.Close()
-	var out []Fragment
+	var out []recording.Fragment
 	for rows.Next() {
-		f := Fragment{SegmentID: segmentID}
+		f := recording.Fragment{SegmentID: segmentID}
 		var start, end int64
 		if err := rows.Scan(&f.Seq, &start, &end, &f.Offset, &f.Size, &f.Keyframe); err != nil {
 			return nil, fmt.Errorf("fragments of segment %d: %w", segmentID, err)

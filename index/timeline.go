@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"xueliang/storage/recording"
 )
 
 // Timeline describes the camera's recording over [from, to).
@@ -18,7 +19,7 @@ import (
 // are longer than gapTolerance by construction. So spans and gaps, sorted,
 // tile [from, end) exactly; a window entirely in the future has neither.
 // The trailing gap of a live camera is typically the fragment in progress.
-func (db *DB) Timeline(ctx context.Context, camera string, from, to time.Time, gapTolerance time.Duration) ([]Span, []Gap, error) {
+func (db *DB) Timeline(ctx context.Context, camera string, from, to time.Time, gapTolerance time.Duration) ([]recording.Span, []recording.Gap, error) {
 	if !from.Before(to) {
 		return nil, nil, nil
 	}
@@ -66,7 +67,7 @@ const timelineQuery = `SELECT start_ns, end_ns FROM coverage
 
 // buildTimeline does the Timeline arithmetic on [start, end) nanosecond
 // intervals sorted by start.
-func buildTimeline(ivs [][2]int64, from, to, now, tol int64) ([]Span, []Gap) {
+func buildTimeline(ivs [][2]int64, from, to, now, tol int64) ([]recording.Span, []recording.Gap) {
 	var merged [][2]int64
 	for _, iv := range ivs {
 		if iv[1] <= iv[0] {
@@ -78,8 +79,8 @@ func buildTimeline(ivs [][2]int64, from, to, now, tol int64) ([]Span, []Gap) {
 		}
 		merged = append(merged, iv)
 	}
-	var spans []Span
-	var gaps []Gap
+	var spans []recording.Span
+	var gaps []recording.Gap
 	cursor := from
 	for _, m := range merged {
 		s, e := max(m[0], from), min(m[1], to)
@@ -87,14 +88,14 @@ func buildTimeline(ivs [][2]int64, from, to, now, tol int64) ([]Span, []Gap) {
 			continue
 		}
 		if s > cursor {
-			gaps = append(gaps, Gap{Start: fromNS(cursor), End: fromNS(s)})
+			gaps = append(gaps, recording.Gap{Start: fromNS(cursor), End: fromNS(s)})
 		}
-		spans = append(spans, Span{Start: fromNS(s), End: fromNS(e)})
+		spans = append(spans, recording.Span{Start: fromNS(s), End: fromNS(e)})
 		cursor = e
 	}
 	end := max(min(to, now), cursor)
 	if end > cursor {
-		gaps = append(gaps, Gap{Start: fromNS(cursor), End: fromNS(end)})
+		gaps = append(gaps, recording.Gap{Start: fromNS(cursor), End: fromNS(end)})
 	}
 	return spans, gaps
 }

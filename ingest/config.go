@@ -6,8 +6,8 @@ import (
 	"net/url"
 	"time"
 
-	"xueliang/index"
 	"xueliang/ingest/segmenter"
+	"xueliang/storage/recording"
 )
 
 // CameraConfig configures one camera's puller.
@@ -54,7 +54,7 @@ type Options struct {
 	// Index receives segment and fragment rows (*index.DB); required.
 	Index segmenter.Index
 	// OnClosed receives every closed segment (the uploader's Enqueue).
-	OnClosed func(index.Segment)
+	OnClosed func(recording.Segment)
 	// Quota is the spool size cap shared by all cameras; nil = no cap.
 	Quota segmenter.Quota
 	// Logger; nil discards.

@@ -17,8 +17,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 
-	"xueliang/index"
 	"xueliang/ingest/onvif"
+	"xueliang/storage/recording"
 )
 
 // Camera-side events: a camera whose SDP has an ONVIF metadata track
@@ -37,10 +37,8 @@ import (
 // EventSink records camera events (*index.DB). AddCameraEvents must accept
 // an event a second time without duplicating it (see index.AddCameraEvents).
 type EventSink interface {
-	AddCameraEvents(ctx context.Context, evs []index.CameraEvent) error
+	AddCameraEvents(ctx context.Context, evs []recording.CameraEvent) error
 }
-
-var _ EventSink = (*index.DB)(nil)
 
 // danglingCloser is implemented by sinks that can close the events a
 // previous run left open (*index.DB).
@@ -69,7 +67,7 @@ const (
 	// session keeps open.
 	maxOpenEvents = 64
 	// maxEventDuration: an event active for longer is closed and a new one
-	// opened (index.MaxCameraEventDuration bounds index lookups).
+	// opened (recording.MaxCameraEventDuration bounds index lookups).
 	maxEventDuration = 10 * time.Minute
 	// maxClockSkew: a UtcTime further than this from the packet's wall
 	// clock (RTCP, else receive time) is not trusted.
@@ -92,13 +90,13 @@ type eventPipe struct {
 	camera string
 	sink   EventSink
 	log    *slog.Logger
-	ch     chan index.CameraEvent
+	ch     chan recording.CameraEvent
 
 	documents, events, parseErrors, dropped, writeErrors atomic.Int64
 }
 
 func newEventPipe(camera string, sink EventSink, log *slog.Logger) *eventPipe {
-	return &eventPipe{camera: camera, sink: sink, log: log, ch: make(chan index.CameraEvent, eventQueueLen)}
+	return &eventPipe{camera: camera, sink: sink, log: log, ch: make(chan recording.CameraEvent, eventQueueLen)}
 }
 
 func (e *eventPipe) stats() MetadataStats {
@@ -112,7 +110,7 @@ func (e *eventPipe) stats() MetadataStats {
 }
 
 // emit queues ev without blocking; a full queue drops it (counted).
-func (e *eventPipe) emit(ev index.CameraEvent) {
+func (e *eventPipe) emit(ev recording.CameraEvent) {
 	if e.sink == nil {
 		return
 	}
@@ -146,7 +144,7 @@ func (e *eventPipe) run(ctx context.Context, quit <-chan struct{}) {
 			e.log.Info("closed dangling camera events", "events", n)
 		}
 	}
-	batch := make([]index.CameraEvent, 0, eventBatchMax)
+	batch := make([]recording.CameraEvent, 0, eventBatchMax)
 	// drain appends what is queued, up to a batch.
 	drain := func() {
 		for len(batch) < eventBatchMax {
@@ -180,7 +178,7 @@ func (e *eventPipe) run(ctx context.Context, quit <-chan struct{}) {
 }
 
 // write writes one batch, retrying a few times (not once quit is closed).
-func (e *eventPipe) write(ctx context.Context, quit <-chan struct{}, batch []index.CameraEvent) {
+func (e *eventPipe) write(ctx context.Context, quit <-chan struct{}, batch []recording.CameraEvent) {
 	var err error
 	for try := range eventWriteTries {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -324,8 +322,8 @@ func (t *metadataTrack) apply(ev onvif.Event, at time.Time) {
 	}
 	o = openEvent{start: at, topic: ev.Topic, rule: ev.Rule}
 	t.open[key] = o
-	t.pipe.emit(index.CameraEvent{
-		CameraID: t.pipe.camera, Source: index.CameraEventSourceONVIF, Topic: o.topic, Rule: o.rule,
+	t.pipe.emit(recording.CameraEvent{
+		CameraID: t.pipe.camera, Source: recording.CameraEventSourceONVIF, Topic: o.topic, Rule: o.rule,
 		Start: at, Data: eventData(ev),
 	})
 }
@@ -340,8 +338,8 @@ func (t *metadataTrack) splitLong(now time.Time) {
 		t.close(k, o, now)
 		o.start = now
 		t.open[k] = o
-		t.pipe.emit(index.CameraEvent{
-			CameraID: t.pipe.camera, Source: index.CameraEventSourceONVIF, Topic: o.topic, Rule: o.rule, Start: now,
+		t.pipe.emit(recording.CameraEvent{
+			CameraID: t.pipe.camera, Source: recording.CameraEventSourceONVIF, Topic: o.topic, Rule: o.rule, Start: now,
 		})
 	}
 }
@@ -351,8 +349,8 @@ func (t *metadataTrack) close(key string, o openEvent, at time.Time) {
 	if at.Before(o.start) {
 		at = o.start
 	}
-	t.pipe.emit(index.CameraEvent{
-		CameraID: t.pipe.camera, Source: index.CameraEventSourceONVIF, Topic: o.topic, Rule: o.rule,
+	t.pipe.emit(recording.CameraEvent{
+		CameraID: t.pipe.camera, Source: recording.CameraEventSourceONVIF, Topic: o.topic, Rule: o.rule,
 		Start: o.start, End: at,
 	})
 }

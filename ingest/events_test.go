@@ -9,23 +9,22 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"xueliang/storage/recording"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
-
-	"xueliang/index"
 )
 
 // eventRecorder is an EventSink that records batches; block makes it wait.
 type eventRecorder struct {
 	mu    sync.Mutex
-	evs   []index.CameraEvent
+	evs   []recording.CameraEvent
 	block chan struct{}
 	fail  int // fail this many calls
 	calls int
 }
 
-func (r *eventRecorder) AddCameraEvents(ctx context.Context, evs []index.CameraEvent) error {
+func (r *eventRecorder) AddCameraEvents(ctx context.Context, evs []recording.CameraEvent) error {
 	if r.block != nil {
 		select {
 		case <-r.block:
@@ -44,10 +43,10 @@ func (r *eventRecorder) AddCameraEvents(ctx context.Context, evs []index.CameraE
 	return nil
 }
 
-func (r *eventRecorder) events() []index.CameraEvent {
+func (r *eventRecorder) events() []recording.CameraEvent {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]index.CameraEvent(nil), r.evs...)
+	return append([]recording.CameraEvent(nil), r.evs...)
 }
 
 func motionXML(at time.Time, rule string, on bool) string {
@@ -185,9 +184,9 @@ func TestMetadataPipeRetriesAndFlushes(t *testing.T) {
 	rec := &eventRecorder{fail: 1}
 	_, pipe := newTestTrack(rec)
 	stop := pipe.start(context.Background())
-	pipe.emit(index.CameraEvent{CameraID: "cam1", Source: "onvif", Topic: "x", Start: time.Now()})
+	pipe.emit(recording.CameraEvent{CameraID: "cam1", Source: "onvif", Topic: "x", Start: time.Now()})
 	time.Sleep(100 * time.Millisecond)
-	pipe.emit(index.CameraEvent{CameraID: "cam1", Source: "onvif", Topic: "y", Start: time.Now()})
+	pipe.emit(recording.CameraEvent{CameraID: "cam1", Source: "onvif", Topic: "y", Start: time.Now()})
 	stop()
 	if n := len(rec.events()); n != 2 {
 		t.Fatalf("%d events written, want 2 (one after a retry)", n)

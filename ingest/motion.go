@@ -9,19 +9,17 @@ import (
 	"sync/atomic"
 	"time"
 
-	"xueliang/index"
 	"xueliang/ingest/decode"
 	"xueliang/ingest/motion"
+	"xueliang/storage/recording"
 )
 
 // MotionSink stores motion analysis results (*index.DB). AddMotion is
 // called from the camera's analysis goroutine, never from the recording
 // path, so a slow sink only makes analysis frames drop.
 type MotionSink interface {
-	AddMotion(ctx context.Context, chunks []index.MotionChunk, intervals []index.MotionInterval) error
+	AddMotion(ctx context.Context, chunks []recording.MotionChunk, intervals []recording.MotionInterval) error
 }
-
-var _ MotionSink = (*index.DB)(nil)
 
 // MotionOptions configure motion analysis for the cameras with
 // CameraConfig.Motion set. A nil Sink disables analysis for every camera.
@@ -61,7 +59,7 @@ func (o MotionOptions) filled() MotionOptions {
 	if o.KeyframeGap <= 0 {
 		o.KeyframeGap = 2500 * time.Millisecond
 	}
-	if o.Chunk <= 0 || o.Chunk > index.MaxMotionChunk {
+	if o.Chunk <= 0 || o.Chunk > recording.MaxMotionChunk {
 		o.Chunk = time.Minute
 	}
 	if o.QueueSize <= 0 {
@@ -100,7 +98,7 @@ type MotionAnalyser struct {
 	ivCfg   motion.IntervalConfig
 
 	dec   *decode.Decoder
-	codec decode.Codec
+	codec recording.VideoCodec
 	det   *motion.Detector
 	agg   motion.Aggregator
 	ib    *motion.IntervalBuilder
@@ -108,8 +106,8 @@ type MotionAnalyser struct {
 	lastFrame  time.Time
 	chunkStart time.Time
 	pending    []motion.Second
-	chunks     []index.MotionChunk
-	intervals  []index.MotionInterval
+	chunks     []recording.MotionChunk
+	intervals  []recording.MotionInterval
 	stats      *motionCounters
 }
 
@@ -142,7 +140,7 @@ func NewMotionAnalyser(camera string, opts MotionOptions, keyframesOnly bool) (*
 // Process decodes one access unit captured at wall-clock t and, when due,
 // analyses it. Decode errors are counted and returned; the analyser stays
 // usable (the decoder recovers at the next keyframe).
-func (a *MotionAnalyser) Process(t time.Time, codec decode.Codec, au [][]byte) error {
+func (a *MotionAnalyser) Process(t time.Time, codec recording.VideoCodec, au [][]byte) error {
 	start := time.Now()
 	defer func() { a.stats.analysisNanos.Add(int64(time.Since(start))) }()
 	if a.dec == nil || a.codec != codec {
@@ -217,7 +215,7 @@ func (a *MotionAnalyser) Flush() {
 }
 
 // Take returns the chunks and intervals completed so far and forgets them.
-func (a *MotionAnalyser) Take() ([]index.MotionChunk, []index.MotionInterval) {
+func (a *MotionAnalyser) Take() ([]recording.MotionChunk, []recording.MotionInterval) {
 	c, iv := a.chunks, a.intervals
 	a.chunks, a.intervals = nil, nil
 	return c, iv
@@ -267,14 +265,14 @@ func (a *MotionAnalyser) sealChunk() {
 	if err != nil {
 		return // cannot happen: seconds are in the chunk by construction
 	}
-	a.chunks = append(a.chunks, index.MotionChunk{CameraID: a.camera, Start: c.Start, End: c.End,
+	a.chunks = append(a.chunks, recording.MotionChunk{CameraID: a.camera, Start: c.Start, End: c.End,
 		Active: c.Active, Summary: c.Summary, Data: c.Data})
 }
 
 func (a *MotionAnalyser) addIntervals(ivs []motion.Interval) {
 	for _, iv := range ivs {
 		cells, _ := iv.Cells.MarshalBinary()
-		a.intervals = append(a.intervals, index.MotionInterval{CameraID: a.camera, Start: iv.Start, End: iv.End,
+		a.intervals = append(a.intervals, recording.MotionInterval{CameraID: a.camera, Start: iv.Start, End: iv.End,
 			Peak: iv.Peak, Seconds: iv.Seconds, Cells: cells,
 			X0: iv.Bounds.Min.X, Y0: iv.Bounds.Min.Y, X1: iv.Bounds.Max.X, Y1: iv.Bounds.Max.Y})
 	}
@@ -298,7 +296,7 @@ func (c *motionCounters) snapshot(keyOnly bool) MotionStats {
 // motionFrame is one access unit waiting for analysis (its own copy).
 type motionFrame struct {
 	t     time.Time
-	codec decode.Codec
+	codec recording.VideoCodec
 	au    [][]byte
 }
 
@@ -322,7 +320,7 @@ func newMotionWorker(camera string, opts MotionOptions, keyOnly bool, log *slog.
 
 // offer hands an access unit to the analyser without ever blocking: when
 // the queue is full it is dropped and counted. au is copied.
-func (w *motionWorker) offer(t time.Time, codec decode.Codec, au [][]byte) {
+func (w *motionWorker) offer(t time.Time, codec recording.VideoCodec, au [][]byte) {
 	n := 0
 	for _, nalu := range au {
 		n += len(nalu)

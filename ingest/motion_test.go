@@ -18,10 +18,9 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 
-	"xueliang/index"
-	"xueliang/ingest/decode"
 	"xueliang/ingest/decode/decodetest"
 	"xueliang/ingest/motion"
+	"xueliang/storage/recording"
 )
 
 // loadScene generates (once) and reads a scene of scripts/gen-motion-scene.sh.
@@ -58,8 +57,8 @@ func loadScene(t testing.TB, name string) (*decodetest.Clip, [][2]float64) {
 	return clip, truth
 }
 
-func isKey(codec decode.Codec, au [][]byte) bool {
-	if codec == decode.H265 {
+func isKey(codec recording.VideoCodec, au [][]byte) bool {
+	if codec == recording.H265 {
 		return h265.IsRandomAccess(au)
 	}
 	return h264.IsRandomAccess(au)
@@ -204,9 +203,9 @@ func TestMotionAnalyserScenes(t *testing.T) {
 	}
 }
 
-type funcSink func(context.Context, []index.MotionChunk, []index.MotionInterval) error
+type funcSink func(context.Context, []recording.MotionChunk, []recording.MotionInterval) error
 
-func (f funcSink) AddMotion(ctx context.Context, c []index.MotionChunk, iv []index.MotionInterval) error {
+func (f funcSink) AddMotion(ctx context.Context, c []recording.MotionChunk, iv []recording.MotionInterval) error {
 	return f(ctx, c, iv)
 }
 
@@ -274,7 +273,7 @@ func TestMotionWorkerIsolation(t *testing.T) {
 	var calls atomic.Int64
 	var mu sync.Mutex
 	var stored int
-	sink := funcSink(func(ctx context.Context, c []index.MotionChunk, iv []index.MotionInterval) error {
+	sink := funcSink(func(ctx context.Context, c []recording.MotionChunk, iv []recording.MotionInterval) error {
 		if calls.Add(1) == 1 {
 			panic("sink exploded")
 		}

@@ -21,10 +21,10 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/pion/rtp"
 
-	"xueliang/ingest/decode"
 	"xueliang/ingest/rtpdepack"
 	"xueliang/ingest/rtspconn"
 	"xueliang/ingest/segmenter"
+	"xueliang/storage/recording"
 )
 
 // Error classes reported in Status.LastErrorClass.
@@ -514,12 +514,12 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 	case *format.H264:
 		vt.dec264, err = newH264Depacketizer(f)
 		vt.sps, vt.pps = f.SafeParams()
-		sess.Video = segmenter.Video{Codec: segmenter.H264, SPS: vt.sps, PPS: vt.pps}
+		sess.Video = recording.Video{Codec: recording.H264, SPS: vt.sps, PPS: vt.pps}
 	case *format.H265:
 		vt.isH265 = true
 		vt.dec265, err = newH265Depacketizer(f)
 		vt.vps, vt.sps, vt.pps = f.SafeParams()
-		sess.Video = segmenter.Video{Codec: segmenter.H265, VPS: vt.vps, SPS: vt.sps, PPS: vt.pps}
+		sess.Video = recording.Video{Codec: recording.H265, VPS: vt.vps, SPS: vt.sps, PPS: vt.pps}
 	}
 	if err != nil {
 		return ErrClassConnect, fmt.Errorf("create video decoder: %w", err)
@@ -544,7 +544,7 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 				p.log.Info("ignoring track", "media", "audio", "codec", f.Codec(), "error", derr.Error())
 				break
 			}
-			sess.Audio = &segmenter.Audio{Codec: segmenter.AAC, AAC: *f.Config}
+			sess.Audio = &recording.Audio{Codec: recording.AAC, AAC: *f.Config}
 			audioDecode = func(pkt *rtp.Packet) ([][]byte, error) {
 				aus, err := dec.Decode(pkt)
 				if errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) {
@@ -558,11 +558,11 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 				p.log.Info("ignoring track", "media", "audio", "codec", f.Codec(), "error", derr.Error())
 				break
 			}
-			codec := segmenter.G711ALaw
+			codec := recording.G711ALaw
 			if f.MULaw {
-				codec = segmenter.G711MuLaw
+				codec = recording.G711MuLaw
 			}
-			sess.Audio = &segmenter.Audio{Codec: codec, SampleRate: f.SampleRate, ChannelCount: f.ChannelCount}
+			sess.Audio = &recording.Audio{Codec: codec, SampleRate: f.SampleRate, ChannelCount: f.ChannelCount}
 			audioDecode = func(pkt *rtp.Packet) ([][]byte, error) {
 				b, err := dec.Decode(pkt)
 				if err != nil {
@@ -596,9 +596,9 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 	if mw != nil && !mw.keyOnly {
 		mw = nil // a sub stream feeds the analyser
 	}
-	mcodec := decode.H264
-	if sess.Video.Codec == segmenter.H265 {
-		mcodec = decode.H265
+	mcodec := recording.H264
+	if sess.Video.Codec == recording.H265 {
+		mcodec = recording.H265
 	}
 	countErr := func(n *int64) {
 		*n++

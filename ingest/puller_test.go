@@ -20,9 +20,9 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 
-	"xueliang/index"
 	"xueliang/ingest/segmenter"
 	"xueliang/ingest/segmenter/segmentertest"
+	"xueliang/storage/recording"
 )
 
 // rtspServer is a real gortsplib server serving one stream fed from a clip.
@@ -206,10 +206,10 @@ func (s *rtspServer) feed(ctx context.Context, t *testing.T, clip *segmentertest
 
 type closedLog struct {
 	mu   sync.Mutex
-	segs []index.Segment
+	segs []recording.Segment
 }
 
-func (c *closedLog) add(s index.Segment) {
+func (c *closedLog) add(s recording.Segment) {
 	c.mu.Lock()
 	c.segs = append(c.segs, s)
 	c.mu.Unlock()
@@ -242,7 +242,7 @@ func checkRecording(t *testing.T, idx *segmentertest.FakeIndex, spool string, wa
 	t.Helper()
 	total := 0
 	for _, s := range idx.Segments() {
-		if s.State != index.StateClosed {
+		if s.State != recording.StateClosed {
 			t.Errorf("segment %s state %v", s.ObjectKey, s.State)
 		}
 		path := filepath.Join(spool, s.ObjectKey)
@@ -433,7 +433,7 @@ func TestManager(t *testing.T) {
 		t.Errorf("%d segments, want one per puller run", n)
 	}
 	for _, s := range idx.Segments() {
-		if s.CameraID != "a" || s.State != index.StateClosed {
+		if s.CameraID != "a" || s.State != recording.StateClosed {
 			t.Errorf("segment %+v", s)
 		}
 	}

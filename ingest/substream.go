@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"xueliang/storage/recording"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
-
-	"xueliang/ingest/decode"
 )
 
 // runSubStream reads the camera's sub stream for motion analysis until ctx
@@ -76,13 +75,13 @@ func (p *Puller) subSession(ctx context.Context, w *motionWorker) (err error) {
 		return errors.New("no H264 or H265 video track")
 	}
 	vt := &videoTrack{}
-	codec := decode.H264
+	codec := recording.H264
 	switch f := forma.(type) {
 	case *format.H264:
 		vt.dec264, err = newH264Depacketizer(f)
 		vt.sps, vt.pps = f.SafeParams()
 	case *format.H265:
-		vt.isH265, codec = true, decode.H265
+		vt.isH265, codec = true, recording.H265
 		vt.dec265, err = newH265Depacketizer(f)
 		vt.vps, vt.sps, vt.pps = f.SafeParams()
 	}

@@ -5,15 +5,14 @@
 //
 //	ingest (segment complete in spool) ──Put──▶ Store ◀──GetRange── replay
 //
-// A segment object is one fragmented MP4 file: ftyp+moov (init) followed by
-// moof+mdat fragments, one per GOP. Objects are immutable: a segment is put
-// once, when it is closed; while it is being recorded it lives in the local
-// spool directory (data_dir/spool/<key>) and is read from there.
+// A segment object is one fragmented MP4 file laid out and keyed as
+// storage/recording defines. Objects are immutable: a segment is put once,
+// when it is closed; while it is being recorded it lives in the local spool
+// directory (data_dir/spool/<key>) and is read from there.
 //
-// Key layout (UTC, chosen so that listing one camera-day or camera-hour is a
-// cheap prefix scan):
-//
-//	<camera>/<YYYY>/<MM>/<DD>/<HH>/<YYYYMMDD>T<HHMMSS>.<nanoseconds>Z.mp4
+// Nothing under storage knows the index or ingest: storage/spool and
+// storage/reconcile talk to the index through interfaces they declare, in
+// storage/recording types.
 //
 // Backends: storage/local (a directory tree, the embedded default) and
 // storage/s3 (minio-go; MinIO in production). Every backend passes the

@@ -4,17 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 )
-
-// SegmentKey returns the object key of the segment of camera that starts at
-// start (see the package doc for the layout).
-func SegmentKey(camera string, start time.Time) string {
-	t := start.UTC()
-	return fmt.Sprintf("%s/%04d/%02d/%02d/%02d/%s.%09dZ.mp4",
-		camera, t.Year(), t.Month(), t.Day(), t.Hour(),
-		t.Format("20060102T150405"), t.Nanosecond())
-}
 
 // ErrInvalidKey is returned (wrapped) for a key that is not a slash-separated
 // relative path of [A-Za-z0-9._-] segments.

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/rtp"
 
 	"xueliang/ingest/sei"
+	"xueliang/storage/recording"
 )
 
 const (
@@ -255,14 +256,14 @@ func (c *camera) run(ctx context.Context) error {
 	audioRTPStart := rand.Uint32()
 
 	var encode func([][]byte) ([]*rtp.Packet, error)
-	seiCodec := sei.H264
+	seiCodec := recording.H264
 	if c.h265Fmt != nil {
 		enc, err := c.h265Fmt.CreateEncoder()
 		if err != nil {
 			return fmt.Errorf("create h265 encoder: %w", err)
 		}
 		encode = enc.Encode
-		seiCodec = sei.H265
+		seiCodec = recording.H265
 	} else {
 		enc, err := c.h264Fmt.CreateEncoder()
 		if err != nil {
@@ -388,10 +389,10 @@ func (c *camera) runDrops(ctx context.Context) {
 
 // buildAU returns the access unit to send: parameter sets in front of an IDR
 // when the clip's AU lacks them, and the stamp before the first VCL NAL unit.
-func buildAU(codec sei.Codec, au *videoAU, cl *clip, stamp []byte) [][]byte {
+func buildAU(codec recording.VideoCodec, au *videoAU, cl *clip, stamp []byte) [][]byte {
 	out := make([][]byte, 0, len(au.NALUs)+4)
 	if au.IDR && !hasParams(codec, au.NALUs) {
-		if codec == sei.H265 {
+		if codec == recording.H265 {
 			out = append(out, cl.VPS)
 		}
 		out = append(out, cl.SPS, cl.PPS)
@@ -410,18 +411,18 @@ func buildAU(codec sei.Codec, au *videoAU, cl *clip, stamp []byte) [][]byte {
 	return out
 }
 
-func isVCL(codec sei.Codec, n []byte) bool {
-	if codec == sei.H265 {
+func isVCL(codec recording.VideoCodec, n []byte) bool {
+	if codec == recording.H265 {
 		return (n[0]>>1)&0x3F < 32
 	}
 	t := n[0] & 0x1F
 	return t >= 1 && t <= 5
 }
 
-func hasParams(codec sei.Codec, nalus [][]byte) bool {
+func hasParams(codec recording.VideoCodec, nalus [][]byte) bool {
 	sps := false
 	for _, n := range nalus {
-		if codec == sei.H265 {
+		if codec == recording.H265 {
 			sps = sps || (n[0]>>1)&0x3F == 33
 		} else {
 			sps = sps || n[0]&0x1F == 7

@@ -20,6 +20,7 @@ import (
 	"github.com/pion/rtp"
 
 	"xueliang/ingest/sei"
+	"xueliang/storage/recording"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -202,7 +203,7 @@ func readCamera(t *testing.T, url string, d time.Duration, user, pass string) (r
 					return
 				}
 				mu.Lock()
-				res.aus = append(res.aus, newAU(sei.H264, p, au))
+				res.aus = append(res.aus, newAU(recording.H264, p, au))
 				mu.Unlock()
 			})
 		case *format.H265:
@@ -217,7 +218,7 @@ func readCamera(t *testing.T, url string, d time.Duration, user, pass string) (r
 					return
 				}
 				mu.Lock()
-				res.aus = append(res.aus, newAU(sei.H265, p, au))
+				res.aus = append(res.aus, newAU(recording.H265, p, au))
 				mu.Unlock()
 			})
 		default:
@@ -257,7 +258,7 @@ func isKeyAU(au receivedAU) bool {
 	return false
 }
 
-func newAU(codec sei.Codec, p *rtp.Packet, au [][]byte) receivedAU {
+func newAU(codec recording.VideoCodec, p *rtp.Packet, au [][]byte) receivedAU {
 	s, ok := sei.FromAU(codec, au)
 	return receivedAU{ts: p.Timestamp, recv: time.Now(), stamp: s, stamped: ok, nalus: au}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/pion/rtp"
 
 	"xueliang/ingest/sei"
+	"xueliang/storage/recording"
 )
 
 // checkLoadgen reports the camera settings the load generator does not
@@ -49,7 +50,7 @@ type lgFrame struct {
 }
 
 type lgClip struct {
-	codec  sei.Codec
+	codec  recording.VideoCodec
 	frames []lgFrame
 }
 
@@ -131,10 +132,10 @@ func newLoadgen(cams []*camera, log *slog.Logger) (*loadgen, error) {
 // packetise turns every access unit of cl into RTP packets, with the
 // parameter sets in front of IDRs that lack them.
 func packetise(c *camera, cl *clip) (*lgClip, error) {
-	codec := sei.H264
+	codec := recording.H264
 	var encode func([][]byte) ([]*rtp.Packet, error)
 	if c.h265Fmt != nil {
-		codec = sei.H265
+		codec = recording.H265
 		enc, err := c.h265Fmt.CreateEncoder()
 		if err != nil {
 			return nil, err

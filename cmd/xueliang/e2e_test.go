@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"xueliang/index"
+	"xueliang/storage/recording"
 )
 
 var binDir string // built once by TestMain
@@ -254,7 +255,7 @@ type timelineResp struct {
 type replayResp struct {
 	path       string
 	start, end time.Time
-	gaps       []index.Gap
+	gaps       []recording.Gap
 }
 
 func fetchReplay(t *testing.T, s *testServer, cam string, start, end time.Time, skip bool) replayResp {
@@ -295,7 +296,7 @@ func fetchReplay(t *testing.T, s *testServer, cam string, start, end time.Time, 
 			if err1 != nil || err2 != nil {
 				t.Fatalf("bad X-Replay-Gaps %q", h)
 			}
-			r.gaps = append(r.gaps, index.Gap{Start: gs, End: ge})
+			r.gaps = append(r.gaps, recording.Gap{Start: gs, End: ge})
 		}
 	}
 	return r
@@ -385,7 +386,7 @@ func TestRecordReplayEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	segs := map[string][]index.Segment{}
+	segs := map[string][]recording.Segment{}
 	for i := 1; i <= 6; i++ {
 		cam := fmt.Sprintf("cam%d", i)
 		s, err := db.SegmentsInRange(context.Background(), cam, camStart, recEnd.Add(time.Hour))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"xueliang/ingest/sei"
+	"xueliang/storage/recording"
 )
 
 // judgedFrame is one decoded video frame as ffmpeg presents it.
@@ -105,9 +106,9 @@ func judgeMP4(t *testing.T, path string) judgement {
 	if err := json.Unmarshal(runTool(t, "ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts,dts,flags", "-of", "json", path), &pk); err != nil {
 		t.Fatal(err)
 	}
-	codec, bsf, format := sei.H264, "h264_mp4toannexb", "h264"
+	codec, bsf, format := recording.H264, "h264_mp4toannexb", "h264"
 	if j.Codec == "hevc" {
-		codec, bsf, format = sei.H265, "hevc_mp4toannexb", "hevc"
+		codec, bsf, format = recording.H265, "hevc_mp4toannexb", "hevc"
 	}
 	annexb := runTool(t, "ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-c:v", "copy", "-bsf:v", bsf, "-f", format, "pipe:1")
 	for _, n := range splitAnnexB(annexb) {

@@ -18,6 +18,7 @@ import (
 	"xueliang/index"
 	"xueliang/storage"
 	"xueliang/storage/miniotest"
+	"xueliang/storage/recording"
 	"xueliang/storage/s3"
 	"xueliang/storage/spool"
 )
@@ -51,7 +52,7 @@ func waitDrained(t *testing.T, db *index.DB, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		closed, err := db.SegmentsByState(context.Background(), index.StateClosed)
+		closed, err := db.SegmentsByState(context.Background(), recording.StateClosed)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +100,7 @@ func TestMinIOOutage(t *testing.T) {
 		j := judgeMP4(t, r.path)
 		checkContinuous(t, cam+" during outage", cam, j.Shown)
 	}
-	closed, err := db.SegmentsByState(context.Background(), index.StateClosed)
+	closed, err := db.SegmentsByState(context.Background(), recording.StateClosed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestMinIOOutage(t *testing.T) {
 			t.Errorf("%s: replay covers %v, want ≥ %v", cam, got, want)
 		}
 		for _, sg := range segs {
-			if sg.End.Before(end.Add(-15*time.Second)) && sg.State != index.StateStored {
+			if sg.End.Before(end.Add(-15*time.Second)) && sg.State != recording.StateStored {
 				t.Errorf("%s: segment %s is %s after the drain", cam, sg.ObjectKey, sg.State)
 			}
 		}
@@ -187,7 +188,7 @@ func TestKill9AndRangedReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	rows := map[string]index.Segment{}
+	rows := map[string]recording.Segment{}
 	for i := 1; i <= 2; i++ {
 		segs, err := db.SegmentsInRange(context.Background(), fmt.Sprintf("cam%d", i), time.Unix(0, 0), time.Now().Add(time.Hour))
 		if err != nil {
@@ -204,7 +205,7 @@ func TestKill9AndRangedReads(t *testing.T) {
 	for key, sg := range rows {
 		o, ok := objects[key]
 		switch {
-		case sg.State == index.StateStored && !ok:
+		case sg.State == recording.StateStored && !ok:
 			t.Errorf("row %s is stored but the object is missing", key)
 		case ok && o.Size != sg.Size:
 			t.Errorf("object %s: %d bytes, row says %d", key, o.Size, sg.Size)
@@ -218,9 +219,9 @@ func TestKill9AndRangedReads(t *testing.T) {
 
 	// Ranged reads: replaying 5 s from the middle of a 60 s object fetches
 	// those 5 s plus at most one fragment and the headers, not the object.
-	var seg index.Segment
+	var seg recording.Segment
 	for _, sg := range rows {
-		if sg.State == index.StateStored && sg.End.Sub(sg.Start) >= 59*time.Second {
+		if sg.State == recording.StateStored && sg.End.Sub(sg.Start) >= 59*time.Second {
 			seg = sg
 			break
 		}
@@ -274,7 +275,7 @@ func TestSpoolCapWhileMinIODown(t *testing.T) {
 	waitFor(t, 40*time.Second, "a stored segment of each camera", func() bool {
 		for _, cam := range []string{"cam1", "cam2"} {
 			segs, err := db.SegmentsInRange(context.Background(), cam, time.Unix(0, 0), time.Now())
-			if err != nil || len(segs) == 0 || segs[0].State != index.StateStored {
+			if err != nil || len(segs) == 0 || segs[0].State != recording.StateStored {
 				return false
 			}
 		}

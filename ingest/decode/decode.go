@@ -33,26 +33,8 @@ import (
 	"image"
 	"sync"
 	"unsafe"
+	"xueliang/storage/recording"
 )
-
-// Codec selects the bitstream format.
-type Codec int
-
-// Supported codecs.
-const (
-	H264 Codec = iota
-	H265
-)
-
-func (c Codec) String() string {
-	switch c {
-	case H264:
-		return "H.264"
-	case H265:
-		return "H.265"
-	}
-	return fmt.Sprintf("Codec(%d)", int(c))
-}
 
 // Errors returned by Decode (wrapped; test with errors.Is).
 var (
@@ -73,7 +55,7 @@ var quietOnce sync.Once
 
 // Decoder decodes one H.264 or H.265 elementary stream.
 type Decoder struct {
-	codec    Codec
+	codec    recording.VideoCodec
 	ctx      *C.AVCodecContext
 	frame    *C.AVFrame // decoder output
 	conv     *C.AVFrame // converted to YUV420P when the decoder outputs another format
@@ -91,12 +73,12 @@ type Decoder struct {
 // New returns a decoder for codec. It decodes on the calling goroutine with a
 // single thread: per-camera isolation and predictable CPU accounting matter
 // more here than the latency of one stream.
-func New(codec Codec) (*Decoder, error) {
+func New(codec recording.VideoCodec) (*Decoder, error) {
 	var id uint32
 	switch codec {
-	case H264:
+	case recording.H264:
 		id = C.AV_CODEC_ID_H264
-	case H265:
+	case recording.H265:
 		id = C.AV_CODEC_ID_HEVC
 	default:
 		return nil, fmt.Errorf("new decoder: unsupported codec %v", codec)
@@ -129,7 +111,7 @@ func New(codec Codec) (*Decoder, error) {
 }
 
 // Codec returns the codec the decoder was created for.
-func (d *Decoder) Codec() Codec { return d.codec }
+func (d *Decoder) Codec() recording.VideoCodec { return d.codec }
 
 // Decode feeds one access unit (NAL units without start codes, including
 // parameter sets when present) and returns the newest picture the decoder
@@ -260,7 +242,7 @@ func (d *Decoder) checkAU(au [][]byte) (int, error) {
 	size := 0
 	for i, n := range au {
 		hdr := 1
-		if d.codec == H265 {
+		if d.codec == recording.H265 {
 			hdr = 2
 		}
 		if len(n) < hdr {
@@ -269,7 +251,7 @@ func (d *Decoder) checkAU(au [][]byte) (int, error) {
 		if n[0]&0x80 != 0 {
 			return 0, fmt.Errorf("%w: NAL unit %d has forbidden_zero_bit set", ErrInvalidAU, i)
 		}
-		if d.codec == H264 {
+		if d.codec == recording.H264 {
 			if t := n[0] & 0x1f; t == 0 || t >= 24 {
 				return 0, fmt.Errorf("%w: NAL unit %d has reserved/unspecified type %d", ErrInvalidAU, i, t)
 			}

@@ -12,10 +12,11 @@ import (
 
 	"xueliang/ingest/decode"
 	"xueliang/ingest/decode/decodetest"
+	"xueliang/storage/recording"
 )
 
 type clipSpec struct {
-	codec   decode.Codec
+	codec   recording.VideoCodec
 	w, h    int
 	pixfmt  string
 	bframes int
@@ -34,7 +35,7 @@ func genClip(t testing.TB, c clipSpec) string {
 		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=25", c.w, c.h),
 		"-frames:v", fmt.Sprint(c.frames), "-pix_fmt", c.pixfmt}
 	params := fmt.Sprintf("keyint=25:min-keyint=25:scenecut=0:bframes=%d:repeat-headers=1", c.bframes)
-	if c.codec == decode.H264 {
+	if c.codec == recording.H264 {
 		args = append(args, "-c:v", "libx264", "-preset", "ultrafast", "-x264-params", params)
 		if c.pixfmt == "yuv422p" {
 			args = append(args, "-profile:v", "high422")
@@ -95,11 +96,11 @@ func TestDecodeMatchesFFmpeg(t *testing.T) {
 		spec  clipSpec
 		exact bool // same decoder, no conversion: bit-exact
 	}{
-		{clipSpec{decode.H264, 320, 240, "yuv420p", 0, 30}, true},
-		{clipSpec{decode.H264, 322, 182, "yuv420p", 2, 30}, true}, // odd chroma sizes, B-frames
-		{clipSpec{decode.H265, 320, 240, "yuv420p", 0, 30}, true},
-		{clipSpec{decode.H264, 160, 120, "yuv422p", 0, 10}, false},     // swscale path
-		{clipSpec{decode.H265, 160, 120, "yuv420p10le", 0, 10}, false}, // 10-bit -> 8-bit
+		{clipSpec{recording.H264, 320, 240, "yuv420p", 0, 30}, true},
+		{clipSpec{recording.H264, 322, 182, "yuv420p", 2, 30}, true}, // odd chroma sizes, B-frames
+		{clipSpec{recording.H265, 320, 240, "yuv420p", 0, 30}, true},
+		{clipSpec{recording.H264, 160, 120, "yuv422p", 0, 10}, false},     // swscale path
+		{clipSpec{recording.H265, 160, 120, "yuv420p10le", 0, 10}, false}, // 10-bit -> 8-bit
 	}
 	for _, tc := range cases {
 		t.Run(tc.spec.String(), func(t *testing.T) {
@@ -149,7 +150,7 @@ func TestDecodeMatchesFFmpeg(t *testing.T) {
 // TestResolutionChange feeds two streams of different sizes (new parameter
 // sets at the IDR) to one decoder.
 func TestResolutionChange(t *testing.T) {
-	for _, codec := range []decode.Codec{decode.H264, decode.H265} {
+	for _, codec := range []recording.VideoCodec{recording.H264, recording.H265} {
 		t.Run(codec.String(), func(t *testing.T) {
 			a, err := decodetest.ReadTS(genClip(t, clipSpec{codec, 320, 240, "yuv420p", 0, 10}))
 			if err != nil {
@@ -178,7 +179,7 @@ func TestResolutionChange(t *testing.T) {
 }
 
 func TestCorruptInput(t *testing.T) {
-	clip, err := decodetest.ReadTS(genClip(t, clipSpec{decode.H264, 160, 120, "yuv420p", 0, 50}))
+	clip, err := decodetest.ReadTS(genClip(t, clipSpec{recording.H264, 160, 120, "yuv420p", 0, 50}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func TestCorruptInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := decode.New(decode.H264)
+			d, err := decode.New(recording.H264)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -256,7 +257,7 @@ func TestCorruptInput(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	d, err := decode.New(decode.H265)
+	d, err := decode.New(recording.H265)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +266,7 @@ func TestClose(t *testing.T) {
 	if _, err := d.Decode([][]byte{{0x40, 0x01, 0x0c}}); !errors.Is(err, decode.ErrClosed) {
 		t.Fatalf("Decode after Close: %v", err)
 	}
-	if _, err := decode.New(decode.Codec(7)); err == nil {
+	if _, err := decode.New(recording.VideoCodec(7)); err == nil {
 		t.Fatal("New(7) succeeded")
 	}
 }
@@ -311,7 +312,7 @@ func TestGrayAndImage(t *testing.T) {
 
 // TestJPEGSnapshot decodes an IDR and encodes it as JPEG (the probe's use).
 func TestJPEGSnapshot(t *testing.T) {
-	clip, err := decodetest.ReadTS(genClip(t, clipSpec{decode.H265, 320, 240, "yuv420p", 0, 1}))
+	clip, err := decodetest.ReadTS(genClip(t, clipSpec{recording.H265, 320, 240, "yuv420p", 0, 1}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,13 +338,13 @@ func TestJPEGSnapshot(t *testing.T) {
 // TestFeed: Feed decodes without copying; the picture after a run of Feeds
 // is the one ffmpeg decodes at that position.
 func TestFeed(t *testing.T) {
-	path := genClip(t, clipSpec{decode.H264, 160, 120, "yuv420p", 0, 12})
+	path := genClip(t, clipSpec{recording.H264, 160, 120, "yuv420p", 0, 12})
 	clip, err := decodetest.ReadTS(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := ffmpegYUV(t, path, 160, 120)
-	d, err := decode.New(decode.H264)
+	d, err := decode.New(recording.H264)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,9 +372,9 @@ func TestFeed(t *testing.T) {
 // back by the reorder delay), identical to ffmpeg's.
 func TestDecodeIntra(t *testing.T) {
 	for _, c := range []clipSpec{
-		{decode.H264, 160, 120, "yuv420p", 2, 75},
-		{decode.H264, 160, 120, "yuv420p", 0, 75},
-		{decode.H265, 160, 120, "yuv420p", 3, 75},
+		{recording.H264, 160, 120, "yuv420p", 2, 75},
+		{recording.H264, 160, 120, "yuv420p", 0, 75},
+		{recording.H265, 160, 120, "yuv420p", 3, 75},
 	} {
 		t.Run(c.String(), func(t *testing.T) {
 			path := genClip(t, c)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"xueliang/ingest/decode"
+	"xueliang/storage/recording"
 )
 
 // splitAnnexB splits b on 00 00 01 start codes (a leading zero of a
@@ -36,9 +37,9 @@ func FuzzDecode(f *testing.F) {
 		if len(b) < 2 {
 			return
 		}
-		codec := decode.H264
+		codec := recording.H264
 		if b[0]&1 == 1 {
-			codec = decode.H265
+			codec = recording.H265
 		}
 		au := splitAnnexB(b[1:])
 		d, err := decode.New(codec)

@@ -40,6 +40,7 @@ import (
 	"github.com/pion/rtp"
 
 	"xueliang/ingest/decode"
+	"xueliang/storage/recording"
 )
 
 // Probe errors. Every error returned by Probe wraps exactly one of them,
@@ -613,9 +614,9 @@ func (c *collector) decodeSnapshot(au [][]byte) {
 		if c.decErr != nil {
 			return
 		}
-		codec := decode.H264
+		codec := recording.H264
 		if c.depack.h265 {
-			codec = decode.H265
+			codec = recording.H265
 		}
 		d, err := decode.New(codec)
 		if err != nil {

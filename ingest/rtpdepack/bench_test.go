@@ -10,9 +10,9 @@ import (
 
 	"github.com/pion/rtp"
 
-	"xueliang/index"
 	"xueliang/ingest/segmenter"
 	"xueliang/ingest/segmenter/segmentertest"
+	"xueliang/storage/recording"
 )
 
 // benchStream is a 1080p clip packetised by gortsplib's encoder (default
@@ -133,14 +133,14 @@ func newBenchWriter(b *testing.B, s *benchStream) *segmenter.Writer {
 		CameraID: "bench", SpoolRoot: root, Index: segmentertest.NewFakeIndex(),
 		SegmentDuration: 10 * time.Second,
 		// closed segments are deleted so a long run does not fill the disk
-		OnClosed: func(seg index.Segment) { os.Remove(filepath.Join(root, filepath.FromSlash(seg.ObjectKey))) },
+		OnClosed: func(seg recording.Segment) { os.Remove(filepath.Join(root, filepath.FromSlash(seg.ObjectKey))) },
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	v := segmenter.Video{Codec: segmenter.H264, SPS: s.clip.SPS, PPS: s.clip.PPS}
+	v := recording.Video{Codec: recording.H264, SPS: s.clip.SPS, PPS: s.clip.PPS}
 	if s.h265 {
-		v = segmenter.Video{Codec: segmenter.H265, VPS: s.clip.VPS, SPS: s.clip.SPS, PPS: s.clip.PPS}
+		v = recording.Video{Codec: recording.H265, VPS: s.clip.VPS, SPS: s.clip.SPS, PPS: s.clip.PPS}
 	}
 	if err := w.Start(segmenter.Session{Anchor: time.Now(), AnchorPTS: 0, Video: v}); err != nil {
 		b.Fatal(err)

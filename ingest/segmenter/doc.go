@@ -5,7 +5,7 @@
 // Data flow:
 //
 //	ingest.Puller ──WriteVideo/WriteAudio──▶ Writer ──256 KiB writes, headers last──▶ spool file
-//	                                           │                                 <spool>/<storage.SegmentKey>
+//	                                           │                                 <spool>/<recording.SegmentKey>
 //	                                           │ ops (bounded queue, never blocks media)
 //	                                           ▼
 //	                                   index worker goroutine ──▶ Index (CreateSegment, AddFragments, FinishSegment)

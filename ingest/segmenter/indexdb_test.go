@@ -10,6 +10,7 @@ import (
 
 	"xueliang/index"
 	"xueliang/ingest/segmenter/segmentertest"
+	"xueliang/storage/recording"
 )
 
 var (
@@ -51,11 +52,11 @@ func TestIndexDB(t *testing.T) {
 	w.writeStageLocked(&w.frag)
 	w.mu.Unlock()
 	time.Sleep(200 * time.Millisecond) // let the index worker catch up
-	segs, err := db.SegmentsByState(ctx, index.StateRecording)
+	segs, err := db.SegmentsByState(ctx, recording.StateRecording)
 	if err != nil || len(segs) != 1 {
 		t.Fatalf("recording segments %v %v", segs, err)
 	}
-	closedSegs, _ := db.SegmentsByState(ctx, index.StateClosed)
+	closedSegs, _ := db.SegmentsByState(ctx, recording.StateClosed)
 	if len(closedSegs) != 1 {
 		t.Fatalf("%d closed segments, want 1", len(closedSegs))
 	}
@@ -70,7 +71,7 @@ func TestIndexDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pf, err := ParseFile(f, fi.Size())
+	pf, err := recording.ParseFile(f, fi.Size())
 	f.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -90,8 +91,8 @@ func TestIndexDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFrags := len(pf.Fragments) - 1
-	var handed []index.Segment
-	rep, err := Recover(ctx, db, spool, func(s index.Segment) { handed = append(handed, s) }, nil)
+	var handed []recording.Segment
+	rep, err := Recover(ctx, db, spool, func(s recording.Segment) { handed = append(handed, s) }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestIndexDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.State != index.StateClosed || got.Size != handed[0].Size || got.SHA256 == "" {
+	if got.State != recording.StateClosed || got.Size != handed[0].Size || got.SHA256 == "" {
 		t.Errorf("recovered segment %+v", got)
 	}
 	if !got.Start.Equal(closedSegs[0].End) {

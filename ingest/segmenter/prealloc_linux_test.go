@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"xueliang/index"
 	"xueliang/ingest/segmenter/segmentertest"
+	"xueliang/storage/recording"
 )
 
 // allocatedBytes is the disk space allocated to the file at path.
@@ -56,7 +56,7 @@ func TestWriterPreallocates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pf, err := ParseFile(f, fi.Size())
+	pf, err := recording.ParseFile(f, fi.Size())
 	if err != nil || len(pf.Fragments) == 0 {
 		t.Fatalf("parse: %v (%d fragments)", err, len(pf.Fragments))
 	}
@@ -77,7 +77,7 @@ func TestWriterPreallocates(t *testing.T) {
 	if rep.Recovered != 1 || rep.TruncatedBytes != 0 {
 		t.Fatalf("report %+v, want one segment recovered with nothing cut", rep)
 	}
-	segs, err := h.idx.SegmentsByState(ctx, index.StateClosed)
+	segs, err := h.idx.SegmentsByState(ctx, recording.StateClosed)
 	if err != nil || len(segs) != 1 || segs[0].Size != pf.ValidSize {
 		t.Fatalf("closed segments %+v %v, want one of %d bytes", segs, err, pf.ValidSize)
 	}

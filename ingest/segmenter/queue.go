@@ -10,8 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
-
-	"xueliang/index"
+	"xueliang/storage/recording"
 )
 
 type opKind int
@@ -26,7 +25,7 @@ const (
 type op struct {
 	kind  opKind
 	h     *segHandle
-	frags []index.Fragment
+	frags []recording.Fragment
 	end   time.Time
 	size  int64
 }
@@ -35,9 +34,9 @@ type op struct {
 // the worker touches it.
 type segHandle struct {
 	f       *os.File
-	seg     index.Segment
-	all     []index.Fragment // every fragment row written, for re-sends
-	resend  bool             // a batch was dropped or failed: re-send all at finish
+	seg     recording.Segment
+	all     []recording.Fragment // every fragment row written, for re-sends
+	resend  bool                 // a batch was dropped or failed: re-send all at finish
 	created bool
 	failed  bool // CreateSegment failed for good: later ops are skipped
 }
@@ -217,7 +216,7 @@ func (w *Writer) handle(o op) {
 			return
 		}
 		w.q.mu.Lock()
-		resend, all := h.resend, append([]index.Fragment(nil), h.all...)
+		resend, all := h.resend, append([]recording.Fragment(nil), h.all...)
 		w.q.mu.Unlock()
 		if resend && len(all) > 0 {
 			frags := withSegmentID(all, h.seg.ID)
@@ -231,7 +230,7 @@ func (w *Writer) handle(o op) {
 			return
 		}
 		seg := h.seg
-		seg.End, seg.Size, seg.SHA256, seg.State = o.end, o.size, sha, index.StateClosed
+		seg.End, seg.Size, seg.SHA256, seg.State = o.end, o.size, sha, recording.StateClosed
 		w.log.Debug("segment closed", "key", seg.ObjectKey, "size", seg.Size)
 		if w.cfg.OnClosed != nil {
 			w.cfg.OnClosed(seg)
@@ -239,8 +238,8 @@ func (w *Writer) handle(o op) {
 	}
 }
 
-func withSegmentID(frags []index.Fragment, id int64) []index.Fragment {
-	out := make([]index.Fragment, len(frags))
+func withSegmentID(frags []recording.Fragment, id int64) []recording.Fragment {
+	out := make([]recording.Fragment, len(frags))
 	for i, f := range frags {
 		f.SegmentID = id
 		out[i] = f

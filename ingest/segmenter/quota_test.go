@@ -15,6 +15,7 @@ import (
 	"xueliang/index"
 	"xueliang/ingest/segmenter/segmentertest"
 	"xueliang/storage/local"
+	"xueliang/storage/recording"
 	"xueliang/storage/spool"
 )
 
@@ -83,7 +84,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (e capEnv) segments(t *testing.T, st index.SegmentState) []index.Segment {
+func (e capEnv) segments(t *testing.T, st recording.SegmentState) []recording.Segment {
 	t.Helper()
 	segs, err := e.db.SegmentsByState(context.Background(), st)
 	if err != nil {
@@ -119,7 +120,7 @@ func prefix(c *segmentertest.Clip, d time.Duration) *segmentertest.Clip {
 
 // checkRecorded verifies the closed or stored segments in the spool:
 // file complete, parseable, indexed fragment by fragment, decodable.
-func checkRecorded(t *testing.T, e capEnv, segs []index.Segment) {
+func checkRecorded(t *testing.T, e capEnv, segs []recording.Segment) {
 	t.Helper()
 	ctx := context.Background()
 	for i, s := range segs {
@@ -130,7 +131,7 @@ func checkRecorded(t *testing.T, e capEnv, segs []index.Segment) {
 		if int64(len(data)) != s.Size {
 			t.Errorf("segment %d: file %d bytes, row %d", i, len(data), s.Size)
 		}
-		pf, err := ParseFile(bytes.NewReader(data), int64(len(data)))
+		pf, err := recording.ParseFile(bytes.NewReader(data), int64(len(data)))
 		if err != nil || pf.StopReason != "" || len(pf.Fragments) == 0 {
 			t.Fatalf("segment %d: parse %v %+v", i, err, pf)
 		}
@@ -175,12 +176,12 @@ func TestSpoolCap(t *testing.T) {
 	dir.Quota = quota
 	logs := &syncBuffer{}
 	var mu sync.Mutex
-	var closed []index.Segment
+	var closed []recording.Segment
 	w, err := New(Config{
 		CameraID: "cam1", SpoolRoot: dir.Root, Index: e.db, SegmentDuration: 3 * time.Second,
 		Quota:  quota,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		OnClosed: func(s index.Segment) {
+		OnClosed: func(s recording.Segment) {
 			mu.Lock()
 			closed = append(closed, s)
 			mu.Unlock()
@@ -213,10 +214,10 @@ func TestSpoolCap(t *testing.T) {
 		defer mu.Unlock()
 		return int64(len(closed)) == st.Segments
 	})
-	if rec := e.segments(t, index.StateRecording); len(rec) != 0 {
+	if rec := e.segments(t, recording.StateRecording); len(rec) != 0 {
 		t.Errorf("%d segments left recording", len(rec))
 	}
-	segs := e.segments(t, index.StateClosed)
+	segs := e.segments(t, recording.StateClosed)
 	if int64(len(segs)) != st.Segments || len(segs) < 2 {
 		t.Fatalf("%d closed segments, %d opened", len(segs), st.Segments)
 	}
@@ -255,7 +256,7 @@ func TestSpoolCap(t *testing.T) {
 
 	// The uploader drains the spool; recording resumes at the next keyframe.
 	startUploader(t, dir, e)
-	waitUntil(t, "spool drained", func() bool { return len(e.segments(t, index.StateStored)) == len(segs) })
+	waitUntil(t, "spool drained", func() bool { return len(e.segments(t, recording.StateStored)) == len(segs) })
 	if quota.Full() || quota.Bytes() != 0 || spoolBytes(t, e.dir) != 0 {
 		t.Fatalf("after upload: full=%v quota=%d spool=%d", quota.Full(), quota.Bytes(), spoolBytes(t, e.dir))
 	}
@@ -270,7 +271,7 @@ func TestSpoolCap(t *testing.T) {
 	}
 	w.Close()
 	waitUntil(t, "resumed segments stored", func() bool {
-		return len(e.segments(t, index.StateClosed)) == 0 && len(e.segments(t, index.StateRecording)) == 0
+		return len(e.segments(t, recording.StateClosed)) == 0 && len(e.segments(t, recording.StateRecording)) == 0
 	})
 	all, err := e.db.SegmentsInRange(ctx, "cam1", testAnchor, testAnchor.Add(time.Hour))
 	if err != nil {
@@ -280,7 +281,7 @@ func TestSpoolCap(t *testing.T) {
 		t.Fatalf("no segment after resuming: %d segments", len(all))
 	}
 	resumed := all[len(segs)]
-	wantStart := testAnchor.Add(ticksToDur(first.PTS+off-first.PTS, VideoTimescale))
+	wantStart := testAnchor.Add(recording.TicksToDuration(first.PTS+off-first.PTS, recording.VideoTimescale))
 	if !resumed.Start.Equal(wantStart) || !resumed.Start.After(pausedAt) {
 		t.Errorf("resumed segment starts %v, want %v (paused at %v)", resumed.Start, wantStart, pausedAt)
 	}
@@ -332,13 +333,13 @@ func TestQuotaAccounting(t *testing.T) {
 	w1.mu.Unlock()
 	check("writes", q1)
 	waitUntil(t, "index", func() bool {
-		return len(e.segments(t, index.StateRecording)) == 1 && len(e.segments(t, index.StateClosed)) == 1
+		return len(e.segments(t, recording.StateRecording)) == 1 && len(e.segments(t, recording.StateClosed)) == 1
 	})
 	// Crash: the writer stops without closing its segment, whose last
 	// fragment is cut short; plus a segment that never got a fragment.
 	w1.q.close()
 	w1.wg.Wait()
-	rec := e.segments(t, index.StateRecording)[0]
+	rec := e.segments(t, recording.StateRecording)[0]
 	fi, err := os.Stat(e.dir.Path(rec.ObjectKey))
 	if err != nil {
 		t.Fatal(err)
@@ -346,7 +347,7 @@ func TestQuotaAccounting(t *testing.T) {
 	if err := os.Truncate(e.dir.Path(rec.ObjectKey), fi.Size()-100); err != nil {
 		t.Fatal(err)
 	}
-	empty := index.Segment{CameraID: "cam1", Start: testAnchor.Add(time.Hour), ObjectKey: "cam1/2025/03/04/06/empty.mp4"}
+	empty := recording.Segment{CameraID: "cam1", Start: testAnchor.Add(time.Hour), ObjectKey: "cam1/2025/03/04/06/empty.mp4"}
 	if err := e.db.CreateSegment(ctx, &empty); err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +389,7 @@ func TestQuotaAccounting(t *testing.T) {
 	(&harness{t: t, w: w2}).feed(clip, 0)
 	w2.Close()
 	waitUntil(t, "uploads", func() bool {
-		return len(e.segments(t, index.StateClosed)) == 0 && len(e.segments(t, index.StateRecording)) == 0
+		return len(e.segments(t, recording.StateClosed)) == 0 && len(e.segments(t, recording.StateRecording)) == 0
 	})
 	// The uploader marks a segment uploaded before it removes the spool
 	// file and releases its bytes: wait for the last removal.

@@ -9,16 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"xueliang/index"
+	"xueliang/storage/recording"
 )
 
 // RecoveryIndex is what Recover needs from the index. *index.DB
 // implements it.
 type RecoveryIndex interface {
 	// SegmentsByState lists the segments in state st.
-	SegmentsByState(ctx context.Context, st index.SegmentState) ([]index.Segment, error)
-	AddFragments(ctx context.Context, frags []index.Fragment) error
+	SegmentsByState(ctx context.Context, st recording.SegmentState) ([]recording.Segment, error)
+	AddFragments(ctx context.Context, frags []recording.Fragment) error
 	FinishSegment(ctx context.Context, id int64, end time.Time, size int64, sha256 string) error
 	// DeleteSegment removes the segment row and its fragment rows.
 	DeleteSegment(ctx context.Context, id int64) error
@@ -53,13 +52,13 @@ type Report struct {
 // without a complete fragment are deleted with their file. An error is
 // returned only when the index cannot be listed; per-segment failures are
 // logged and counted.
-func Recover(ctx context.Context, idx RecoveryIndex, spoolRoot string, onClosed func(index.Segment), logger *slog.Logger) (Report, error) {
+func Recover(ctx context.Context, idx RecoveryIndex, spoolRoot string, onClosed func(recording.Segment), logger *slog.Logger) (Report, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("component", "recovery")
 	var rep Report
-	segs, err := idx.SegmentsByState(ctx, index.StateRecording)
+	segs, err := idx.SegmentsByState(ctx, recording.StateRecording)
 	if err != nil {
 		return rep, fmt.Errorf("list recording segments: %w", err)
 	}
@@ -94,13 +93,13 @@ func Recover(ctx context.Context, idx RecoveryIndex, spoolRoot string, onClosed 
 
 type recovered struct {
 	deleted   bool
-	seg       index.Segment
-	frags     []index.Fragment
+	seg       recording.Segment
+	frags     []recording.Fragment
 	truncated int64
 	freed     int64 // size of the deleted file
 }
 
-func recoverOne(ctx context.Context, idx RecoveryIndex, spoolRoot string, seg index.Segment) (recovered, error) {
+func recoverOne(ctx context.Context, idx RecoveryIndex, spoolRoot string, seg recording.Segment) (recovered, error) {
 	path := filepath.Join(spoolRoot, filepath.FromSlash(seg.ObjectKey))
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -114,7 +113,7 @@ func recoverOne(ctx context.Context, idx RecoveryIndex, spoolRoot string, seg in
 	if err != nil {
 		return recovered{}, fmt.Errorf("stat spool file: %w", err)
 	}
-	pf, err := ParseFile(f, st.Size())
+	pf, err := recording.ParseFile(f, st.Size())
 	if err != nil || len(pf.Fragments) == 0 {
 		f.Close()
 		out, err := deleteSeg(ctx, idx, seg, path)
@@ -134,7 +133,7 @@ func recoverOne(ctx context.Context, idx RecoveryIndex, spoolRoot string, seg in
 	if err != nil {
 		return recovered{}, err
 	}
-	out.frags = FragmentRows(seg.ID, seg.Start, pf)
+	out.frags = recording.FragmentRows(seg.ID, seg.Start, pf)
 	if err := idx.AddFragments(ctx, out.frags); err != nil {
 		return recovered{}, fmt.Errorf("add fragments: %w", err)
 	}
@@ -142,12 +141,12 @@ func recoverOne(ctx context.Context, idx RecoveryIndex, spoolRoot string, seg in
 	if err := idx.FinishSegment(ctx, seg.ID, end, pf.ValidSize, sum); err != nil {
 		return recovered{}, fmt.Errorf("finish segment: %w", err)
 	}
-	seg.End, seg.Size, seg.SHA256, seg.State = end, pf.ValidSize, sum, index.StateClosed
+	seg.End, seg.Size, seg.SHA256, seg.State = end, pf.ValidSize, sum, recording.StateClosed
 	out.seg = seg
 	return out, nil
 }
 
-func deleteSeg(ctx context.Context, idx RecoveryIndex, seg index.Segment, path string) (recovered, error) {
+func deleteSeg(ctx context.Context, idx RecoveryIndex, seg recording.Segment, path string) (recovered, error) {
 	if err := idx.DeleteSegment(ctx, seg.ID); err != nil {
 		return recovered{}, fmt.Errorf("delete segment: %w", err)
 	}
@@ -157,23 +156,4 @@ func deleteSeg(ctx context.Context, idx RecoveryIndex, seg index.Segment, path s
 		}
 	}
 	return recovered{deleted: true}, nil
-}
-
-// FragmentRows derives the index rows of a parsed segment file whose
-// segment starts (media time 0) at segStart.
-func FragmentRows(segmentID int64, segStart time.Time, pf *ParsedFile) []index.Fragment {
-	starts, ends := fragmentBounds(pf.Fragments)
-	rows := make([]index.Fragment, len(pf.Fragments))
-	for i, fr := range pf.Fragments {
-		rows[i] = index.Fragment{
-			SegmentID: segmentID,
-			Seq:       int(fr.Seq),
-			Start:     segStart.Add(ticksToDur(starts[i], VideoTimescale)),
-			End:       segStart.Add(ticksToDur(ends[i], VideoTimescale)),
-			Offset:    fr.Offset,
-			Size:      fr.Size,
-			Keyframe:  fr.Keyframe(),
-		}
-	}
-	return rows
 }

@@ -7,13 +7,13 @@ import (
 	"path/filepath"
 	"testing"
 
-	"xueliang/index"
 	"xueliang/ingest/segmenter/segmentertest"
+	"xueliang/storage/recording"
 )
 
 // recordOne records a 5 s clip with 1 s GOPs into one segment and returns
 // its row, fragment rows and bytes.
-func recordOne(t *testing.T) (index.Segment, []index.Fragment, []byte) {
+func recordOne(t *testing.T) (recording.Segment, []recording.Fragment, []byte) {
 	t.Helper()
 	clip := segmentertest.ReadTS(t, segmentertest.GenerateTS(t, t.TempDir(),
 		segmentertest.ClipOptions{Seconds: 5, BFrames: 2, AAC: true}))
@@ -55,7 +55,7 @@ func TestRecover(t *testing.T) {
 			spool := t.TempDir()
 			idx := segmentertest.NewFakeIndex()
 			row := seg
-			row.State, row.End, row.Size, row.SHA256 = index.StateRecording, row.Start, initSize, ""
+			row.State, row.End, row.Size, row.SHA256 = recording.StateRecording, row.Start, initSize, ""
 			if err := idx.CreateSegment(context.Background(), &row); err != nil {
 				t.Fatal(err)
 			}
@@ -66,8 +66,8 @@ func TestRecover(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var closed []index.Segment
-			rep, err := Recover(context.Background(), idx, spool, func(s index.Segment) { closed = append(closed, s) }, nil)
+			var closed []recording.Segment
+			rep, err := Recover(context.Background(), idx, spool, func(s recording.Segment) { closed = append(closed, s) }, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +88,7 @@ func TestRecover(t *testing.T) {
 			}
 			got := idx.Segments()[0]
 			wantSize := frags[tc.wantFrags-1].Offset + frags[tc.wantFrags-1].Size
-			if got.State != index.StateClosed || got.Size != wantSize || got.SHA256 == "" {
+			if got.State != recording.StateClosed || got.Size != wantSize || got.SHA256 == "" {
 				t.Errorf("segment %+v, want size %d", got, wantSize)
 			}
 			if !got.End.Equal(closed[0].End) || got.SHA256 != closed[0].SHA256 {
@@ -123,31 +123,4 @@ func TestRecover(t *testing.T) {
 			segmentertest.Decode(t, path)
 		})
 	}
-}
-
-func FuzzParseFile(f *testing.F) {
-	// Seeds live in testdata/fuzz/FuzzParseFile (a real segment, cut and
-	// corrupted); a few more are added here.
-	f.Add([]byte{})
-	f.Add([]byte("\x00\x00\x00\x08ftyp\x00\x00\x00\x08moov\x00\x00\x00\x08moof\x00\x00\x00\x08mdat"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		pf, err := ParseFile(bytes.NewReader(data), int64(len(data)))
-		if err != nil {
-			return
-		}
-		if pf.ValidSize > int64(len(data)) || pf.ValidSize < pf.InitSize {
-			t.Fatalf("valid size %d of %d (init %d)", pf.ValidSize, len(data), pf.InitSize)
-		}
-		off := pf.InitSize
-		for _, fr := range pf.Fragments {
-			if fr.Offset != off || fr.Size <= 0 {
-				t.Fatalf("fragment at %d size %d, expected offset %d", fr.Offset, fr.Size, off)
-			}
-			off += fr.Size
-		}
-		if off != pf.ValidSize {
-			t.Fatalf("fragments end at %d, valid size %d", off, pf.ValidSize)
-		}
-		_ = FragmentRows(1, testAnchor, pf)
-	})
 }

@@ -12,33 +12,22 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+	"xueliang/storage/recording"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/g711"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
-
-	"xueliang/index"
-	"xueliang/storage"
-)
-
-// Video and audio track IDs and the video timescale (recording contract).
-const (
-	VideoTrackID   = 1
-	AudioTrackID   = 2
-	VideoTimescale = 90000
 )
 
 // Index is what the writer needs from the segment index. *index.DB
 // implements it.
 type Index interface {
 	// CreateSegment inserts seg (state recording) and sets seg.ID.
-	CreateSegment(ctx context.Context, seg *index.Segment) error
+	CreateSegment(ctx context.Context, seg *recording.Segment) error
 	// AddFragments upserts fragment rows by (segment_id, seq) and raises the
 	// segment's end and size.
-	AddFragments(ctx context.Context, frags []index.Fragment) error
+	AddFragments(ctx context.Context, frags []recording.Fragment) error
 	// FinishSegment marks the segment closed with its final end, size and
 	// SHA-256.
 	FinishSegment(ctx context.Context, id int64, end time.Time, size int64, sha256 string) error
@@ -67,78 +56,15 @@ type Quota interface {
 // init; the caller pauses recording.
 var errSpoolFull = errors.New("spool full")
 
-// VideoCodec is the video codec of a session.
-type VideoCodec int
-
-// Video codecs.
-const (
-	H264 VideoCodec = iota + 1
-	H265
-)
-
-func (c VideoCodec) String() string {
-	switch c {
-	case H264:
-		return "H264"
-	case H265:
-		return "H265"
-	}
-	return "unknown"
-}
-
-// AudioCodec is the audio codec of a session.
-type AudioCodec int
-
-// Audio codecs.
-const (
-	AAC AudioCodec = iota + 1
-	G711ALaw
-	G711MuLaw
-)
-
-// Video describes the video track; the parameter sets come from the SDP
-// and may be empty (they are then taken from the stream).
-type Video struct {
-	Codec         VideoCodec
-	VPS, SPS, PPS []byte
-}
-
-// Audio describes the audio track.
-type Audio struct {
-	Codec AudioCodec
-	// AAC is the AudioSpecificConfig (AAC only); its SampleRate is the
-	// track's clock rate.
-	AAC mpeg4audio.AudioSpecificConfig
-	// SampleRate and ChannelCount describe G.711 (usually 8000 and 1).
-	SampleRate, ChannelCount int
-}
-
-func (a *Audio) rate() int {
-	if a.Codec == AAC {
-		return a.AAC.SampleRate
-	}
-	return a.SampleRate
-}
-
-func (a *Audio) channels() int {
-	if a.Codec == AAC {
-		return a.AAC.ChannelCount
-	}
-	if a.ChannelCount <= 0 {
-		return 1
-	}
-	return a.ChannelCount
-}
-
 // Session describes one RTSP session's tracks and its wall-clock anchor.
 type Session struct {
 	// Anchor is the wall-clock time of video PTS AnchorPTS (90 kHz units on
 	// the session's unwrapped RTP clock).
 	Anchor    time.Time
 	AnchorPTS int64
-	Video     Video
+	Video     recording.Video
 	// Audio is nil when the session has no recorded audio track.
-	Audio *Audio
+	Audio *recording.Audio
 }
 
 // Config configures a Writer. Zero values take the documented defaults.
@@ -151,7 +77,7 @@ type Config struct {
 	Index Index
 	// OnClosed is called (from the index worker) with each segment after
 	// FinishSegment succeeded; typically the uploader's Enqueue. Optional.
-	OnClosed func(index.Segment)
+	OnClosed func(recording.Segment)
 	// SegmentDuration: segments are cut at the first keyframe at or after
 	// it. It defaults to 60 s.
 	SegmentDuration time.Duration
@@ -232,7 +158,7 @@ type Writer struct {
 	// headers; it grows when a fragment needs more (fragment.go).
 	headroom int
 	// entries, aEntries, audio and header are reused per flush.
-	entries, aEntries []sampleEntry
+	entries, aEntries []recording.SampleEntry
 	audio, header     []byte
 	cur               *segment
 	closing           *closingSeg
@@ -347,17 +273,17 @@ func (w *Writer) Start(s Session) error {
 		w.endSessionLocked()
 	}
 	switch s.Video.Codec {
-	case H264, H265:
+	case recording.H264, recording.H265:
 	default:
 		return fmt.Errorf("segmenter: unsupported video codec %d", s.Video.Codec)
 	}
 	if s.Audio != nil {
 		switch s.Audio.Codec {
-		case AAC, G711ALaw, G711MuLaw:
+		case recording.AAC, recording.G711ALaw, recording.G711MuLaw:
 		default:
 			return fmt.Errorf("segmenter: unsupported audio codec %d", s.Audio.Codec)
 		}
-		if s.Audio.rate() <= 0 {
+		if s.Audio.Rate() <= 0 {
 			return errors.New("segmenter: audio sample rate must be positive")
 		}
 	}
@@ -369,7 +295,7 @@ func (w *Writer) Start(s Session) error {
 	w.audioQ = nil
 	w.pending = nil
 	if s.Audio != nil {
-		w.anchorA = mulDiv(s.AnchorPTS, int64(s.Audio.rate()), VideoTimescale)
+		w.anchorA = recording.MulDiv(s.AnchorPTS, int64(s.Audio.Rate()), recording.VideoTimescale)
 	}
 	return nil
 }
@@ -542,7 +468,7 @@ func (w *Writer) writeVideoLocked(pts, dts int64, au [][]byte, key bool) error {
 			w.closing = &closingSeg{seg: w.cur, pending: w.pending, frag: w.frag, next: s,
 				boundaryDTS: s.dts}
 			if a := w.sess.Audio; a != nil {
-				w.closing.boundaryA = mulDiv(s.pts-w.sess.AnchorPTS, int64(a.rate()), VideoTimescale)
+				w.closing.boundaryA = recording.MulDiv(s.pts-w.sess.AnchorPTS, int64(a.Rate()), recording.VideoTimescale)
 			}
 			w.cur, w.pending, w.frag = nil, nil, openFrag{}
 			if w.sess.Audio == nil {
@@ -570,7 +496,7 @@ func (w *Writer) writeVideoLocked(pts, dts int64, au [][]byte, key bool) error {
 
 	w.checkClosingLocked(s.dts)
 	if len(w.pending) > 0 && (s.dts-w.pending[0].dts >= durTo90k(w.cfg.MaxFragmentDuration) ||
-		headerNeed(len(w.pending)+1, w.audioNeedLocked(0)) > w.frag.head) {
+		recording.HeaderNeed(len(w.pending)+1, w.audioNeedLocked(0)) > w.frag.head) {
 		// Too long, or its headers would not fit the reservation: the
 		// sample starts a continuation fragment.
 		w.flushLocked(w.cur, w.pending, &w.frag, &s, false)
@@ -759,20 +685,20 @@ func (w *Writer) WriteAudio(pts int64, aus [][]byte) error {
 		}
 		var s asample
 		switch a.Codec {
-		case AAC:
+		case recording.AAC:
 			n := int64(mpeg4audio.SamplesPerAccessUnit)
 			if a.AAC.FrameLengthFlag {
 				n = 960
 			}
 			s = asample{t: t, payload: au, nominal: n}
-		case G711ALaw:
+		case recording.G711ALaw:
 			var pcm g711.Alaw
 			pcm.Unmarshal(au)
-			s = asample{t: t, payload: pcm, nominal: int64(len(au) / a.channels())}
-		case G711MuLaw:
+			s = asample{t: t, payload: pcm, nominal: int64(len(au) / a.Channels())}
+		case recording.G711MuLaw:
 			var pcm g711.Mulaw
 			pcm.Unmarshal(au)
-			s = asample{t: t, payload: pcm, nominal: int64(len(au) / a.channels())}
+			s = asample{t: t, payload: pcm, nominal: int64(len(au) / a.Channels())}
 		}
 		t += s.nominal
 		if n := len(w.audioQ); n > 0 && s.t <= w.audioQ[n-1].t {
@@ -793,7 +719,7 @@ func (w *Writer) WriteAudio(pts int64, aus [][]byte) error {
 	if w.cur == nil {
 		// No segment yet: keep at most ~5 s (the audio of the segment
 		// that opens at the next keyframe may arrive before its video).
-		limit := int64(5 * a.rate())
+		limit := int64(5 * a.Rate())
 		for len(w.audioQ) > 0 && w.audioQ[len(w.audioQ)-1].t-w.audioQ[0].t > limit {
 			if w.paused {
 				w.refuseAudioLocked(w.audioQ[0])
@@ -817,14 +743,14 @@ func (w *Writer) extractParams(au [][]byte) (videoParams, bool) {
 			continue
 		}
 		switch w.sess.Video.Codec {
-		case H264:
+		case recording.H264:
 			switch h264.NALUType(n[0] & 0x1f) {
 			case h264.NALUTypeSPS:
 				p.sps, found = n, true
 			case h264.NALUTypePPS:
 				p.pps, found = n, true
 			}
-		case H265:
+		case recording.H265:
 			switch h265.NALUType((n[0] >> 1) & 0x3f) {
 			case h265.NALUType_VPS_NUT:
 				p.vps, found = n, true
@@ -844,58 +770,19 @@ func (w *Writer) extractParams(au [][]byte) (videoParams, bool) {
 
 // wallLocked converts a session 90 kHz timestamp into wall-clock time.
 func (w *Writer) wallLocked(pts int64) time.Time {
-	return w.sess.Anchor.Add(ticksToDur(pts-w.sess.AnchorPTS, VideoTimescale))
+	return w.sess.Anchor.Add(recording.TicksToDuration(pts-w.sess.AnchorPTS, recording.VideoTimescale))
 }
 
-func (w *Writer) buildInit(p videoParams) (init []byte, codecs string, width, height int, err error) {
-	vi := &fmp4.InitTrack{ID: VideoTrackID, TimeScale: VideoTimescale}
-	switch w.sess.Video.Codec {
-	case H264:
-		if len(p.sps) == 0 || len(p.pps) == 0 {
-			return nil, "", 0, 0, errors.New("missing H264 SPS/PPS")
-		}
-		var sps h264.SPS
-		if err := sps.Unmarshal(p.sps); err != nil {
-			return nil, "", 0, 0, fmt.Errorf("parse H264 SPS: %w", err)
-		}
-		width, height = sps.Width(), sps.Height()
-		vi.Codec = &fmp4.CodecH264{SPS: p.sps, PPS: p.pps}
-		codecs = "H264"
-	case H265:
-		if len(p.vps) == 0 || len(p.sps) == 0 || len(p.pps) == 0 {
-			return nil, "", 0, 0, errors.New("missing H265 VPS/SPS/PPS")
-		}
-		var sps h265.SPS
-		if err := sps.Unmarshal(p.sps); err != nil {
-			return nil, "", 0, 0, fmt.Errorf("parse H265 SPS: %w", err)
-		}
-		width, height = sps.Width(), sps.Height()
-		vi.Codec = &fmp4.CodecH265{VPS: p.vps, SPS: p.sps, PPS: p.pps}
-		codecs = "H265"
-	}
-	in := fmp4.Init{Tracks: []*fmp4.InitTrack{vi}}
-	if a := w.sess.Audio; a != nil {
-		at := &fmp4.InitTrack{ID: AudioTrackID, TimeScale: uint32(a.rate())}
-		switch a.Codec {
-		case AAC:
-			at.Codec = &fmp4.CodecMPEG4Audio{Config: a.AAC}
-			codecs += ",MPEG-4 Audio"
-		default:
-			at.Codec = &fmp4.CodecLPCM{BitDepth: 16, SampleRate: a.rate(), ChannelCount: a.channels()}
-			codecs += ",LPCM"
-		}
-		in.Tracks = append(in.Tracks, at)
-	}
-	var buf seekablebuffer.Buffer
-	if err := in.Marshal(&buf); err != nil {
-		return nil, "", 0, 0, fmt.Errorf("marshal init: %w", err)
-	}
-	return buf.Bytes(), codecs, width, height, nil
+// buildInit returns the init of a segment with the session's tracks and
+// parameter sets p.
+func (w *Writer) buildInit(p videoParams) ([]byte, recording.InitInfo, error) {
+	v := recording.Video{Codec: w.sess.Video.Codec, VPS: p.vps, SPS: p.sps, PPS: p.pps}
+	return recording.BuildInit(v, w.sess.Audio)
 }
 
 func (w *Writer) openSegmentLocked(s vsample) (err error) {
 	p := w.params
-	init, codecs, width, height, err := w.buildInit(p)
+	init, info, err := w.buildInit(p)
 	if err != nil {
 		w.warnOnce("init:"+err.Error(), "cannot build init, dropping video until parameter sets are known", "error", err)
 		return fmt.Errorf("open segment: %w", err)
@@ -915,7 +802,7 @@ func (w *Writer) openSegmentLocked(s vsample) (err error) {
 	var f *os.File
 	var key string
 	for range 1000 {
-		key = storage.SegmentKey(w.cfg.CameraID, start)
+		key = recording.SegmentKey(w.cfg.CameraID, start)
 		path := filepath.Join(w.cfg.SpoolRoot, filepath.FromSlash(key))
 		if err = os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return fmt.Errorf("open segment: %w", err)
@@ -949,21 +836,21 @@ func (w *Writer) openSegmentLocked(s vsample) (err error) {
 		lastSync: w.cfg.Now(),
 	}
 	if a := w.sess.Audio; a != nil {
-		seg.audioOff = mulDiv(s.pts-w.sess.AnchorPTS, int64(a.rate()), VideoTimescale)
+		seg.audioOff = recording.MulDiv(s.pts-w.sess.AnchorPTS, int64(a.Rate()), recording.VideoTimescale)
 	}
 	seg.h = &segHandle{
 		f: f,
-		seg: index.Segment{
+		seg: recording.Segment{
 			CameraID:  w.cfg.CameraID,
 			Start:     start,
 			End:       start,
 			ObjectKey: key,
 			Size:      seg.size,
 			Init:      init,
-			Codecs:    codecs,
-			Width:     width,
-			Height:    height,
-			State:     index.StateRecording,
+			Codecs:    info.Codecs,
+			Width:     info.Width,
+			Height:    info.Height,
+			State:     recording.StateRecording,
 		},
 	}
 	w.cur = seg
@@ -1005,7 +892,7 @@ type closingSeg struct {
 }
 
 // lateAudioWait is how long (in video time) a cut segment waits for audio.
-const lateAudioWait = VideoTimescale // 1 s
+const lateAudioWait = recording.VideoTimescale // 1 s
 
 // checkClosingLocked finishes the closing segment once video is
 // lateAudioWait past the cut.
@@ -1059,16 +946,16 @@ func (w *Writer) flushLocked(seg *segment, pending []vsample, fr *openFrag, next
 		case i > 0:
 			dur = s.dts - pending[i-1].dts
 		default:
-			dur = VideoTimescale / 25
+			dur = recording.VideoTimescale / 25
 		}
 		if dur < 0 {
 			dur = 0
 		}
-		entries = append(entries, sampleEntry{
-			duration: uint32(dur),
-			size:     uint32(s.size),
-			nonSync:  !s.key,
-			cts:      int32((s.pts - s.dts) - (seg.startPTS - seg.startDTS)),
+		entries = append(entries, recording.SampleEntry{
+			Duration: uint32(dur),
+			Size:     uint32(s.size),
+			NonSync:  !s.key,
+			CTS:      int32((s.pts - s.dts) - (seg.startPTS - seg.startDTS)),
 		})
 		if e := s.pts + dur; e > maxEnd {
 			maxEnd = e
@@ -1091,32 +978,32 @@ func (w *Writer) flushLocked(seg *segment, pending []vsample, fr *openFrag, next
 		endRel = startRel
 	}
 
-	var tracksArr [2]trackRun
-	tracks := append(tracksArr[:0], trackRun{
-		id: VideoTrackID, baseTime: uint64(first.dts - seg.startDTS), entries: entries, dataLen: fr.videoLen,
+	var tracksArr [2]recording.TrackRun
+	tracks := append(tracksArr[:0], recording.TrackRun{
+		ID: recording.VideoTrackID, BaseTime: uint64(first.dts - seg.startDTS), Entries: entries, DataLen: fr.videoLen,
 	})
 	w.audio = w.audio[:0]
 	// Audio entries that fit the reservation beside the video's (the
 	// header-room check at each video sample keeps this ≥ the queue but
 	// for late audio of a cut segment).
-	room := (fr.head - (moofSize(tracks) + 8) - freeBoxMin - trafFixed) / audioEntry
+	room := recording.AudioEntriesFit(fr.head, tracks)
 	if a := w.sess.Audio; a != nil {
 		if at, ok := w.takeAudioLocked(seg, next, final, a, max(room, 0)); ok {
 			tracks = append(tracks, at)
 		}
 	}
-	hdrLen := moofSize(tracks) + 8
+	hdrLen := recording.HeaderSize(tracks)
 	audioBytes := len(w.audio)
 	dataLen := fr.videoLen + audioBytes
 	// Reserve more for the next fragments when this one came close.
 	taken := 0
 	if len(tracks) > 1 {
-		taken = len(tracks[1].entries)
+		taken = len(tracks[1].Entries)
 	}
-	if need := headerNeed(len(entries), w.audioNeedLocked(taken)); need > w.headroom {
+	if need := recording.HeaderNeed(len(entries), w.audioNeedLocked(taken)); need > w.headroom {
 		w.headroom = min((need*3/2+255)/256*256, maxHeadroom)
 	}
-	if fr.err == nil && hdrLen != fr.head && fr.head-hdrLen < freeBoxMin {
+	if fr.err == nil && hdrLen != fr.head && fr.head-hdrLen < recording.FreeBoxMin {
 		// Cannot happen: the room check cuts fragments before this.
 		fr.err = fmt.Errorf("fragment headers need %d bytes, %d reserved", hdrLen, fr.head)
 	}
@@ -1133,7 +1020,7 @@ func (w *Writer) flushLocked(seg *segment, pending []vsample, fr *openFrag, next
 		// (pauseReq is set).
 		w.refuseVideoLocked(pending)
 		if len(tracks) > 1 {
-			k := int64(len(tracks[1].entries))
+			k := int64(len(tracks[1].Entries))
 			w.stats.AudioSamples -= k
 			w.stats.RefusedAudio += k
 			w.stats.RefusedBytes += int64(audioBytes)
@@ -1152,7 +1039,7 @@ func (w *Writer) flushLocked(seg *segment, pending []vsample, fr *openFrag, next
 		w.header = make([]byte, fr.head)
 	}
 	hdr := w.header[:fr.head]
-	putHeader(hdr, uint32(seg.seq+1), tracks, dataLen)
+	recording.PutHeader(hdr, uint32(seg.seq+1), tracks, dataLen)
 	// The rest of the media (staged video, then the audio), then the
 	// headers.
 	if fr == &w.frag {
@@ -1176,7 +1063,7 @@ func (w *Writer) flushLocked(seg *segment, pending []vsample, fr *openFrag, next
 	}
 	fr.reserved = 0
 	seg.seq++
-	frag := index.Fragment{
+	frag := recording.Fragment{
 		Seq:      seg.seq,
 		Start:    w.wallLocked(startRel + anchor),
 		End:      w.wallLocked(endRel + anchor),
@@ -1188,7 +1075,7 @@ func (w *Writer) flushLocked(seg *segment, pending []vsample, fr *openFrag, next
 	seg.prevEnd = endRel
 	w.stats.Fragments++
 	w.stats.Bytes += n
-	w.q.push(op{kind: opFragments, h: seg.h, frags: []index.Fragment{frag}})
+	w.q.push(op{kind: opFragments, h: seg.h, frags: []recording.Fragment{frag}})
 	if now := w.cfg.Now(); !final && now.Sub(seg.lastSync) >= w.cfg.FsyncInterval {
 		seg.lastSync = now
 		w.q.push(op{kind: opSync, h: seg.h})
@@ -1200,8 +1087,8 @@ func (w *Writer) flushLocked(seg *segment, pending []vsample, fr *openFrag, next
 // to w.audio and returns them as a track run (false when there are none).
 // Samples beyond room stay queued for the next fragment (or, at a segment
 // cut, are dropped with the rest of the closed segment's late audio).
-func (w *Writer) takeAudioLocked(seg *segment, next *vsample, final bool, a *Audio, room int) (trackRun, bool) {
-	rate := int64(a.rate())
+func (w *Writer) takeAudioLocked(seg *segment, next *vsample, final bool, a *recording.Audio, room int) (recording.TrackRun, bool) {
+	rate := int64(a.Rate())
 	// Samples before this segment's start: while a cut segment waits for
 	// its audio they belong to it and stay queued; otherwise they are
 	// stale and dropped. Never write negative times.
@@ -1221,7 +1108,7 @@ func (w *Writer) takeAudioLocked(seg *segment, next *vsample, final bool, a *Aud
 		n = len(q) // end of session: everything
 	case final:
 		// Segment cut: everything before the next segment's start.
-		bound := mulDiv(next.pts-w.sess.AnchorPTS, rate, VideoTimescale)
+		bound := recording.MulDiv(next.pts-w.sess.AnchorPTS, rate, recording.VideoTimescale)
 		for n < len(q) && q[n].t < bound {
 			n++
 		}
@@ -1231,7 +1118,7 @@ func (w *Writer) takeAudioLocked(seg *segment, next *vsample, final bool, a *Aud
 	}
 	n = min(n, room)
 	if n <= 0 {
-		return trackRun{}, false
+		return recording.TrackRun{}, false
 	}
 	take := q[:n]
 	entries := w.aEntries[:0]
@@ -1244,11 +1131,11 @@ func (w *Writer) takeAudioLocked(seg *segment, next *vsample, final bool, a *Aud
 				dur = d
 			}
 		}
-		entries = append(entries, sampleEntry{duration: uint32(dur), size: uint32(len(s.payload))})
+		entries = append(entries, recording.SampleEntry{Duration: uint32(dur), Size: uint32(len(s.payload))})
 		w.audio = append(w.audio, s.payload...)
 	}
 	w.aEntries = entries
-	tr := trackRun{id: AudioTrackID, baseTime: uint64(take[0].t - seg.audioOff), entries: entries, dataLen: len(w.audio)}
+	tr := recording.TrackRun{ID: recording.AudioTrackID, BaseTime: uint64(take[0].t - seg.audioOff), Entries: entries, DataLen: len(w.audio)}
 	rest := append([]asample(nil), w.audioQ[:k]...)
 	w.audioQ = append(rest, q[n:]...)
 	return tr, true
@@ -1256,17 +1143,5 @@ func (w *Writer) takeAudioLocked(seg *segment, next *vsample, final bool, a *Aud
 
 // durTo90k converts a duration to 90 kHz ticks.
 func durTo90k(d time.Duration) int64 {
-	return mulDiv(int64(d), VideoTimescale, int64(time.Second))
-}
-
-// ticksToDur converts ticks of the given timescale to a duration without
-// overflowing for long sessions.
-func ticksToDur(v int64, timescale int64) time.Duration {
-	return time.Duration(mulDiv(v, int64(time.Second), timescale))
-}
-
-// mulDiv returns v*m/d truncated toward zero, without overflowing when v*m
-// would (v up to ~2^62/m per whole second).
-func mulDiv(v, m, d int64) int64 {
-	return (v/d)*m + (v%d)*m/d
+	return recording.MulDiv(int64(d), recording.VideoTimescale, int64(time.Second))
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/pion/rtp"
 
-	"xueliang/index"
 	"xueliang/ingest/segmenter"
 	"xueliang/ingest/segmenter/segmentertest"
+	"xueliang/storage/recording"
 )
 
 // benchClip is a 1080p25 H.264 clip (GOP 50) packetised into RTP.
@@ -65,13 +65,13 @@ func newBenchWriter(b *testing.B, c *segmentertest.Clip) *segmenter.Writer {
 		CameraID: "bench", SpoolRoot: root, Index: segmentertest.NewFakeIndex(),
 		SegmentDuration: 10 * time.Second,
 		// closed segments are deleted so a long run does not fill the disk
-		OnClosed: func(s index.Segment) { os.Remove(filepath.Join(root, filepath.FromSlash(s.ObjectKey))) },
+		OnClosed: func(s recording.Segment) { os.Remove(filepath.Join(root, filepath.FromSlash(s.ObjectKey))) },
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	if err := w.Start(segmenter.Session{Anchor: time.Now(), AnchorPTS: 0,
-		Video: segmenter.Video{Codec: segmenter.H264, SPS: c.SPS, PPS: c.PPS}}); err != nil {
+		Video: recording.Video{Codec: recording.H264, SPS: c.SPS, PPS: c.PPS}}); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { w.Close() })

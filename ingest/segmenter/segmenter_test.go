@@ -13,9 +13,8 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/g711"
 
-	"xueliang/index"
 	"xueliang/ingest/segmenter/segmentertest"
-	"xueliang/storage"
+	"xueliang/storage/recording"
 )
 
 var testAnchor = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
@@ -26,7 +25,7 @@ type harness struct {
 	idx    *segmentertest.FakeIndex
 	w      *Writer
 	mu     sync.Mutex
-	closed []index.Segment
+	closed []recording.Segment
 }
 
 func newHarness(t *testing.T, mod func(*Config)) *harness {
@@ -36,7 +35,7 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 		CameraID:  "cam1",
 		SpoolRoot: h.spool,
 		Index:     h.idx,
-		OnClosed: func(s index.Segment) {
+		OnClosed: func(s recording.Segment) {
 			h.mu.Lock()
 			h.closed = append(h.closed, s)
 			h.mu.Unlock()
@@ -55,12 +54,12 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 }
 
 func sessionFor(c *segmentertest.Clip, anchorPTS int64) Session {
-	s := Session{Anchor: testAnchor, AnchorPTS: anchorPTS, Video: Video{Codec: H264, SPS: c.SPS, PPS: c.PPS}}
+	s := Session{Anchor: testAnchor, AnchorPTS: anchorPTS, Video: recording.Video{Codec: recording.H264, SPS: c.SPS, PPS: c.PPS}}
 	if c.H265 {
-		s.Video = Video{Codec: H265, VPS: c.VPS, SPS: c.SPS, PPS: c.PPS}
+		s.Video = recording.Video{Codec: recording.H265, VPS: c.VPS, SPS: c.SPS, PPS: c.PPS}
 	}
 	if c.AAC != nil {
-		s.Audio = &Audio{Codec: AAC, AAC: *c.AAC}
+		s.Audio = &recording.Audio{Codec: recording.AAC, AAC: *c.AAC}
 	}
 	return s
 }
@@ -88,7 +87,7 @@ func firstVideo(c *segmentertest.Clip) segmentertest.AU {
 
 // checkSegments verifies the invariants every recording must satisfy and
 // returns the closed segments in order.
-func (h *harness) checkSegments(want int, contiguous bool) []index.Segment {
+func (h *harness) checkSegments(want int, contiguous bool) []recording.Segment {
 	t := h.t
 	t.Helper()
 	if err := h.w.Close(); err != nil {
@@ -108,10 +107,10 @@ func (h *harness) checkSegments(want int, contiguous bool) []index.Segment {
 	}
 	h.mu.Unlock()
 	for i, s := range segs {
-		if s.State != index.StateClosed {
+		if s.State != recording.StateClosed {
 			t.Errorf("segment %d state %v", i, s.State)
 		}
-		if s.ObjectKey != storage.SegmentKey("cam1", s.Start) {
+		if s.ObjectKey != recording.SegmentKey("cam1", s.Start) {
 			t.Errorf("segment %d key %q does not match start", i, s.ObjectKey)
 		}
 		path := filepath.Join(h.spool, s.ObjectKey)
@@ -170,14 +169,14 @@ func (h *harness) checkSegments(want int, contiguous bool) []index.Segment {
 			t.Errorf("segment %d start %v != previous end %v", i, s.Start, segs[i-1].End)
 		}
 		// The parser (recovery) derives the same rows.
-		pf, err := ParseFile(bytes.NewReader(data), int64(len(data)))
+		pf, err := recording.ParseFile(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if pf.StopReason != "" || pf.ValidSize != s.Size {
 			t.Errorf("segment %d parse: %q valid %d", i, pf.StopReason, pf.ValidSize)
 		}
-		rows := FragmentRows(s.ID, s.Start, pf)
+		rows := recording.FragmentRows(s.ID, s.Start, pf)
 		if len(rows) != len(frags) {
 			t.Fatalf("segment %d: parsed %d fragments, indexed %d", i, len(rows), len(frags))
 		}
@@ -239,7 +238,7 @@ func TestWriterH264(t *testing.T) {
 					t.Fatalf("segment %d: %d frames, want %d", i, len(pk), tc.wantSegs[i])
 				}
 				segStartPTS := video[pos].PTS
-				wantStart := testAnchor.Add(ticksToDur(segStartPTS-first.PTS, 90000))
+				wantStart := testAnchor.Add(recording.TicksToDuration(segStartPTS-first.PTS, 90000))
 				if !s.Start.Equal(wantStart) {
 					t.Errorf("segment %d start %v, want %v", i, s.Start, wantStart)
 				}
@@ -399,9 +398,9 @@ func TestWriterG711(t *testing.T) {
 		h := newHarness(t, nil)
 		first := firstVideo(clip)
 		s := sessionFor(clip, first.PTS)
-		s.Audio = &Audio{Codec: G711ALaw, SampleRate: 8000, ChannelCount: 1}
+		s.Audio = &recording.Audio{Codec: recording.G711ALaw, SampleRate: 8000, ChannelCount: 1}
 		if mu {
-			s.Audio.Codec = G711MuLaw
+			s.Audio.Codec = recording.G711MuLaw
 		}
 		if err := h.w.Start(s); err != nil {
 			t.Fatal(err)
@@ -519,7 +518,7 @@ func TestWriterStagger(t *testing.T) {
 		h.w.Close()
 		segs := h.idx.Segments()
 		w := &Writer{cfg: Config{CameraID: cam, SegmentDuration: segDur, Stagger: true}}
-		limit := ticksToDur(w.segmentLimit(), VideoTimescale)
+		limit := recording.TicksToDuration(w.segmentLimit(), recording.VideoTimescale)
 		// Per session: the first, then segDur ones, then the rest.
 		rest := 13*time.Second - limit.Round(200*time.Millisecond)
 		perSession := 1 + int(rest/segDur)
@@ -532,7 +531,7 @@ func TestWriterStagger(t *testing.T) {
 		if limit < segDur/10 || limit >= segDur {
 			t.Fatalf("%s: first-segment limit %v outside [%v, %v)", cam, limit, segDur/10, segDur)
 		}
-		for _, first := range []index.Segment{segs[0], segs[perSession]} {
+		for _, first := range []recording.Segment{segs[0], segs[perSession]} {
 			d := first.End.Sub(first.Start)
 			if d < limit || d >= limit+200*time.Millisecond {
 				t.Errorf("%s: first segment lasts %v, want the first keyframe at or after %v", cam, d, limit)
@@ -550,5 +549,18 @@ func TestWriterStagger(t *testing.T) {
 	}
 	if len(firstLens) < 3 {
 		t.Errorf("first segments of 5 cameras have only %d distinct lengths: not staggered", len(firstLens))
+	}
+}
+
+func TestAppendAVCC(t *testing.T) {
+	au := [][]byte{{0x65, 1, 2}, {}, bytes.Repeat([]byte{7}, 300)}
+	want := []byte{0, 0, 0, 3, 0x65, 1, 2, 0, 0, 0, 0, 0, 0, 1, 0x2c}
+	want = append(want, au[2]...)
+	got := appendAVCC([]byte{9}, au)
+	if !bytes.Equal(got[1:], want) || got[0] != 9 {
+		t.Fatalf("appendAVCC = % x", got)
+	}
+	if n := avccSize(au); n != len(want) {
+		t.Fatalf("avccSize = %d, want %d", n, len(want))
 	}
 }

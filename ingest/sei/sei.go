@@ -25,27 +25,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"time"
+	"xueliang/storage/recording"
 )
-
-// Codec selects the NAL unit syntax.
-type Codec int
-
-// Supported codecs.
-const (
-	H264 Codec = iota + 1
-	H265
-)
-
-// String implements fmt.Stringer.
-func (c Codec) String() string {
-	switch c {
-	case H264:
-		return "h264"
-	case H265:
-		return "h265"
-	}
-	return "unknown"
-}
 
 // UUID identifies xueliang stamps among user-data-unregistered SEI messages.
 var UUID = [16]byte{'x', 'u', 'e', 'l', 'i', 'a', 'n', 'g', '/', 's', 't', 'a', 'm', 'p', '/', '1'}
@@ -75,7 +56,7 @@ type Stamp struct {
 // NAL returns a complete SEI NAL unit (without start code or length prefix)
 // carrying s. Captured is stored as Captured.UnixNano(), so times outside
 // the years 1678..2262 are not representable.
-func NAL(codec Codec, s Stamp) []byte {
+func NAL(codec recording.VideoCodec, s Stamp) []byte {
 	cam := s.Camera
 	if len(cam) > MaxCameraLen {
 		cam = cam[:MaxCameraLen]
@@ -97,7 +78,7 @@ func NAL(codec Codec, s Stamp) []byte {
 
 	var out []byte
 	switch codec {
-	case H265:
+	case recording.H265:
 		// forbidden_zero_bit=0, nal_unit_type=39, nuh_layer_id=0, nuh_temporal_id_plus1=1
 		out = []byte{h265NALTypePrefixSEI << 1, 0x01}
 	default:
@@ -109,14 +90,14 @@ func NAL(codec Codec, s Stamp) []byte {
 
 // IsSEI reports whether nalu is an SEI NAL unit of codec (H.264 type 6,
 // H.265 prefix SEI type 39), whatever its content.
-func IsSEI(codec Codec, nalu []byte) bool {
+func IsSEI(codec recording.VideoCodec, nalu []byte) bool {
 	if len(nalu) < 1 {
 		return false
 	}
 	switch codec {
-	case H264:
+	case recording.H264:
 		return nalu[0]&0x1F == h264NALTypeSEI
-	case H265:
+	case recording.H265:
 		return len(nalu) >= 2 && (nalu[0]>>1)&0x3F == h265NALTypePrefixSEI
 	}
 	return false
@@ -126,12 +107,12 @@ func IsSEI(codec Codec, nalu []byte) bool {
 // returns false for any other NAL unit, for SEI without a xueliang stamp and
 // for malformed input; it never panics. An SEI NAL unit holding several
 // messages is searched for the first stamp.
-func Parse(codec Codec, nalu []byte) (Stamp, bool) {
+func Parse(codec recording.VideoCodec, nalu []byte) (Stamp, bool) {
 	if !IsSEI(codec, nalu) {
 		return Stamp{}, false
 	}
 	hdr := 1
-	if codec == H265 {
+	if codec == recording.H265 {
 		hdr = 2
 	}
 	rbsp := removeEmulationPrevention(nalu[hdr:])
@@ -168,7 +149,7 @@ func Parse(codec Codec, nalu []byte) (Stamp, bool) {
 }
 
 // FromAU returns the first stamp found in the NAL units of an access unit.
-func FromAU(codec Codec, au [][]byte) (Stamp, bool) {
+func FromAU(codec recording.VideoCodec, au [][]byte) (Stamp, bool) {
 	for _, nalu := range au {
 		if s, ok := Parse(codec, nalu); ok {
 			return s, true

@@ -8,23 +8,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"xueliang/storage/recording"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 )
 
 var stampCases = []struct {
 	name  string
-	codec Codec
+	codec recording.VideoCodec
 	stamp Stamp
 }{
-	{"h264 basic", H264, Stamp{Camera: "cam1", Seq: 42, Captured: time.Unix(1700000000, 123456789)}},
-	{"h265 basic", H265, Stamp{Camera: "cam2", Seq: 1 << 40, Captured: time.Unix(1800000000, 1)}},
-	{"h264 zeros need emulation prevention", H264, Stamp{Camera: "", Seq: 0, Captured: time.Unix(0, 0)}},
-	{"h265 zeros need emulation prevention", H265, Stamp{Camera: "\x00\x00\x00\x01", Seq: 0x0000000300000001, Captured: time.Unix(0, 3)}},
-	{"h264 max values", H264, Stamp{Camera: "x", Seq: ^uint64(0), Captured: time.Unix(0, 1<<62)}},
-	{"h264 negative time", H264, Stamp{Camera: "村口", Seq: 7, Captured: time.Unix(-5, 0)}},
-	{"h264 long camera id (size needs 0xFF run)", H264, Stamp{Camera: strings.Repeat("c", 255), Seq: 9, Captured: time.Unix(1, 0)}},
-	{"h265 long camera id", H265, Stamp{Camera: strings.Repeat("\x00", 255), Seq: 9, Captured: time.Unix(1, 0)}},
+	{"h264 basic", recording.H264, Stamp{Camera: "cam1", Seq: 42, Captured: time.Unix(1700000000, 123456789)}},
+	{"h265 basic", recording.H265, Stamp{Camera: "cam2", Seq: 1 << 40, Captured: time.Unix(1800000000, 1)}},
+	{"h264 zeros need emulation prevention", recording.H264, Stamp{Camera: "", Seq: 0, Captured: time.Unix(0, 0)}},
+	{"h265 zeros need emulation prevention", recording.H265, Stamp{Camera: "\x00\x00\x00\x01", Seq: 0x0000000300000001, Captured: time.Unix(0, 3)}},
+	{"h264 max values", recording.H264, Stamp{Camera: "x", Seq: ^uint64(0), Captured: time.Unix(0, 1<<62)}},
+	{"h264 negative time", recording.H264, Stamp{Camera: "村口", Seq: 7, Captured: time.Unix(-5, 0)}},
+	{"h264 long camera id (size needs 0xFF run)", recording.H264, Stamp{Camera: strings.Repeat("c", 255), Seq: 9, Captured: time.Unix(1, 0)}},
+	{"h265 long camera id", recording.H265, Stamp{Camera: strings.Repeat("\x00", 255), Seq: 9, Captured: time.Unix(1, 0)}},
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -47,16 +48,16 @@ func TestRoundTrip(t *testing.T) {
 			}
 			// Cross-check our emulation-prevention removal with mediacommon's.
 			hdr := 1
-			if tc.codec == H265 {
+			if tc.codec == recording.H265 {
 				hdr = 2
 			}
 			if a, b := removeEmulationPrevention(nalu[hdr:]), h264.EmulationPreventionRemove(nalu[hdr:]); !bytes.Equal(a, b) {
 				t.Errorf("emulation prevention removal differs from mediacommon:\n%x\n%x", a, b)
 			}
 			// The other codec must not see a stamp in it (different NAL header).
-			other := H265
-			if tc.codec == H265 {
-				other = H264
+			other := recording.H265
+			if tc.codec == recording.H265 {
+				other = recording.H264
 			}
 			if _, ok := Parse(other, nalu); ok {
 				t.Errorf("%s SEI parsed as %s", tc.codec, other)
@@ -76,45 +77,45 @@ func assertNoStartCodeEmulation(t *testing.T, nalu []byte) {
 
 func TestCameraTruncated(t *testing.T) {
 	long := strings.Repeat("a", 300)
-	got, ok := Parse(H264, NAL(H264, Stamp{Camera: long}))
+	got, ok := Parse(recording.H264, NAL(recording.H264, Stamp{Camera: long}))
 	if !ok || got.Camera != long[:MaxCameraLen] {
 		t.Fatalf("got %q ok=%v, want the first %d bytes", got.Camera, ok, MaxCameraLen)
 	}
 }
 
 func TestParseRejects(t *testing.T) {
-	valid264 := NAL(H264, Stamp{Camera: "cam1", Seq: 1, Captured: time.Unix(1, 0)})
+	valid264 := NAL(recording.H264, Stamp{Camera: "cam1", Seq: 1, Captured: time.Unix(1, 0)})
 	otherUUID := bytes.Clone(valid264)
 	otherUUID[3] ^= 0x01 // inside the UUID (header, type, size precede it)
 
 	cases := []struct {
 		name  string
-		codec Codec
+		codec recording.VideoCodec
 		nalu  []byte
 	}{
-		{"nil", H264, nil},
-		{"empty", H265, []byte{}},
-		{"idr slice", H264, []byte{0x65, 0x88, 0x84, 0x00}},
-		{"h264 sps", H264, []byte{0x67, 0x42, 0x00, 0x1f}},
-		{"h265 vps", H265, []byte{0x40, 0x01, 0x0c}},
-		{"h265 suffix sei", H265, append([]byte{40 << 1, 0x01}, valid264[1:]...)},
-		{"h265 header only", H265, []byte{39 << 1}},
-		{"other uuid", H264, otherUUID},
-		{"truncated", H264, valid264[:len(valid264)-8]},
-		{"header only", H264, []byte{0x06}},
-		{"only trailing bits", H264, []byte{0x06, 0x80}},
-		{"endless ff type", H264, append([]byte{0x06}, bytes.Repeat([]byte{0xFF}, 100)...)},
-		{"size beyond end", H264, []byte{0x06, 0x05, 0xFF, 0x10, 0x00}},
-		{"other payload type", H264, append([]byte{0x06, 0x04}, valid264[2:]...)},
-		{"version 0", H264, func() []byte {
+		{"nil", recording.H264, nil},
+		{"empty", recording.H265, []byte{}},
+		{"idr slice", recording.H264, []byte{0x65, 0x88, 0x84, 0x00}},
+		{"h264 sps", recording.H264, []byte{0x67, 0x42, 0x00, 0x1f}},
+		{"h265 vps", recording.H265, []byte{0x40, 0x01, 0x0c}},
+		{"h265 suffix sei", recording.H265, append([]byte{40 << 1, 0x01}, valid264[1:]...)},
+		{"h265 header only", recording.H265, []byte{39 << 1}},
+		{"other uuid", recording.H264, otherUUID},
+		{"truncated", recording.H264, valid264[:len(valid264)-8]},
+		{"header only", recording.H264, []byte{0x06}},
+		{"only trailing bits", recording.H264, []byte{0x06, 0x80}},
+		{"endless ff type", recording.H264, append([]byte{0x06}, bytes.Repeat([]byte{0xFF}, 100)...)},
+		{"size beyond end", recording.H264, []byte{0x06, 0x05, 0xFF, 0x10, 0x00}},
+		{"other payload type", recording.H264, append([]byte{0x06, 0x04}, valid264[2:]...)},
+		{"version 0", recording.H264, func() []byte {
 			b := bytes.Clone(valid264)
 			b[3+16] = 0
 			return b
 		}()},
-		{"camera length beyond body", H264, []byte{0x06, 0x05, 34,
+		{"camera length beyond body", recording.H264, []byte{0x06, 0x05, 34,
 			'x', 'u', 'e', 'l', 'i', 'a', 'n', 'g', '/', 's', 't', 'a', 'm', 'p', '/', '1',
 			1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 200, 0x80}},
-		{"unknown codec", Codec(0), valid264},
+		{"unknown codec", recording.VideoCodec(0), valid264},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,13 +128,13 @@ func TestParseRejects(t *testing.T) {
 
 func TestParseSkipsOtherMessages(t *testing.T) {
 	want := Stamp{Camera: "cam9", Seq: 99, Captured: time.Unix(1234, 5678)}
-	stamp := NAL(H264, want)
+	stamp := NAL(recording.H264, want)
 	// An SEI NAL unit with a recovery point message (type 6, size 1) and a
 	// foreign user-data-unregistered message before ours.
 	foreign := append([]byte{5, 17}, bytes.Repeat([]byte{0xAB}, 17)...)
 	nalu := append([]byte{0x06, 6, 1, 0x84}, foreign...)
 	nalu = append(nalu, stamp[1:]...) // our message + trailing bits
-	got, ok := Parse(H264, nalu)
+	got, ok := Parse(recording.H264, nalu)
 	if !ok || got.Seq != want.Seq || got.Camera != want.Camera || !got.Captured.Equal(want.Captured) {
 		t.Fatalf("got %+v ok=%v, want %+v", got, ok, want)
 	}
@@ -146,7 +147,7 @@ func TestParseIgnoresTrailingFieldsOfNewerVersion(t *testing.T) {
 	rbsp := append(appendFFCoded(appendFFCoded(nil, 5), len(body)), body...)
 	rbsp = append(rbsp, 0x80)
 	nalu := appendEmulationPrevented([]byte{0x06}, rbsp)
-	got, ok := Parse(H264, nalu)
+	got, ok := Parse(recording.H264, nalu)
 	if !ok || got.Seq != 5 || got.Camera != "c" || got.Captured.UnixNano() != 9 {
 		t.Fatalf("got %+v ok=%v", got, ok)
 	}
@@ -171,17 +172,17 @@ func TestFromAU(t *testing.T) {
 		{0x67, 0x42, 0x00, 0x1f}, // SPS
 		{0x68, 0xce, 0x3c, 0x80}, // PPS
 		{0x06, 0x05, 0x01, 0x00, 0x80},
-		NAL(H264, want),
+		NAL(recording.H264, want),
 		{0x65, 0x88, 0x84},
 	}
-	got, ok := FromAU(H264, au)
+	got, ok := FromAU(recording.H264, au)
 	if !ok || got.Seq != 3 || got.Camera != "cam3" {
 		t.Fatalf("got %+v ok=%v", got, ok)
 	}
-	if _, ok := FromAU(H264, au[:3]); ok {
+	if _, ok := FromAU(recording.H264, au[:3]); ok {
 		t.Fatal("found a stamp in an AU without one")
 	}
-	if _, ok := FromAU(H265, au); ok {
+	if _, ok := FromAU(recording.H265, au); ok {
 		t.Fatal("found an H.265 stamp in an H.264 AU")
 	}
 }
@@ -191,12 +192,12 @@ func TestFromAU(t *testing.T) {
 // decode errors and every frame must carry the unregistered-SEI side data.
 func TestFFmpegDecodesStampedStream(t *testing.T) {
 	for _, tc := range []struct {
-		codec Codec
+		codec recording.VideoCodec
 		enc   []string
 		fmt   string
 	}{
-		{H264, []string{"-c:v", "libx264", "-x264-params", "bframes=2:keyint=5"}, "h264"},
-		{H265, []string{"-c:v", "libx265", "-x265-params", "bframes=2:keyint=5:log-level=error"}, "hevc"},
+		{recording.H264, []string{"-c:v", "libx264", "-x264-params", "bframes=2:keyint=5"}, "h264"},
+		{recording.H265, []string{"-c:v", "libx265", "-x265-params", "bframes=2:keyint=5:log-level=error"}, "hevc"},
 	} {
 		t.Run(tc.codec.String(), func(t *testing.T) {
 			dir := t.TempDir()
@@ -263,8 +264,8 @@ func TestFFmpegDecodesStampedStream(t *testing.T) {
 
 // isFirstSliceOfPicture reports whether n is a VCL NAL unit that starts a
 // new picture (first_mb_in_slice == 0 / first_slice_segment_in_pic_flag).
-func isFirstSliceOfPicture(codec Codec, n []byte) bool {
-	if codec == H264 {
+func isFirstSliceOfPicture(codec recording.VideoCodec, n []byte) bool {
+	if codec == recording.H264 {
 		typ := n[0] & 0x1F
 		// first_mb_in_slice is ue(v); value 0 is the single bit '1'.
 		return (typ == 1 || typ == 5) && len(n) > 1 && n[1]&0x80 != 0

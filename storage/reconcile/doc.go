@@ -18,12 +18,12 @@
 //
 //   - Object without a row (orphan: a crash between Put and the index
 //     commit, rows deleted, an index restored from an older backup): if
-//     the key is exactly storage.SegmentKey(camera, start) — which encodes
+//     the key is exactly recording.SegmentKey(camera, start) — which encodes
 //     the wall-clock start to the nanosecond — and the object parses as a
-//     complete segment of ours (segmenter.ParseFile: init, whole fragments,
-//     the first a keyframe at media time 0; segmenter.DescribeInit), it is
+//     complete segment of ours (recording.ParseFile: init, whole fragments,
+//     the first a keyframe at media time 0; recording.DescribeInit), it is
 //     imported: CreateSegment (state recording), AddFragments
-//     (segmenter.FragmentRows), FinishSegment, MarkStored. Interrupted
+//     (recording.FragmentRows), FinishSegment, MarkStored. Interrupted
 //     half-way, the recording row is deleted by the next segmenter.Recover
 //     (no spool file) and the object is imported again by the next run.
 //     Anything else under the camera's prefix is reported and left alone.

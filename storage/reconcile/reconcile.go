@@ -13,9 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"xueliang/index"
-	"xueliang/ingest/segmenter"
 	"xueliang/storage"
+	"xueliang/storage/recording"
 	"xueliang/storage/spool"
 )
 
@@ -23,10 +22,10 @@ import (
 // implements it.
 type Index interface {
 	// Timeline gives the spans a camera has rows in (to find the days).
-	Timeline(ctx context.Context, camera string, from, to time.Time, gapTolerance time.Duration) ([]index.Span, []index.Gap, error)
-	SegmentsInRange(ctx context.Context, camera string, from, to time.Time) ([]index.Segment, error)
-	CreateSegment(ctx context.Context, seg *index.Segment) error
-	AddFragments(ctx context.Context, frags []index.Fragment) error
+	Timeline(ctx context.Context, camera string, from, to time.Time, gapTolerance time.Duration) ([]recording.Span, []recording.Gap, error)
+	SegmentsInRange(ctx context.Context, camera string, from, to time.Time) ([]recording.Segment, error)
+	CreateSegment(ctx context.Context, seg *recording.Segment) error
+	AddFragments(ctx context.Context, frags []recording.Fragment) error
 	FinishSegment(ctx context.Context, id int64, end time.Time, size int64, sha256 string) error
 	MarkStored(ctx context.Context, id int64) error
 	DeleteSegment(ctx context.Context, id int64) error
@@ -126,8 +125,8 @@ type run struct {
 	cfg     Config
 	log     *slog.Logger
 	rep     Report
-	spooled map[string]int64 // spool key → size
-	lost    []index.Segment  // lost rows to delete at the end (no Init)
+	spooled map[string]int64    // spool key → size
+	lost    []recording.Segment // lost rows to delete at the end (no Init)
 	tooMany bool
 	logged  int // lost segments logged one by one
 }
@@ -232,7 +231,7 @@ func (r *run) camera(ctx context.Context, cam string) error {
 	}
 	err = r.cfg.Store.List(ctx, cam+"/", func(oi storage.ObjectInfo) error {
 		r.rep.Objects++
-		d, ok := keyDay(cam, oi.Key)
+		d, ok := recording.KeyDay(cam, oi.Key)
 		if !ok {
 			r.orphanLeft(cam, oi.Key, "key is not a segment key of this camera")
 			return nil
@@ -282,57 +281,15 @@ func dayOf(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 
-func dayPrefix(cam string, d time.Time) string {
-	return fmt.Sprintf("%s/%04d/%02d/%02d/", cam, d.Year(), d.Month(), d.Day())
-}
-
-// keyDay returns the UTC day of a key laid out as storage.SegmentKey,
-// or false.
-func keyDay(cam, key string) (time.Time, bool) {
-	rest, ok := strings.CutPrefix(key, cam+"/")
-	if !ok {
-		return time.Time{}, false
-	}
-	parts := strings.Split(rest, "/")
-	if len(parts) != 5 || len(parts[0]) != 4 || len(parts[1]) != 2 || len(parts[2]) != 2 {
-		return time.Time{}, false
-	}
-	d, err := time.Parse("2006/01/02", parts[0]+"/"+parts[1]+"/"+parts[2])
-	if err != nil {
-		return time.Time{}, false
-	}
-	return d, true
-}
-
-// keyStart returns the segment start encoded in a key, only when the key
-// is exactly storage.SegmentKey(cam, start).
-func keyStart(cam, key string) (time.Time, bool) {
-	i := strings.LastIndexByte(key, '/')
-	name := key[i+1:]
-	ts, ok := strings.CutSuffix(name, "Z.mp4")
-	if !ok || len(ts) != len("20060102T150405.000000000") {
-		return time.Time{}, false
-	}
-	t, err := time.Parse("20060102T150405.000000000", ts)
-	if err != nil {
-		return time.Time{}, false
-	}
-	t = t.UTC()
-	if storage.SegmentKey(cam, t) != key {
-		return time.Time{}, false
-	}
-	return t, true
-}
-
 // day compares one camera-day: objects listed under its prefix and the
 // rows whose keys are under it.
 func (r *run) day(ctx context.Context, cam string, d time.Time, objects []storage.ObjectInfo) error {
-	prefix := dayPrefix(cam, d)
+	prefix := recording.DayPrefix(cam, d)
 	segs, err := r.cfg.Index.SegmentsInRange(ctx, cam, d.Add(-time.Nanosecond), d.AddDate(0, 0, 1))
 	if err != nil {
 		return err
 	}
-	rows := make(map[string]index.Segment, len(segs))
+	rows := make(map[string]recording.Segment, len(segs))
 	for _, s := range segs {
 		if strings.HasPrefix(s.ObjectKey, prefix) {
 			rows[s.ObjectKey] = s
@@ -346,7 +303,7 @@ func (r *run) day(ctx context.Context, cam string, d time.Time, objects []storag
 		}
 	}
 	for key, s := range rows {
-		if s.State != index.StateStored {
+		if s.State != recording.StateStored {
 			continue // the uploader's business
 		}
 		r.rep.Rows++
@@ -385,7 +342,7 @@ func (r *run) orphanLeft(cam, key, why string) {
 
 // orphan imports an object without a row when it is one of our segments.
 func (r *run) orphan(ctx context.Context, cam string, oi storage.ObjectInfo) {
-	start, ok := keyStart(cam, oi.Key)
+	start, ok := recording.KeyStart(cam, oi.Key)
 	if !ok {
 		r.orphanLeft(cam, oi.Key, "cannot derive the start time from the key")
 		return
@@ -413,7 +370,7 @@ func (r *run) orphan(ctx context.Context, cam string, oi storage.ObjectInfo) {
 
 // parseObject downloads the object to a temporary file and derives its
 // row. why is set when it is not one of our segments.
-func (r *run) parseObject(ctx context.Context, cam string, oi storage.ObjectInfo, start time.Time) (seg index.Segment, frags []index.Fragment, why string, err error) {
+func (r *run) parseObject(ctx context.Context, cam string, oi storage.ObjectInfo, start time.Time) (seg recording.Segment, frags []recording.Fragment, why string, err error) {
 	f, err := os.CreateTemp(r.cfg.TempDir, "xueliang-reconcile-*")
 	if err != nil {
 		return seg, nil, "", err
@@ -429,7 +386,7 @@ func (r *run) parseObject(ctx context.Context, cam string, oi storage.ObjectInfo
 	if err != nil {
 		return seg, nil, "", fmt.Errorf("read object: %w", err)
 	}
-	pf, err := segmenter.ParseFile(f, size)
+	pf, err := recording.ParseFile(f, size)
 	if err != nil {
 		return seg, nil, "not a segment: " + err.Error(), nil
 	}
@@ -437,22 +394,22 @@ func (r *run) parseObject(ctx context.Context, cam string, oi storage.ObjectInfo
 		return seg, nil, fmt.Sprintf("incomplete segment: %d fragments, %d of %d bytes valid %s",
 			len(pf.Fragments), pf.ValidSize, size, pf.StopReason), nil
 	}
-	if fr := pf.Fragments[0]; !fr.Keyframe() || fr.Video[0].DTS+fr.Video[0].CTS != 0 {
+	if fr := pf.Fragments[0]; !fr.Keyframe() || fr.Video[0].PTS() != 0 {
 		return seg, nil, "first fragment does not start with a keyframe at time 0", nil
 	}
 	init := make([]byte, pf.InitSize)
 	if _, err := f.ReadAt(init, 0); err != nil {
 		return seg, nil, "", fmt.Errorf("read init: %w", err)
 	}
-	info, err := segmenter.DescribeInit(init)
+	info, err := recording.DescribeInit(init)
 	if err != nil {
 		return seg, nil, "not a segment: " + err.Error(), nil
 	}
-	frags = segmenter.FragmentRows(0, start, pf)
-	seg = index.Segment{
+	frags = recording.FragmentRows(0, start, pf)
+	seg = recording.Segment{
 		CameraID: cam, Start: start, End: frags[len(frags)-1].End, ObjectKey: oi.Key,
 		Size: size, SHA256: hex.EncodeToString(h.Sum(nil)), Init: init,
-		Codecs: info.Codecs, Width: info.Width, Height: info.Height, State: index.StateRecording,
+		Codecs: info.Codecs, Width: info.Width, Height: info.Height, State: recording.StateRecording,
 	}
 	return seg, frags, "", nil
 }
@@ -461,7 +418,7 @@ func (r *run) parseObject(ctx context.Context, cam string, oi storage.ObjectInfo
 // stops half-way, segmenter.Recover deletes it at the next start, as it
 // has no spool file, and the next run imports the object again), gets its
 // fragments, is closed and marked stored.
-func (r *run) importSegment(ctx context.Context, seg *index.Segment, frags []index.Fragment) error {
+func (r *run) importSegment(ctx context.Context, seg *recording.Segment, frags []recording.Fragment) error {
 	if err := r.cfg.Index.CreateSegment(ctx, seg); err != nil {
 		return err
 	}
@@ -478,12 +435,12 @@ func (r *run) importSegment(ctx context.Context, seg *index.Segment, frags []ind
 	if err != nil {
 		return errors.Join(err, r.cfg.Index.DeleteSegment(ctx, seg.ID))
 	}
-	seg.State = index.StateStored
+	seg.State = recording.StateStored
 	return nil
 }
 
 // missing handles a stored row whose object was not listed.
-func (r *run) missing(ctx context.Context, s index.Segment) {
+func (r *run) missing(ctx context.Context, s recording.Segment) {
 	// The listing is older than the rows: check again.
 	if _, err := r.cfg.Store.Stat(ctx, s.ObjectKey); err == nil {
 		return
@@ -514,7 +471,7 @@ func (r *run) missing(ctx context.Context, s index.Segment) {
 	r.lost = append(r.lost, s)
 }
 
-func (r *run) logLost(s index.Segment) {
+func (r *run) logLost(s recording.Segment) {
 	if r.logged < r.cfg.MaxExamples {
 		r.logged++
 		r.log.Error("segment lost: no object and no spool copy", "camera", s.CameraID, "key", s.ObjectKey,
@@ -523,7 +480,7 @@ func (r *run) logLost(s index.Segment) {
 }
 
 // reupload puts the spool copy of s after checking it against the row.
-func (r *run) reupload(ctx context.Context, s index.Segment) error {
+func (r *run) reupload(ctx context.Context, s recording.Segment) error {
 	f, err := os.Open(r.cfg.Spool.Path(s.ObjectKey))
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"xueliang/storage"
 	"xueliang/storage/local"
 	"xueliang/storage/miniotest"
+	"xueliang/storage/recording"
 	"xueliang/storage/s3"
 	"xueliang/storage/spool"
 )
@@ -31,7 +32,7 @@ type env struct {
 	db    *index.DB
 	store storage.Store
 	dir   spool.Dir
-	segs  []index.Segment // as recorded, stored
+	segs  []recording.Segment // as recorded, stored
 	data  map[string][]byte
 }
 
@@ -62,8 +63,8 @@ func record(t *testing.T, c *segmentertest.Clip, store storage.Store) env {
 	}
 	first := c.Video()[0].PTS
 	if err := w.Start(segmenter.Session{Anchor: anchor, AnchorPTS: first,
-		Video: segmenter.Video{Codec: segmenter.H264, SPS: c.SPS, PPS: c.PPS},
-		Audio: &segmenter.Audio{Codec: segmenter.AAC, AAC: *c.AAC}}); err != nil {
+		Video: recording.Video{Codec: recording.H264, SPS: c.SPS, PPS: c.PPS},
+		Audio: &recording.Audio{Codec: recording.AAC, AAC: *c.AAC}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, au := range c.AUs {
@@ -78,7 +79,7 @@ func record(t *testing.T, c *segmentertest.Clip, store storage.Store) env {
 	}
 	w.Close()
 	e := env{db: db, store: store, dir: dir, data: map[string][]byte{}}
-	closed, err := db.SegmentsByState(ctx, index.StateClosed)
+	closed, err := db.SegmentsByState(ctx, recording.StateClosed)
 	if err != nil || len(closed) < 3 {
 		t.Fatalf("%d closed segments, %v", len(closed), err)
 	}
@@ -126,7 +127,7 @@ func (e env) run(t *testing.T, mod func(*Config)) Report {
 	return rep
 }
 
-func (e env) rows(t *testing.T) []index.Segment {
+func (e env) rows(t *testing.T) []recording.Segment {
 	t.Helper()
 	segs, err := e.db.SegmentsInRange(context.Background(), "cam1", anchor.Add(-time.Hour), anchor.Add(time.Hour))
 	if err != nil {
@@ -135,7 +136,7 @@ func (e env) rows(t *testing.T) []index.Segment {
 	return segs
 }
 
-func (e env) fragments(t *testing.T, s index.Segment) []index.Fragment {
+func (e env) fragments(t *testing.T, s recording.Segment) []recording.Fragment {
 	t.Helper()
 	f, err := e.db.Fragments(context.Background(), s.ID, s.Start, s.End)
 	if err != nil {
@@ -176,8 +177,8 @@ func scenarios(t *testing.T, c *segmentertest.Clip, newStore func(t *testing.T) 
 	t.Run("orphan imported", func(t *testing.T) {
 		e := record(t, c, newStore(t))
 		// A row deleted (or never committed) on each side of midnight.
-		victims := []index.Segment{e.segs[0], e.segs[len(e.segs)-1]}
-		wantFrags := map[string][]index.Fragment{}
+		victims := []recording.Segment{e.segs[0], e.segs[len(e.segs)-1]}
+		wantFrags := map[string][]recording.Fragment{}
 		for _, v := range victims {
 			wantFrags[v.ObjectKey] = e.fragments(t, v)
 			if err := e.db.DeleteSegment(ctx, v.ID); err != nil {
@@ -193,14 +194,14 @@ func scenarios(t *testing.T, c *segmentertest.Clip, newStore func(t *testing.T) 
 			t.Fatalf("%d rows after import, want %d", len(rows), len(e.segs))
 		}
 		for _, v := range victims {
-			i := slices.IndexFunc(rows, func(s index.Segment) bool { return s.ObjectKey == v.ObjectKey })
+			i := slices.IndexFunc(rows, func(s recording.Segment) bool { return s.ObjectKey == v.ObjectKey })
 			if i < 0 {
 				t.Fatalf("%s not imported", v.ObjectKey)
 			}
 			got := rows[i]
 			if !got.Start.Equal(v.Start) || !got.End.Equal(v.End) || got.Size != v.Size || got.SHA256 != v.SHA256 ||
 				!bytes.Equal(got.Init, v.Init) || got.Codecs != v.Codecs || got.Width != v.Width ||
-				got.Height != v.Height || got.State != index.StateStored {
+				got.Height != v.Height || got.State != recording.StateStored {
 				t.Errorf("imported %+v\nrecorded %+v", got, v)
 			}
 			frags := e.fragments(t, got)
@@ -224,7 +225,7 @@ func scenarios(t *testing.T, c *segmentertest.Clip, newStore func(t *testing.T) 
 		e := record(t, c, newStore(t))
 		junk := []byte("not a segment")
 		for _, k := range []string{"cam1/notes.txt", "cam1/2025/03/04/23/20250304T235958.000000000Z.mp4",
-			storage.SegmentKey("cam1", anchor.Add(time.Hour))} {
+			recording.SegmentKey("cam1", anchor.Add(time.Hour))} {
 			if _, err := e.store.Put(ctx, k, bytes.NewReader(junk), int64(len(junk))); err != nil {
 				t.Fatal(err)
 			}
@@ -242,12 +243,12 @@ func scenarios(t *testing.T, c *segmentertest.Clip, newStore func(t *testing.T) 
 	t.Run("lost", func(t *testing.T) {
 		e := record(t, c, newStore(t))
 		withCopy, noCopy, leftover := e.segs[0], e.segs[1], e.segs[2]
-		for _, s := range []index.Segment{withCopy, noCopy} {
+		for _, s := range []recording.Segment{withCopy, noCopy} {
 			if err := e.store.Delete(ctx, s.ObjectKey); err != nil {
 				t.Fatal(err)
 			}
 		}
-		for _, s := range []index.Segment{withCopy, leftover} {
+		for _, s := range []recording.Segment{withCopy, leftover} {
 			f, err := e.dir.Create(s.ObjectKey)
 			if err != nil {
 				t.Fatal(err)
@@ -267,7 +268,7 @@ func scenarios(t *testing.T, c *segmentertest.Clip, newStore func(t *testing.T) 
 		if b := e.objectBytes(t, withCopy.ObjectKey); !bytes.Equal(b, e.data[withCopy.ObjectKey]) {
 			t.Error("re-uploaded object differs")
 		}
-		for _, s := range []index.Segment{withCopy, leftover} {
+		for _, s := range []recording.Segment{withCopy, leftover} {
 			if _, err := os.Stat(e.dir.Path(s.ObjectKey)); !os.IsNotExist(err) {
 				t.Errorf("spool file %s kept: %v", s.ObjectKey, err)
 			}
@@ -278,7 +279,7 @@ func scenarios(t *testing.T, c *segmentertest.Clip, newStore func(t *testing.T) 
 		if _, err := e.db.Segment(ctx, noCopy.ID); err == nil {
 			t.Error("lost row without copy kept")
 		}
-		if s, err := e.db.Segment(ctx, withCopy.ID); err != nil || s.State != index.StateStored {
+		if s, err := e.db.Segment(ctx, withCopy.ID); err != nil || s.State != recording.StateStored {
 			t.Errorf("re-uploaded row %+v %v", s, err)
 		}
 		if len(e.rows(t)) != len(e.segs)-1 {
@@ -331,28 +332,4 @@ func TestRunMinIO(t *testing.T) {
 		t.Cleanup(func() { st.Close() })
 		return st
 	})
-}
-
-func TestKeyStart(t *testing.T) {
-	start := time.Date(2025, 3, 4, 23, 59, 57, 123456789, time.UTC)
-	tests := []struct {
-		key  string
-		want time.Time
-		ok   bool
-	}{
-		{storage.SegmentKey("cam1", start), start, true},
-		{storage.SegmentKey("cam1", anchor), anchor, true},
-		{"cam1/2025/03/04/23/20250304T235957.123456789Z.mp4", start, true},
-		{"cam1/2025/03/04/22/20250304T235957.123456789Z.mp4", time.Time{}, false}, // wrong hour dir
-		{"cam2/2025/03/04/23/20250304T235957.123456789Z.mp4", time.Time{}, false}, // other camera
-		{"cam1/2025/03/04/23/20250304T235957.12345678Z.mp4", time.Time{}, false},
-		{"cam1/2025/03/04/23/20250304T235957.123456789Z.mp4.tmp", time.Time{}, false},
-		{"cam1/notes.txt", time.Time{}, false},
-	}
-	for _, tc := range tests {
-		got, ok := keyStart("cam1", tc.key)
-		if ok != tc.ok || !got.Equal(tc.want) {
-			t.Errorf("keyStart(%q) = %v, %v; want %v, %v", tc.key, got, ok, tc.want, tc.ok)
-		}
-	}
 }

@@ -18,7 +18,7 @@
 //	replay ──Reader.ReadRange(seg)──▶ spool file if it exists, else Store.GetRange
 //
 // On-disk layout: data_dir/spool/<object key>, the same relative path as in
-// the store (storage.SegmentKey); parents are created by Create and removed
+// the store (recording.SegmentKey); parents are created by Create and removed
 // when empty by Remove.
 //
 // Invariant: a spool file is removed only after its row is marked stored,

@@ -8,9 +8,9 @@ import (
 	"io/fs"
 	"os"
 
-	"xueliang/index"
 	"xueliang/storage"
 	"xueliang/storage/local"
+	"xueliang/storage/recording"
 )
 
 // Reader reads segment bytes wherever they currently are: the spool file
@@ -27,7 +27,7 @@ type Reader struct {
 // and removed between the caller's index lookup and now) the store is read.
 // An open spool file stays readable even if the uploader removes it
 // meanwhile. For a recording segment, the end is the file's current size.
-func (r Reader) ReadRange(ctx context.Context, seg index.Segment, off, length int64) (io.ReadCloser, error) {
+func (r Reader) ReadRange(ctx context.Context, seg recording.Segment, off, length int64) (io.ReadCloser, error) {
 	if err := storage.CheckKey(seg.ObjectKey); err != nil {
 		return nil, fmt.Errorf("read segment %d: %w", seg.ID, err)
 	}

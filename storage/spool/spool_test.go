@@ -21,6 +21,7 @@ import (
 	"xueliang/index"
 	"xueliang/storage"
 	"xueliang/storage/local"
+	"xueliang/storage/recording"
 	"xueliang/storage/s3"
 )
 
@@ -62,11 +63,11 @@ func hexSum(b []byte) string {
 
 // addSegment records segment i of cam into the spool and the index, closed
 // (or left recording).
-func (e env) addSegment(t *testing.T, cam string, i int, close bool) index.Segment {
+func (e env) addSegment(t *testing.T, cam string, i int, close bool) recording.Segment {
 	t.Helper()
 	ctx := context.Background()
 	start := t0.Add(time.Duration(i) * time.Minute)
-	seg := index.Segment{CameraID: cam, Start: start, ObjectKey: storage.SegmentKey(cam, start)}
+	seg := recording.Segment{CameraID: cam, Start: start, ObjectKey: recording.SegmentKey(cam, start)}
 	if err := e.db.CreateSegment(ctx, &seg); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +234,7 @@ func TestReader(t *testing.T) {
 	if got := readAll(t, rc, err); !bytes.Equal(got, data[5:15]) {
 		t.Errorf("store fallback got %q", got)
 	}
-	if _, err := r.ReadRange(ctx, index.Segment{ObjectKey: "../etc/passwd"}, 0, -1); err == nil {
+	if _, err := r.ReadRange(ctx, recording.Segment{ObjectKey: "../etc/passwd"}, 0, -1); err == nil {
 		t.Error("ReadRange with an invalid key succeeded")
 	}
 }
@@ -266,12 +267,12 @@ func fastConfig() UploaderConfig {
 	return UploaderConfig{Workers: 2, QueueSize: 4, RescanInterval: time.Hour, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 }
 
-func checkStored(t *testing.T, e env, segs []index.Segment) {
+func checkStored(t *testing.T, e env, segs []recording.Segment) {
 	t.Helper()
 	ctx := context.Background()
 	for i, s := range segs {
 		got, err := e.db.Segment(ctx, s.ID)
-		if err != nil || got.State != index.StateStored {
+		if err != nil || got.State != recording.StateStored {
 			t.Errorf("segment %d state %v, %v", s.ID, got.State, err)
 		}
 		if _, err := os.Stat(e.dir.Path(s.ObjectKey)); !os.IsNotExist(err) {
@@ -289,7 +290,7 @@ func TestUploaderUploadsEnqueuedAndOverflow(t *testing.T) {
 	cfg := fastConfig()
 	cfg.Workers, cfg.QueueSize = 1, 2
 	u := NewUploader(e.dir, e.store, e.db, cfg, nil)
-	var segs []index.Segment
+	var segs []recording.Segment
 	for i := range 12 {
 		s := e.addSegment(t, fmt.Sprintf("cam%d", i%3), i, true)
 		segs = append(segs, s)
@@ -322,22 +323,22 @@ func TestUploaderUploadsEnqueuedAndOverflow(t *testing.T) {
 func TestUploaderRescanAtStartAndPeriodically(t *testing.T) {
 	e := newEnv(t)
 	// Closed before the uploader existed (a crash): found at start.
-	first := []index.Segment{e.addSegment(t, "cam", 0, true), e.addSegment(t, "cam", 1, true)}
-	recording := e.addSegment(t, "cam", 2, false)
+	first := []recording.Segment{e.addSegment(t, "cam", 0, true), e.addSegment(t, "cam", 1, true)}
+	openSeg := e.addSegment(t, "cam", 2, false)
 	cfg := fastConfig()
 	cfg.RescanInterval = 20 * time.Millisecond
 	u := NewUploader(e.dir, e.store, e.db, cfg, nil)
-	u.Enqueue(recording) // not closed: skipped, not uploaded
+	u.Enqueue(openSeg) // not closed: skipped, not uploaded
 	startUploader(t, u)
 	waitFor(t, "rescan at start", func() bool { return u.Stats().Uploaded == 2 })
 	checkStored(t, e, first)
 	// Closed later and never enqueued: found by the periodic rescan.
-	if err := e.db.FinishSegment(context.Background(), recording.ID, t0.Add(3*time.Minute), int64(len(content(2))), hexSum(content(2))); err != nil {
+	if err := e.db.FinishSegment(context.Background(), openSeg.ID, t0.Add(3*time.Minute), int64(len(content(2))), hexSum(content(2))); err != nil {
 		t.Fatal(err)
 	}
-	recording.SHA256 = hexSum(content(2))
+	openSeg.SHA256 = hexSum(content(2))
 	waitFor(t, "periodic rescan", func() bool { return u.Stats().Uploaded == 3 })
-	checkStored(t, e, []index.Segment{recording})
+	checkStored(t, e, []recording.Segment{openSeg})
 }
 
 // flakyStore fails the first failures Puts; it does not offer PutFile, so
@@ -361,7 +362,7 @@ func TestUploaderRetriesStreaming(t *testing.T) {
 	e := newEnv(t)
 	fs := &flakyStore{Store: e.store}
 	fs.failures.Store(3)
-	segs := []index.Segment{e.addSegment(t, "cam", 0, true), e.addSegment(t, "cam", 1, true)}
+	segs := []recording.Segment{e.addSegment(t, "cam", 0, true), e.addSegment(t, "cam", 1, true)}
 	u := NewUploader(e.dir, fs, e.db, fastConfig(), nil)
 	startUploader(t, u)
 	waitFor(t, "uploads after failures", func() bool { return u.Stats().Uploaded == 2 })
@@ -413,7 +414,7 @@ func TestUploaderUsesKnownSHA256(t *testing.T) {
 			ctx := context.Background()
 			e := newEnv(t)
 			hs := &hashedStore{Store: e.store, verified: verified, calls: map[string]string{}}
-			segs := []index.Segment{e.addSegment(t, "cam", 0, true), e.addSegment(t, "cam", 1, true)}
+			segs := []recording.Segment{e.addSegment(t, "cam", 0, true), e.addSegment(t, "cam", 1, true)}
 			// Corrupt after closing (same size): the SHA-256 the store
 			// returns, or the uploader's own when it returns none, must
 			// catch it.
@@ -426,7 +427,7 @@ func TestUploaderUsesKnownSHA256(t *testing.T) {
 			u := NewUploader(e.dir, hs, e.db, fastConfig(), nil)
 			startUploader(t, u)
 			waitFor(t, "2 uploads and failures", func() bool { st := u.Stats(); return st.Uploaded == 2 && st.Failed >= 2 })
-			if got, _ := e.db.Segment(ctx, bad.ID); got.State != index.StateClosed {
+			if got, _ := e.db.Segment(ctx, bad.ID); got.State != recording.StateClosed {
 				t.Errorf("corrupt segment state = %v, want closed", got.State)
 			}
 			if _, err := os.Stat(e.dir.Path(bad.ObjectKey)); err != nil {
@@ -461,10 +462,10 @@ func TestUploaderNeverMarksCorruptSegment(t *testing.T) {
 	u := NewUploader(e.dir, e.store, e.db, fastConfig(), nil)
 	startUploader(t, u)
 	waitFor(t, "repeated failures", func() bool { st := u.Stats(); return st.Uploaded == 1 && st.Failed >= 6 })
-	checkStored(t, e, []index.Segment{good})
-	for _, s := range []index.Segment{bad, short} {
+	checkStored(t, e, []recording.Segment{good})
+	for _, s := range []recording.Segment{bad, short} {
 		got, _ := e.db.Segment(ctx, s.ID)
-		if got.State != index.StateClosed {
+		if got.State != recording.StateClosed {
 			t.Errorf("corrupt segment %d state = %v, want closed", s.ID, got.State)
 		}
 		if _, err := os.Stat(e.dir.Path(s.ObjectKey)); err != nil {
@@ -495,8 +496,8 @@ func TestUploaderAlreadyInStore(t *testing.T) {
 	u := NewUploader(e.dir, e.store, e.db, fastConfig(), nil)
 	startUploader(t, u)
 	waitFor(t, "adoption", func() bool { st := u.Stats(); return st.Uploaded == 1 && st.Failed >= 2 })
-	checkStored(t, e, []index.Segment{s})
-	if got, _ := e.db.Segment(ctx, lost.ID); got.State != index.StateClosed {
+	checkStored(t, e, []recording.Segment{s})
+	if got, _ := e.db.Segment(ctx, lost.ID); got.State != recording.StateClosed {
 		t.Errorf("lost segment state = %v, want closed", got.State)
 	}
 }

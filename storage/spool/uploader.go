@@ -14,15 +14,15 @@ import (
 	"sync"
 	"time"
 
-	"xueliang/index"
 	"xueliang/storage"
+	"xueliang/storage/recording"
 )
 
-// SegmentIndex is what the uploader needs from the index (*index.DB).
+// SegmentIndex is what the uploader needs from the index.
 type SegmentIndex interface {
-	// Segment returns the current row, or an error wrapping index.ErrNotFound.
-	Segment(ctx context.Context, id int64) (index.Segment, error)
-	SegmentsByState(ctx context.Context, st index.SegmentState) ([]index.Segment, error)
+	// Segment returns the current row, or an error wrapping recording.ErrNotFound.
+	Segment(ctx context.Context, id int64) (recording.Segment, error)
+	SegmentsByState(ctx context.Context, st recording.SegmentState) ([]recording.Segment, error)
 	MarkStored(ctx context.Context, id int64) error
 }
 
@@ -142,7 +142,7 @@ func NewUploader(dir Dir, store storage.Store, idx SegmentIndex, cfg UploaderCon
 // Enqueue schedules seg (only ID is used; the row is re-read before
 // uploading) for upload. It never blocks: when the queue is full the
 // segment goes to the overflow set. A segment already pending is ignored.
-func (u *Uploader) Enqueue(seg index.Segment) {
+func (u *Uploader) Enqueue(seg recording.Segment) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if _, ok := u.pending[seg.ID]; ok || u.stopped {
@@ -220,7 +220,7 @@ loop:
 
 // rescan enqueues every closed segment of the index.
 func (u *Uploader) rescan(ctx context.Context) {
-	segs, err := u.idx.SegmentsByState(ctx, index.StateClosed)
+	segs, err := u.idx.SegmentsByState(ctx, recording.StateClosed)
 	if err != nil {
 		if ctx.Err() == nil {
 			u.log.Error("uploader rescan failed", "err", err)
@@ -293,7 +293,7 @@ func (u *Uploader) backoff(attempts int) time.Duration {
 // deleted), and nil in both cases.
 func (u *Uploader) upload(ctx context.Context, id int64) (int64, error) {
 	seg, err := u.idx.Segment(ctx, id)
-	if errors.Is(err, index.ErrNotFound) {
+	if errors.Is(err, recording.ErrNotFound) {
 		u.log.Warn("segment vanished before upload", "segment", id)
 		return -1, nil
 	}
@@ -301,10 +301,10 @@ func (u *Uploader) upload(ctx context.Context, id int64) (int64, error) {
 		return 0, err
 	}
 	switch seg.State {
-	case index.StateRecording:
+	case recording.StateRecording:
 		// Enqueued early; it comes back when closed (Enqueue or rescan).
 		return -1, nil
-	case index.StateStored:
+	case recording.StateStored:
 		if err := u.dir.Remove(seg.ObjectKey); err != nil {
 			u.log.Warn("spool file removal failed", "segment", id, "key", seg.ObjectKey, "err", err)
 		}
@@ -345,7 +345,7 @@ func (u *Uploader) upload(ctx context.Context, id int64) (int64, error) {
 // known SHA-256 and a HashedFilePutter the store checks the content against
 // it (no hashing here); otherwise the file is linked (FilePutter) or
 // streamed (Put) and hashed here or by the store.
-func (u *Uploader) put(ctx context.Context, seg index.Segment, path string) error {
+func (u *Uploader) put(ctx context.Context, seg recording.Segment, path string) error {
 	var info storage.ObjectInfo
 	var sum string
 	hp, hashed := u.store.(HashedFilePutter)
@@ -398,7 +398,7 @@ func (u *Uploader) put(ctx context.Context, seg index.Segment, path string) erro
 }
 
 // verifyStored checks that the store holds seg's object, whole.
-func (u *Uploader) verifyStored(ctx context.Context, seg index.Segment) error {
+func (u *Uploader) verifyStored(ctx context.Context, seg recording.Segment) error {
 	info, err := u.store.Stat(ctx, seg.ObjectKey)
 	if err != nil {
 		return err

@@ -10,10 +10,9 @@ import (
 	"io"
 	"os"
 	"time"
+	"xueliang/storage/recording"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-
-	"xueliang/ingest/decode"
 )
 
 // AU is one video access unit in decode order.
@@ -24,7 +23,7 @@ type AU struct {
 
 // Clip is the first video track of a TS file.
 type Clip struct {
-	Codec decode.Codec
+	Codec recording.VideoCodec
 	AUs   []AU
 }
 
@@ -55,10 +54,10 @@ func ReadTS(path string) (*Clip, error) {
 		}
 		switch tr.Codec.(type) {
 		case *mpegts.CodecH264:
-			c.Codec, found = decode.H264, true
+			c.Codec, found = recording.H264, true
 			r.OnDataH264(tr, func(pts, _ int64, au [][]byte) error { add(pts, au); return nil })
 		case *mpegts.CodecH265:
-			c.Codec, found = decode.H265, true
+			c.Codec, found = recording.H265, true
 			r.OnDataH265(tr, func(pts, _ int64, au [][]byte) error { add(pts, au); return nil })
 		}
 	}

@@ -17,13 +17,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"xueliang/storage/recording"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-
-	"xueliang/index"
 )
 
 // ClipOptions describes a clip to generate.
@@ -189,8 +188,8 @@ func (c *Clip) Video() []AU {
 type FakeIndex struct {
 	mu       sync.Mutex
 	nextID   int64
-	Segs     map[int64]*index.Segment
-	Frags    map[int64]map[int]index.Fragment
+	Segs     map[int64]*recording.Segment
+	Frags    map[int64]map[int]recording.Fragment
 	FailAdd  func() error  // optional
 	AddDelay time.Duration // optional
 	AddCalls int
@@ -198,23 +197,23 @@ type FakeIndex struct {
 
 // NewFakeIndex returns an empty FakeIndex.
 func NewFakeIndex() *FakeIndex {
-	return &FakeIndex{Segs: map[int64]*index.Segment{}, Frags: map[int64]map[int]index.Fragment{}}
+	return &FakeIndex{Segs: map[int64]*recording.Segment{}, Frags: map[int64]map[int]recording.Fragment{}}
 }
 
 // CreateSegment implements segmenter.Index.
-func (f *FakeIndex) CreateSegment(_ context.Context, seg *index.Segment) error {
+func (f *FakeIndex) CreateSegment(_ context.Context, seg *recording.Segment) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nextID++
 	seg.ID = f.nextID
 	s := *seg
 	f.Segs[s.ID] = &s
-	f.Frags[s.ID] = map[int]index.Fragment{}
+	f.Frags[s.ID] = map[int]recording.Fragment{}
 	return nil
 }
 
 // AddFragments implements segmenter.Index.
-func (f *FakeIndex) AddFragments(ctx context.Context, frags []index.Fragment) error {
+func (f *FakeIndex) AddFragments(ctx context.Context, frags []recording.Fragment) error {
 	if f.AddDelay > 0 {
 		select {
 		case <-time.After(f.AddDelay):
@@ -255,15 +254,15 @@ func (f *FakeIndex) FinishSegment(_ context.Context, id int64, end time.Time, si
 	if !ok {
 		return fmt.Errorf("segment %d not found", id)
 	}
-	s.End, s.Size, s.SHA256, s.State = end, size, sum, index.StateClosed
+	s.End, s.Size, s.SHA256, s.State = end, size, sum, recording.StateClosed
 	return nil
 }
 
 // SegmentsByState implements segmenter.RecoveryIndex.
-func (f *FakeIndex) SegmentsByState(_ context.Context, st index.SegmentState) ([]index.Segment, error) {
+func (f *FakeIndex) SegmentsByState(_ context.Context, st recording.SegmentState) ([]recording.Segment, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []index.Segment
+	var out []recording.Segment
 	for _, s := range f.Segs {
 		if s.State == st {
 			out = append(out, *s)
@@ -283,10 +282,10 @@ func (f *FakeIndex) DeleteSegment(_ context.Context, id int64) error {
 }
 
 // Segments returns the segments ordered by start.
-func (f *FakeIndex) Segments() []index.Segment {
+func (f *FakeIndex) Segments() []recording.Segment {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []index.Segment
+	var out []recording.Segment
 	for _, s := range f.Segs {
 		out = append(out, *s)
 	}
@@ -295,10 +294,10 @@ func (f *FakeIndex) Segments() []index.Segment {
 }
 
 // Fragments returns a segment's fragment rows ordered by seq.
-func (f *FakeIndex) Fragments(id int64) []index.Fragment {
+func (f *FakeIndex) Fragments(id int64) []recording.Fragment {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []index.Fragment
+	var out []recording.Fragment
 	for _, fr := range f.Frags[id] {
 		out = append(out, fr)
 	}

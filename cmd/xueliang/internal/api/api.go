@@ -25,16 +25,17 @@ import (
 
 	"xueliang/cmd/xueliang/internal/replay"
 	"xueliang/index"
+	"xueliang/storage/recording"
 )
 
 // Index is what the API reads from the index.
 type Index interface {
 	Cameras(ctx context.Context) ([]index.Camera, error)
 	Camera(ctx context.Context, id string) (index.Camera, error)
-	Timeline(ctx context.Context, camera string, from, to time.Time, gapTolerance time.Duration) ([]index.Span, []index.Gap, error)
+	Timeline(ctx context.Context, camera string, from, to time.Time, gapTolerance time.Duration) ([]recording.Span, []recording.Gap, error)
 	// CameraEvents lists the events cameras reported (ONVIF metadata)
 	// overlapping [from, to) (events.go).
-	CameraEvents(ctx context.Context, camera string, from, to time.Time) ([]index.CameraEvent, error)
+	CameraEvents(ctx context.Context, camera string, from, to time.Time) ([]recording.CameraEvent, error)
 }
 
 // Replayer builds replay MP4s.

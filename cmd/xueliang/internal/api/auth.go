@@ -46,8 +46,6 @@ type Auth interface {
 	QueryAudit(ctx context.Context, q index.AuditQuery) ([]index.AuditRecord, error)
 }
 
-var _ Auth = (*auth.Service)(nil)
-
 const loginPath = "/api/v1/login"
 
 // allActions lists every Action (GET /api/v1/me reports the caller's).

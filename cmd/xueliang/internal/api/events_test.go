@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"xueliang/index"
+	"xueliang/storage/recording"
 )
 
 // eventsIndex is an Index with one camera, one span and two camera events.
@@ -27,13 +28,13 @@ func (*eventsIndex) Camera(_ context.Context, id string) (index.Camera, error) {
 	return index.Camera{ID: id}, nil
 }
 
-func (*eventsIndex) Timeline(_ context.Context, _ string, from, to time.Time, _ time.Duration) ([]index.Span, []index.Gap, error) {
-	return []index.Span{{Start: from, End: to}}, nil, nil
+func (*eventsIndex) Timeline(_ context.Context, _ string, from, to time.Time, _ time.Duration) ([]recording.Span, []recording.Gap, error) {
+	return []recording.Span{{Start: from, End: to}}, nil, nil
 }
 
-func (x *eventsIndex) CameraEvents(_ context.Context, camera string, from, to time.Time) ([]index.CameraEvent, error) {
+func (x *eventsIndex) CameraEvents(_ context.Context, camera string, from, to time.Time) ([]recording.CameraEvent, error) {
 	x.from, x.to = from, to
-	return []index.CameraEvent{
+	return []recording.CameraEvent{
 		{CameraID: camera, Source: "onvif", Topic: "RuleEngine/CellMotionDetector/Motion", Rule: "r1", Start: from.Add(time.Second), End: from.Add(3 * time.Second)},
 		{CameraID: camera, Source: "onvif", Topic: "VideoSource/MotionAlarm", Start: from.Add(5 * time.Second)},
 	}, nil

@@ -12,21 +12,20 @@ import (
 
 	"xueliang/index"
 	"xueliang/ingest/motion"
+	"xueliang/storage/recording"
 )
 
 // MotionIndex is what motion search and the timeline's motion fields read
 // (*index.DB). The Server uses it when its Index implements it; otherwise
 // the motion routes answer 501 and timelines carry no motion.
 type MotionIndex interface {
-	MotionIntervals(ctx context.Context, camera string, from, to time.Time, limit int) ([]index.MotionInterval, error)
+	MotionIntervals(ctx context.Context, camera string, from, to time.Time, limit int) ([]recording.MotionInterval, error)
 	MotionActivity(ctx context.Context, camera string, from, to time.Time) ([]index.MotionMinute, error)
-	ScanMotion(ctx context.Context, camera string, from, to time.Time, mask *[index.MotionSummaryWords]uint64, fn func(index.MotionChunk) error) error
+	ScanMotion(ctx context.Context, camera string, from, to time.Time, mask *[recording.MotionSummaryWords]uint64, fn func(recording.MotionChunk) error) error
 }
 
-var _ MotionIndex = (*index.DB)(nil)
-
 // The chunk summary the index filters on is motion's summary bitmap.
-var _ [index.MotionSummaryWords]uint64 = [motion.SummaryWords]uint64{}
+var _ [recording.MotionSummaryWords]uint64 = [motion.SummaryWords]uint64{}
 
 // Search limits.
 const (
@@ -203,7 +202,7 @@ func regionMask(rg *regionJSON) (motion.Grid, error) {
 func searchCamera(ctx context.Context, mi MotionIndex, camera string, q motionSearch) ([]motionIntervalJSON, int, int, error) {
 	rs := motion.NewRegionSearch(q.mask, q.cfg)
 	sum := motion.Summary(q.mask)
-	err := mi.ScanMotion(ctx, camera, q.from, q.to, &sum, func(c index.MotionChunk) error {
+	err := mi.ScanMotion(ctx, camera, q.from, q.to, &sum, func(c recording.MotionChunk) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

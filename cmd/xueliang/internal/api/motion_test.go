@@ -12,6 +12,7 @@ import (
 
 	"xueliang/index"
 	"xueliang/ingest/motion"
+	"xueliang/storage/recording"
 )
 
 // motionFixture: cam1 (township A) has an object in the top-left at
@@ -38,12 +39,12 @@ func motionFixture(t *testing.T) (*index.DB, time.Time) {
 		g.Set(c+1, r)
 		return motion.Second{Start: t, Grid: g, Peak: 0.01, Frames: 5, MotionFrames: 5}
 	}
-	row := func(cam string, start time.Time, secs []motion.Second) index.MotionChunk {
+	row := func(cam string, start time.Time, secs []motion.Second) recording.MotionChunk {
 		c, err := motion.PackChunk(start, start.Add(time.Minute), secs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return index.MotionChunk{CameraID: cam, Start: c.Start, End: c.End, Active: c.Active, Summary: c.Summary, Data: c.Data}
+		return recording.MotionChunk{CameraID: cam, Start: c.Start, End: c.End, Active: c.Active, Summary: c.Summary, Data: c.Data}
 	}
 	var a, b []motion.Second
 	for s := 10; s < 15; s++ {
@@ -52,8 +53,8 @@ func motionFixture(t *testing.T) (*index.DB, time.Time) {
 	for s := 5; s < 8; s++ {
 		b = append(b, sec(m0.Add(2*time.Minute+time.Duration(s)*time.Second), 29, 16))
 	}
-	if err := db.AddMotion(ctx, []index.MotionChunk{row("cam1", m0, a), row("cam1", m0.Add(2*time.Minute), b), row("cam2", m0, a)},
-		[]index.MotionInterval{{CameraID: "cam1", Start: m0.Add(9 * time.Second), End: m0.Add(17 * time.Second), Peak: 0.01, Seconds: 5, X0: 1, Y0: 1, X1: 3, Y1: 2}}); err != nil {
+	if err := db.AddMotion(ctx, []recording.MotionChunk{row("cam1", m0, a), row("cam1", m0.Add(2*time.Minute), b), row("cam2", m0, a)},
+		[]recording.MotionInterval{{CameraID: "cam1", Start: m0.Add(9 * time.Second), End: m0.Add(17 * time.Second), Peak: 0.01, Seconds: 5, X0: 1, Y0: 1, X1: 3, Y1: 2}}); err != nil {
 		t.Fatal(err)
 	}
 	return db, m0

@@ -27,8 +27,6 @@ type CameraRegistry interface {
 	NextID(ctx context.Context, township, village, typ string) (cameras.Proposal, error)
 }
 
-var _ CameraRegistry = (*cameras.Service)(nil)
-
 // PullerStatus reports the state of the running pullers (*ingest.Manager).
 type PullerStatus interface {
 	Status() map[string]ingest.Status

@@ -69,8 +69,6 @@ type Store interface {
 	QueryAudit(ctx context.Context, q index.AuditQuery) ([]index.AuditRecord, error)
 }
 
-var _ Store = (*index.DB)(nil)
-
 // Service authenticates callers and administers users and tokens. Fill the
 // fields; the zero values of the optional ones are replaced by defaults on
 // first use.

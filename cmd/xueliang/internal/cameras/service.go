@@ -49,8 +49,6 @@ type Store interface {
 	UnregisterCamera(ctx context.Context, id string, now time.Time) error
 }
 
-var _ Store = (*index.DB)(nil)
-
 // Defaults are the server-wide recording settings a camera inherits.
 type Defaults struct {
 	SegmentDuration, MaxFragmentDuration time.Duration

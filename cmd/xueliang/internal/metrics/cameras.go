@@ -14,8 +14,6 @@ type CameraSource interface {
 	Status() map[string]ingest.Status
 }
 
-var _ CameraSource = (*ingest.Manager)(nil)
-
 // CameraCollector exports per-camera series from CameraSource at scrape
 // time. Every series has the labels camera and township (empty when
 // unknown).

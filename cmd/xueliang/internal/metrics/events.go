@@ -12,8 +12,6 @@ type MetadataSource interface {
 	MetadataStats() map[string]ingest.MetadataStats
 }
 
-var _ MetadataSource = (*ingest.Manager)(nil)
-
 // MetadataCollector exports per-camera series (label camera) of the
 // cameras' ONVIF metadata tracks (camera-side events) at scrape time.
 // Cameras without a metadata track report zeros.

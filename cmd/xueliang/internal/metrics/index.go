@@ -7,8 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"xueliang/index"
 	"xueliang/ingest/segmenter"
+	"xueliang/storage/recording"
 	"xueliang/storage/spool"
 )
 
@@ -18,8 +18,6 @@ type IndexWriter interface {
 	segmenter.Index
 	spool.SegmentIndex
 }
-
-var _ IndexWriter = (*index.DB)(nil)
 
 type indexMetrics struct {
 	duration *prometheus.HistogramVec // op
@@ -72,7 +70,7 @@ func WrapIndex(reg prometheus.Registerer, w IndexWriter) *Index {
 }
 
 // CreateSegment implements segmenter.Index.
-func (i *Index) CreateSegment(ctx context.Context, seg *index.Segment) error {
+func (i *Index) CreateSegment(ctx context.Context, seg *recording.Segment) error {
 	start := time.Now()
 	err := i.w.CreateSegment(ctx, seg)
 	i.m.done("create_segment", start, err)
@@ -80,7 +78,7 @@ func (i *Index) CreateSegment(ctx context.Context, seg *index.Segment) error {
 }
 
 // AddFragments implements segmenter.Index.
-func (i *Index) AddFragments(ctx context.Context, frags []index.Fragment) error {
+func (i *Index) AddFragments(ctx context.Context, frags []recording.Fragment) error {
 	start := time.Now()
 	err := i.w.AddFragments(ctx, frags)
 	i.m.done("add_fragments", start, err)
@@ -104,11 +102,11 @@ func (i *Index) MarkStored(ctx context.Context, id int64) error {
 }
 
 // Segment implements spool.SegmentIndex (not instrumented).
-func (i *Index) Segment(ctx context.Context, id int64) (index.Segment, error) {
+func (i *Index) Segment(ctx context.Context, id int64) (recording.Segment, error) {
 	return i.w.Segment(ctx, id)
 }
 
 // SegmentsByState implements spool.SegmentIndex (not instrumented).
-func (i *Index) SegmentsByState(ctx context.Context, st index.SegmentState) ([]index.Segment, error) {
+func (i *Index) SegmentsByState(ctx context.Context, st recording.SegmentState) ([]recording.Segment, error) {
 	return i.w.SegmentsByState(ctx, st)
 }

@@ -12,8 +12,6 @@ type MotionSource interface {
 	MotionStats() map[string]ingest.MotionStats
 }
 
-var _ MotionSource = (*ingest.Manager)(nil)
-
 // MotionCollector exports per-camera motion-analysis series (label camera)
 // from MotionSource at scrape time.
 type MotionCollector struct {

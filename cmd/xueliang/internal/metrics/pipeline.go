@@ -16,8 +16,6 @@ type UploaderSource interface {
 	Stats() spool.Stats
 }
 
-var _ UploaderSource = (*spool.Uploader)(nil)
-
 // UploaderCollector exports the uploader's snapshot at scrape time.
 type UploaderCollector struct {
 	src                                                   UploaderSource

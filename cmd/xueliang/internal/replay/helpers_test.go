@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"xueliang/storage/recording"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
@@ -21,8 +22,6 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-
-	"xueliang/index"
 )
 
 const frameTicks = 3600 // 25 fps at 90 kHz
@@ -212,22 +211,22 @@ type segSpec struct {
 	dtsLag int64
 }
 
-// recording is an in-memory index + object store built the way the
+// memArchive is an in-memory index + object store built the way the
 // recorder writes segments (docs/ARCHITECTURE.md, recording format
 // contract).
-type recording struct {
+type memArchive struct {
 	camera string
-	segs   []index.Segment
-	frags  map[int64][]index.Fragment
+	segs   []recording.Segment
+	frags  map[int64][]recording.Fragment
 	data   map[int64][]byte
 
 	mu    sync.Mutex
 	reads [][3]int64 // segment ID, off, length
 }
 
-func newRecording(t *testing.T, specs ...segSpec) *recording {
+func newRecording(t *testing.T, specs ...segSpec) *memArchive {
 	t.Helper()
-	rec := &recording{camera: "cam1", frags: map[int64][]index.Fragment{}, data: map[int64][]byte{}}
+	rec := &memArchive{camera: "cam1", frags: map[int64][]recording.Fragment{}, data: map[int64][]byte{}}
 	for i, sp := range specs {
 		rec.add(t, int64(i+1), sp)
 	}
@@ -236,7 +235,7 @@ func newRecording(t *testing.T, specs ...segSpec) *recording {
 
 func ptsToDur(p int64) time.Duration { return time.Duration(p) * time.Second / 90000 }
 
-func (rec *recording) add(t *testing.T, id int64, sp segSpec) {
+func (rec *memArchive) add(t *testing.T, id int64, sp segSpec) {
 	t.Helper()
 	c := sp.clip
 	aus := c.video[sp.from:sp.to]
@@ -263,9 +262,9 @@ func (rec *recording) add(t *testing.T, id int64, sp segSpec) {
 	}
 	dts0 := aus[0].dts
 	segPts0 := aus[0].pts // also the minimum pts: closed GOPs
-	seg := index.Segment{ID: id, CameraID: rec.camera, Start: sp.start, ObjectKey: fmt.Sprintf("cam1/%d.mp4", id),
-		Init: append([]byte(nil), ib.Bytes()...), Codecs: codecs, State: index.StateStored}
-	var frags []index.Fragment
+	seg := recording.Segment{ID: id, CameraID: rec.camera, Start: sp.start, ObjectKey: fmt.Sprintf("cam1/%d.mp4", id),
+		Init: append([]byte(nil), ib.Bytes()...), Codecs: codecs, State: recording.StateStored}
+	var frags []recording.Fragment
 	all := c.video
 	for gi, g := range groups {
 		var vs []*fmp4.Sample
@@ -311,7 +310,7 @@ func (rec *recording) add(t *testing.T, id int64, sp segSpec) {
 		if err := part.Marshal(&pb); err != nil {
 			t.Fatal(err)
 		}
-		frags = append(frags, index.Fragment{SegmentID: id, Seq: gi + 1,
+		frags = append(frags, recording.Fragment{SegmentID: id, Seq: gi + 1,
 			Start: sp.start.Add(ptsToDur(fragStart)), End: sp.start.Add(ptsToDur(fragEnd)),
 			Offset: int64(len(obj)), Size: int64(len(pb.Bytes())), Keyframe: g[0].key})
 		obj = append(obj, pb.Bytes()...)
@@ -341,8 +340,8 @@ func indexOf(all []videoAU, a videoAU) int {
 	panic("au not found")
 }
 
-func (rec *recording) SegmentsInRange(_ context.Context, camera string, from, to time.Time) ([]index.Segment, error) {
-	var out []index.Segment
+func (rec *memArchive) SegmentsInRange(_ context.Context, camera string, from, to time.Time) ([]recording.Segment, error) {
+	var out []recording.Segment
 	for _, s := range rec.segs {
 		if s.CameraID == camera && s.End.After(from) && s.Start.Before(to) {
 			out = append(out, s)
@@ -351,8 +350,8 @@ func (rec *recording) SegmentsInRange(_ context.Context, camera string, from, to
 	return out, nil
 }
 
-func (rec *recording) Fragments(_ context.Context, id int64, from, to time.Time) ([]index.Fragment, error) {
-	var out []index.Fragment
+func (rec *memArchive) Fragments(_ context.Context, id int64, from, to time.Time) ([]recording.Fragment, error) {
+	var out []recording.Fragment
 	for _, f := range rec.frags[id] {
 		if f.End.After(from) && f.Start.Before(to) {
 			out = append(out, f)
@@ -361,7 +360,7 @@ func (rec *recording) Fragments(_ context.Context, id int64, from, to time.Time)
 	return out, nil
 }
 
-func (rec *recording) ReadRange(_ context.Context, seg index.Segment, off, length int64) (io.ReadCloser, error) {
+func (rec *memArchive) ReadRange(_ context.Context, seg recording.Segment, off, length int64) (io.ReadCloser, error) {
 	rec.mu.Lock()
 	rec.reads = append(rec.reads, [3]int64{seg.ID, off, length})
 	rec.mu.Unlock()

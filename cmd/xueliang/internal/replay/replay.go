@@ -7,18 +7,17 @@ import (
 	"io"
 	"log/slog"
 	"time"
-
-	"xueliang/index"
+	"xueliang/storage/recording"
 )
 
 // Index is the part of the recording index the replayer reads.
 type Index interface {
 	// SegmentsInRange returns the camera's segments with End > from and
 	// Start < to, ordered by Start.
-	SegmentsInRange(ctx context.Context, camera string, from, to time.Time) ([]index.Segment, error)
+	SegmentsInRange(ctx context.Context, camera string, from, to time.Time) ([]recording.Segment, error)
 	// Fragments returns the segment's fragments with End > from and
 	// Start < to, ordered by Seq.
-	Fragments(ctx context.Context, segmentID int64, from, to time.Time) ([]index.Fragment, error)
+	Fragments(ctx context.Context, segmentID int64, from, to time.Time) ([]recording.Fragment, error)
 }
 
 // SegmentReader reads byte ranges of a segment object, from the spool or
@@ -26,7 +25,7 @@ type Index interface {
 type SegmentReader interface {
 	// ReadRange returns length bytes of seg's object starting at off. The
 	// caller closes the reader.
-	ReadRange(ctx context.Context, seg index.Segment, off, length int64) (io.ReadCloser, error)
+	ReadRange(ctx context.Context, seg recording.Segment, off, length int64) (io.ReadCloser, error)
 }
 
 // Errors returned (wrapped) by Plan and Write.
@@ -111,7 +110,7 @@ type Plan struct {
 	// Gaps are the holes in the footage between Start and End that were
 	// cut out of the output (SkipGaps), followed, when Stop is not
 	// StopNone, by the gap or boundary at which the output stops.
-	Gaps []index.Gap
+	Gaps []recording.Gap
 	// Stop tells why the output ends before the requested End.
 	Stop StopReason
 
@@ -128,7 +127,7 @@ func (p *Plan) Duration() time.Duration {
 	return d
 }
 
-func (p *Plan) skippedGaps() []index.Gap {
+func (p *Plan) skippedGaps() []recording.Gap {
 	if p.Stop != StopNone && len(p.Gaps) > 0 {
 		return p.Gaps[:len(p.Gaps)-1]
 	}
@@ -136,8 +135,8 @@ func (p *Plan) skippedGaps() []index.Gap {
 }
 
 type planSegment struct {
-	seg   index.Segment
-	frags []index.Fragment
+	seg   recording.Segment
+	frags []recording.Fragment
 	// from is the wall-clock time output starts at in this segment (the
 	// plan start for the first segment, seg.Start otherwise); to is where
 	// it ends (the plan end for the last segment, seg.End otherwise).
@@ -199,7 +198,7 @@ func (r *Replayer) Plan(ctx context.Context, req Request) (*Plan, error) {
 				ps.from = prev.seg.End
 			}
 			if gap := seg.Start.Sub(prev.seg.End); gap > tol {
-				p.Gaps = append(p.Gaps, index.Gap{Start: prev.seg.End, End: seg.Start})
+				p.Gaps = append(p.Gaps, recording.Gap{Start: prev.seg.End, End: seg.Start})
 				if !req.SkipGaps {
 					p.Stop = StopGap
 					break
@@ -208,7 +207,7 @@ func (r *Replayer) Plan(ctx context.Context, req Request) (*Plan, error) {
 			if prevInit, err := parseInit(prev.seg.Init); err == nil {
 				in, err := parseInit(seg.Init)
 				if err != nil || !sameLayout(prevInit, in) {
-					p.Gaps = append(p.Gaps, index.Gap{Start: prev.seg.End, End: maxTime(prev.seg.End, seg.Start)})
+					p.Gaps = append(p.Gaps, recording.Gap{Start: prev.seg.End, End: maxTime(prev.seg.End, seg.Start)})
 					p.Stop = StopLayoutChange
 					break
 				}
@@ -244,7 +243,7 @@ func (r *Replayer) Plan(ctx context.Context, req Request) (*Plan, error) {
 // first segment the list is extended back to the keyframe fragment at or
 // before ps.from; for a later segment that starts inside (overlap), the
 // fragments ending at or before ps.from are dropped from a keyframe on.
-func (r *Replayer) fragments(ctx context.Context, ps *planSegment, first bool) ([]index.Fragment, error) {
+func (r *Replayer) fragments(ctx context.Context, ps *planSegment, first bool) ([]recording.Fragment, error) {
 	from := ps.from
 	if !first {
 		from = ps.seg.Start
@@ -287,7 +286,7 @@ func (r *Replayer) fragments(ctx context.Context, ps *planSegment, first bool) (
 	if k < 0 {
 		return nil, fmt.Errorf("plan replay: segment %d: no keyframe fragment before seq %d", ps.seg.ID, frags[0].Seq)
 	}
-	var pre []index.Fragment
+	var pre []recording.Fragment
 	for _, f := range before[k:] {
 		if f.Seq < frags[0].Seq {
 			pre = append(pre, f)

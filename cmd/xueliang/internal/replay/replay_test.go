@@ -11,8 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"xueliang/index"
+	"xueliang/storage/recording"
 )
 
 // frameRef names a source frame: clip and presentation index.
@@ -45,7 +44,7 @@ func TestReplay(t *testing.T) {
 		req       Request
 		wantStart time.Time
 		wantEnd   time.Time
-		wantGaps  []index.Gap
+		wantGaps  []recording.Gap
 		wantStop  StopReason
 		preroll   int // decoded frames with pts < 0
 		want      []frameRef
@@ -101,7 +100,7 @@ func TestReplay(t *testing.T) {
 			},
 			req:       Request{Start: at(1 * s), End: at(7 * s)},
 			wantStart: at(1 * s), wantEnd: at(3 * s),
-			wantGaps: []index.Gap{{Start: at(3 * s), End: at(5 * s)}}, wantStop: StopGap,
+			wantGaps: []recording.Gap{{Start: at(3 * s), End: at(5 * s)}}, wantStop: StopGap,
 			preroll: 0, want: frames(bf0, 25, 75), reads: 1,
 		},
 		{
@@ -112,7 +111,7 @@ func TestReplay(t *testing.T) {
 			},
 			req:       Request{Start: at(1 * s), End: at(7 * s), SkipGaps: true},
 			wantStart: at(1 * s), wantEnd: at(7 * s),
-			wantGaps: []index.Gap{{Start: at(3 * s), End: at(5 * s)}},
+			wantGaps: []recording.Gap{{Start: at(3 * s), End: at(5 * s)}},
 			preroll:  0, want: frames(bf0, 25, 125), reads: 2,
 		},
 		{
@@ -144,7 +143,7 @@ func TestReplay(t *testing.T) {
 			},
 			req:       Request{Start: at(2 * s), End: at(5 * s)},
 			wantStart: at(2 * s), wantEnd: at(3 * s),
-			wantGaps: []index.Gap{{Start: at(3 * s), End: at(3 * s)}}, wantStop: StopLayoutChange,
+			wantGaps: []recording.Gap{{Start: at(3 * s), End: at(3 * s)}}, wantStop: StopLayoutChange,
 			preroll: 0, want: frames(bf2, 50, 75), audio: true, reads: 1,
 		},
 	}
@@ -183,7 +182,7 @@ func TestReplay(t *testing.T) {
 	}
 }
 
-func gapsEqual(a, b []index.Gap) bool {
+func gapsEqual(a, b []recording.Gap) bool {
 	if len(a) != len(b) {
 		return false
 	}

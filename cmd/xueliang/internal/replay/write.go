@@ -7,11 +7,10 @@ import (
 	"log/slog"
 	"sort"
 	"time"
+	"xueliang/storage/recording"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
-
-	"xueliang/index"
 )
 
 // maxFragmentSize bounds the bytes read for one fragment (a fragment is
@@ -45,8 +44,8 @@ func (r *Replayer) Write(ctx context.Context, p *Plan, w io.Writer) error {
 }
 
 // contiguousRuns splits frags into runs that are adjacent in the object.
-func contiguousRuns(frags []index.Fragment) [][]index.Fragment {
-	var runs [][]index.Fragment
+func contiguousRuns(frags []recording.Fragment) [][]recording.Fragment {
+	var runs [][]recording.Fragment
 	start := 0
 	for i := 1; i <= len(frags); i++ {
 		if i == len(frags) || frags[i].Offset != frags[i-1].Offset+frags[i-1].Size {
@@ -59,7 +58,7 @@ func contiguousRuns(frags []index.Fragment) [][]index.Fragment {
 
 // writeRun reads one contiguous run of fragments with a single ranged read
 // and feeds them, one at a time, to the muxer.
-func (r *Replayer) writeRun(ctx context.Context, m *muxer, ps *planSegment, run []index.Fragment) error {
+func (r *Replayer) writeRun(ctx context.Context, m *muxer, ps *planSegment, run []recording.Fragment) error {
 	last := run[len(run)-1]
 	off, length := run[0].Offset, last.Offset+last.Size-run[0].Offset
 	rc, err := r.Reader.ReadRange(ctx, ps.seg, off, length)

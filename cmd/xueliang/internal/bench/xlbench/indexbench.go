@@ -13,6 +13,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"xueliang/index"
+	"xueliang/storage/recording"
 )
 
 type indexResult struct {
@@ -90,16 +91,16 @@ func (run *indexRun) api(apiSegs int) error {
 	for i := 0; nAPI < apiSegs && i < cams*perCam; i++ {
 		c, k := i%cams, perCam-1-i/cams
 		st := start.Add(time.Duration(k) * segDur)
-		seg := index.Segment{CameraID: fmt.Sprintf("cam%04d", c), Start: st, End: st.Add(segDur),
+		seg := recording.Segment{CameraID: fmt.Sprintf("cam%04d", c), Start: st, End: st.Add(segDur),
 			ObjectKey: fmt.Sprintf("cam%04d/%d.mp4", c, st.UnixNano()), Codecs: "H264", Width: 1920, Height: 1080,
-			State: index.StateStored, Size: 15 << 20}
+			State: recording.StateStored, Size: 15 << 20}
 		if err := db.CreateSegment(ctx, &seg); err != nil {
 			return err
 		}
-		frags := make([]index.Fragment, fragsPer)
+		frags := make([]recording.Fragment, fragsPer)
 		for j := range frags {
 			fs := st.Add(time.Duration(j) * segDur / time.Duration(fragsPer))
-			frags[j] = index.Fragment{SegmentID: seg.ID, Seq: j + 1, Start: fs, End: fs.Add(segDur / time.Duration(fragsPer)),
+			frags[j] = recording.Fragment{SegmentID: seg.ID, Seq: j + 1, Start: fs, End: fs.Add(segDur / time.Duration(fragsPer)),
 				Offset: int64(j) * 1 << 20, Size: 1 << 20, Keyframe: true}
 		}
 		if err := db.AddFragments(ctx, frags); err != nil {
@@ -137,7 +138,7 @@ func (run *indexRun) fill(busy string) error {
 	var bulk int64
 	chunk := r.BulkChunkCameras
 	for c0 := 0; c0 < cams; c0 += chunk {
-		n, err := db.LoadSegments(ctx, func(yield func(index.Segment) bool) {
+		n, err := db.LoadSegments(ctx, func(yield func(recording.Segment) bool) {
 			for c := c0; c < min(c0+chunk, cams); c++ {
 				id := fmt.Sprintf("cam%04d", c)
 				for k := range perCam {
@@ -145,9 +146,9 @@ func (run *indexRun) fill(busy string) error {
 						continue
 					}
 					st := start.Add(time.Duration(k) * segDur)
-					if !yield(index.Segment{CameraID: id, Start: st, End: st.Add(segDur),
+					if !yield(recording.Segment{CameraID: id, Start: st, End: st.Add(segDur),
 						ObjectKey: fmt.Sprintf("%s/%d.mp4", id, st.UnixNano()), Size: 15 << 20,
-						Codecs: "H264", Width: 1920, Height: 1080, State: index.StateStored}) {
+						Codecs: "H264", Width: 1920, Height: 1080, State: recording.StateStored}) {
 						return
 					}
 				}

@@ -27,9 +27,9 @@ import (
 	"xueliang/cmd/xueliang/internal/api"
 	"xueliang/index"
 	"xueliang/ingest"
-	"xueliang/ingest/decode"
 	"xueliang/ingest/decode/decodetest"
 	"xueliang/ingest/motion"
+	"xueliang/storage/recording"
 )
 
 type motionResult struct {
@@ -178,8 +178,8 @@ func analysisCPU(name, path string, keyOnly bool, loops int) (motionCPUResult, e
 	return r, nil
 }
 
-func isKeyframe(c decode.Codec, au [][]byte) bool {
-	if c == decode.H265 {
+func isKeyframe(c recording.VideoCodec, au [][]byte) bool {
+	if c == recording.H265 {
 		return h265.IsRandomAccess(au)
 	}
 	return h264.IsRandomAccess(au)
@@ -276,7 +276,7 @@ func searchLatency(dir string, cams, days, queries int) (motionSearchResult, err
 			return r, err
 		}
 		syn := newSynthCamera(uint64(c+1), start, share)
-		var batch []index.MotionChunk
+		var batch []recording.MotionChunk
 		var minute []motion.Second
 		flush := func(m time.Time) error {
 			if len(minute) > 0 {
@@ -284,7 +284,7 @@ func searchLatency(dir string, cams, days, queries int) (motionSearchResult, err
 				if err != nil {
 					return err
 				}
-				batch = append(batch, index.MotionChunk{CameraID: id, Start: ch.Start, End: ch.End, Active: ch.Active, Summary: ch.Summary, Data: ch.Data})
+				batch = append(batch, recording.MotionChunk{CameraID: id, Start: ch.Start, End: ch.End, Active: ch.Active, Summary: ch.Summary, Data: ch.Data})
 				dataBytes += int64(len(ch.Data))
 				secs += int64(ch.Active)
 				minute = minute[:0]

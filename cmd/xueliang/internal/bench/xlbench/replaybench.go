@@ -21,6 +21,7 @@ import (
 	"xueliang/ingest/segmenter"
 	"xueliang/storage"
 	"xueliang/storage/local"
+	"xueliang/storage/recording"
 	"xueliang/storage/s3"
 	"xueliang/storage/spool"
 )
@@ -44,14 +45,14 @@ type replayResult struct {
 // capIndex captures what a segmenter.Writer writes to the index.
 type capIndex struct {
 	mu    sync.Mutex
-	seg   index.Segment
-	frags []index.Fragment
+	seg   recording.Segment
+	frags []recording.Fragment
 	end   time.Time
 	size  int64
 	sha   string
 }
 
-func (c *capIndex) CreateSegment(_ context.Context, s *index.Segment) error {
+func (c *capIndex) CreateSegment(_ context.Context, s *recording.Segment) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s.ID = 1
@@ -59,7 +60,7 @@ func (c *capIndex) CreateSegment(_ context.Context, s *index.Segment) error {
 	return nil
 }
 
-func (c *capIndex) AddFragments(_ context.Context, f []index.Fragment) error {
+func (c *capIndex) AddFragments(_ context.Context, f []recording.Fragment) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.frags = append(c.frags, f...)
@@ -142,7 +143,7 @@ func template(dir, clipPath string) (*capIndex, []byte, error) {
 	}
 	t0 := time.Unix(1700000000, 0)
 	if err := w.Start(segmenter.Session{Anchor: t0, AnchorPTS: aus[0].pts,
-		Video: segmenter.Video{Codec: segmenter.H264, SPS: sps, PPS: pps}}); err != nil {
+		Video: recording.Video{Codec: recording.H264, SPS: sps, PPS: pps}}); err != nil {
 		return nil, nil, err
 	}
 	for _, a := range aus {
@@ -204,11 +205,11 @@ func runReplay(dir, clipPath string, m *minio, cams, hours, instants int, ready 
 			shift := st.Sub(ci.seg.Start)
 			seg := ci.seg
 			seg.ID, seg.CameraID, seg.ObjectKey = 0, fmt.Sprintf("cam%02d", c), key(c, k)
-			seg.Start, seg.End, seg.Size, seg.SHA256, seg.State = st, ci.end.Add(shift), int64(len(obj)), ci.sha, index.StateStored
+			seg.Start, seg.End, seg.Size, seg.SHA256, seg.State = st, ci.end.Add(shift), int64(len(obj)), ci.sha, recording.StateStored
 			if err := db.CreateSegment(ctx, &seg); err != nil {
 				return r, err
 			}
-			frags := make([]index.Fragment, len(ci.frags))
+			frags := make([]recording.Fragment, len(ci.frags))
 			for i, f := range ci.frags {
 				f.SegmentID, f.Start, f.End = seg.ID, f.Start.Add(shift), f.End.Add(shift)
 				frags[i] = f
