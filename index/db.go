@@ -89,8 +89,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
 	}
 	r.SetMaxOpenConns(readerConns)
 	r.SetMaxIdleConns(readerConns)
-	db := &DB{w: w, r: r, log: logger, now: time.Now, stmts: stmts}
-	db.startCommitter()
+	db := &DB{w: w, r: r, log: logger, now: time.Now, stmts: stmts, fc: newCommitter()}
 	if err := db.Ping(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("open index %s: %w", path, err), db.Close())
 	}
@@ -103,7 +102,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
 // cancelled rather than waited for.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		db.stopCommitter()
+		db.fc.close()
 		var errs []error
 		for _, st := range db.stmts {
 			errs = append(errs, st.Close())

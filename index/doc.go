@@ -1,7 +1,21 @@
-// Package index is the recording index: cameras, segments and their
-// fragments, in SQLite (modernc.org/sqlite, pure Go). A PostgreSQL
-// implementation can follow: the queries are portable SQL, and the SQLite
-// specifics (driver, DSN/pragmas, DDL) live in dialect.go.
+// Package index is the archive's index in SQLite (modernc.org/sqlite, pure
+// Go): what was recorded, the camera registry, motion and camera events,
+// users and the audit log. It maps its rows to the storage/recording value
+// types that ingest, storage and replay use, so none of them imports this
+// package; cmd/xueliang wires *DB to the interfaces they declare. A
+// PostgreSQL implementation can follow: the queries are portable SQL, and
+// the SQLite specifics (driver, DSN/pragmas) live in sqlite.go.
+//
+// Concerns, one group of files each (with its migrations):
+//
+//	recordings_*.go  cameras as owners of footage, segments, fragments,
+//	                 coverage, timeline, bulk load, group commit
+//	registry.go      the camera registry (Camera)
+//	motion.go        motion chunks and intervals
+//	events.go        camera-side (ONVIF) events
+//	auth_users.go    users and tokens (and the auth migration)
+//	auth_audit.go    the append-only, hash-chained audit log
+//	db.go, sqlite.go opening, migrating, transactions; SQLite's DSN
 //
 // Data flow:
 //
@@ -11,6 +25,8 @@
 //	uploader  ─SegmentsByState(closed) / MarkStored─▶ segments (state stored)
 //	replay    ─SegmentsInRange / Fragments──────────▶ byte ranges to read
 //	API       ─Timeline─▶ spans + gaps
+//	ingest    ─AddMotion, AddCameraEvents─▶ motion_*, camera_events
+//	API/auth  ─users, tokens, AppendAudit─▶ users, tokens, audit
 //
 // Layout (times are int64 unix nanoseconds, UTC):
 //
@@ -59,7 +75,7 @@
 // segment of each camera (raised in the same transaction as any write that
 // lengthens a segment), so the scan is start in [from - max_segment_ns, to).
 //
-// Migrations: an ordered list in dialect.go, each applied with its
+// Migrations: an ordered list (sqlite.go) of every concern's slice, each applied with its
 // schema_migrations row in one transaction; reopening is a no-op and a
 // database newer than the program is refused (ErrSchemaTooNew).
 //
@@ -71,24 +87,28 @@
 // concurrent use.
 //
 // AddFragments, the most frequent write (every camera, once per GOP), is
-// group-committed (groupcommit.go): a call queues its rows and waits; one
-// goroutine, started by Open and stopped by Close, takes everything queued
-// (in arrival order, up to 512 rows) and writes it in ONE transaction with
-// the prepared statements, each touched segment raised once, then answers
-// every caller. A lone call is committed at once (nothing waits for
-// company); calls arriving while a transaction runs share the next one, so
-// the per-transaction cost (BEGIN, COMMIT, WAL append) is paid once per
-// batch instead of once per camera. If a merged transaction fails, each of
-// its calls is retried in a transaction of its own, so one bad call (a
-// missing segment: ErrNotFound) fails alone, with the error it would have
-// had alone. A call still returns only once its rows are committed, so a
-// caller's later FinishSegment (or any other write, which goes to the same
-// connection) sees them. A call whose ctx ends while waiting returns ctx's
-// error; its rows may or may not be committed (the upsert is idempotent:
-// retrying is safe), and rows of a call abandoned before its batch starts
-// are skipped. Close cancels a merged transaction in progress and answers
-// the waiting calls with an error. The other writes are rare (once per
-// segment or less) and keep their own transactions.
+// group-committed (recordings_groupcommit.go) without a goroutine of its
+// own, the way LevelDB groups its writers: a call queues its rows; the call
+// that finds no other committing becomes the leader, waits the commit window
+// (SetCommitWindow; 0 writes at once), takes everything queued (in arrival
+// order, up to 512 rows) and writes it in ONE transaction with the prepared
+// statements, each touched segment raised once, answers every caller, and
+// hands the leadership to the call now at the head of the queue (a call
+// handed it commits the next batch at once). Calls arriving while a
+// transaction runs share the next one, so the per-transaction cost (BEGIN,
+// COMMIT, WAL append) is paid once per batch instead of once per camera. If
+// a merged transaction fails, each of its calls is retried in a transaction
+// of its own, so one bad call (a missing segment: ErrNotFound) fails alone,
+// with the error it would have had alone. A call returns only once its rows
+// are committed, so a caller's later FinishSegment (or any other write,
+// which goes to the same connection) sees them. A waiting call whose ctx
+// ends returns ctx's error; its rows may or may not be committed (the upsert
+// is idempotent: retrying is safe), and rows of a call abandoned before its
+// batch starts are skipped. The leader itself returns when its batch is
+// committed: it is doing the others' work. Close cancels a transaction in
+// progress, answers the waiting calls with an error and waits for the
+// leader. The other writes are rare (once per segment or less) and keep
+// their own transactions.
 //
 // Durability: WAL with synchronous=NORMAL: a commit is atomic and survives
 // a process crash; a power loss can lose the last transactions (not

@@ -108,16 +108,7 @@ func (db *DB) AddFragments(ctx context.Context, frags []recording.Fragment) erro
 	}
 	// A copy: a caller whose ctx ends may reuse frags while its request is
 	// still being written.
-	r := &fragReq{ctx: ctx, frags: slices.Clone(frags), done: make(chan error, 1)}
-	if err := db.fc.enqueue(r); err != nil {
-		return fmt.Errorf("add fragments: %w", err)
-	}
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("add fragments: %w", ctx.Err())
-	}
+	return db.submit(&fragReq{ctx: ctx, frags: slices.Clone(frags), done: make(chan error, 1), lead: make(chan struct{}, 1)})
 }
 
 // FinishSegment sets the segment's final End, Size and SHA-256 and moves it

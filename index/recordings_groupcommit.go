@@ -22,35 +22,42 @@ const maxBatchRows = 512
 // closed (or that arrive after).
 var errClosed = errors.New("index closed")
 
-// fragReq is one AddFragments call waiting for the committer.
+// fragReq is one AddFragments call waiting for its rows to be committed.
 type fragReq struct {
 	ctx   context.Context
 	frags []recording.Fragment
-	// done receives exactly one answer; buffered so that the committer
-	// never blocks on a caller that stopped waiting.
+	// done receives exactly one answer; buffered so that the leader never
+	// blocks on a caller that stopped waiting.
 	done chan error
+	// lead receives the leadership (see committer) while the request is at
+	// the head of the queue; buffered, at most one token.
+	lead chan struct{}
 }
 
 // committer merges concurrent AddFragments calls into shared write
-// transactions (group commit). Callers enqueue a fragReq and wait; one
-// goroutine, started by Open and stopped by Close, takes everything queued
-// (up to maxBatchRows rows), writes it in one transaction and answers every
-// caller. See the package doc, "Concurrency".
+// transactions (group commit) without a goroutine of its own, the way
+// LevelDB groups its writers: a call queues its request; if no call is
+// committing (no leader), it becomes the leader, waits the commit window
+// for company, takes everything queued (up to maxBatchRows rows), writes it
+// in one transaction and answers every caller, then hands the leadership
+// to the request now at the head of the queue (or leaves none when the
+// queue is empty). Every other call waits for its answer or for the
+// leadership. See the package doc, "Concurrency".
 type committer struct {
-	mu     sync.Mutex
-	queue  []*fragReq
-	closed bool // set by the goroutine when it stops; no more requests are queued
+	mu      sync.Mutex
+	queue   []*fragReq
+	leading bool // a call holds the leadership (or it was handed to queue[0])
+	closed  bool // set by Close; no more requests are queued
+	// leaders counts the calls committing a batch, for Close to wait on.
+	leaders sync.WaitGroup
 
-	wake   chan struct{} // capacity 1: "the queue may be non-empty"
-	stop   chan struct{} // closed by Close
-	exited chan struct{} // closed when the goroutine has answered all it took
 	// ctx is the transactions' context, cancelled by Close so that a batch
 	// waiting for the writer connection does not hold Close up.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// window is how long the goroutine waits after a wake-up for more
-	// requests before it writes (SetCommitWindow); 0 writes at once.
+	// window is how long a leader that found the committer idle waits for
+	// more requests before it writes (SetCommitWindow); 0 writes at once.
 	window atomic.Int64
 
 	// Counters, for tests and benchmarks.
@@ -58,42 +65,124 @@ type committer struct {
 	fallbacks atomic.Int64 // group transactions that failed and were split
 }
 
-// startCommitter starts db's committer goroutine; Close stops it.
-func (db *DB) startCommitter() {
+func newCommitter() *committer {
 	ctx, cancel := context.WithCancel(context.Background())
-	db.fc = &committer{
-		wake:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		exited: make(chan struct{}),
-		ctx:    ctx,
-		cancel: cancel,
-	}
-	go db.runCommitter()
+	return &committer{ctx: ctx, cancel: cancel}
 }
 
-// stopCommitter stops the committer, answering queued requests with
-// errClosed, and waits for it. An in-flight transaction is cancelled.
-func (db *DB) stopCommitter() {
-	c := db.fc
-	close(c.stop)
+// close refuses further requests, answers the queued ones with errClosed,
+// cancels a transaction in progress and waits for its leader to finish.
+func (c *committer) close() {
+	c.mu.Lock()
+	c.closed = true
+	q := c.queue
+	c.queue = nil
+	c.mu.Unlock()
 	c.cancel()
-	<-c.exited
+	for _, r := range q {
+		r.done <- fmt.Errorf("add fragments: %w", errClosed)
+	}
+	c.leaders.Wait()
 }
 
-// enqueue queues r for the committer, or returns errClosed.
-func (c *committer) enqueue(r *fragReq) error {
+// submit queues r and waits for its answer, committing batches itself
+// whenever it holds the leadership.
+func (db *DB) submit(r *fragReq) error {
+	c := db.fc
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return errClosed
+		return fmt.Errorf("add fragments: %w", errClosed)
 	}
 	c.queue = append(c.queue, r)
-	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default: // a wake-up is already pending
+	idle := !c.leading
+	if idle {
+		c.leading = true
+		c.leaders.Add(1)
 	}
-	return nil
+	c.mu.Unlock()
+	if idle {
+		db.lead(r, true)
+	}
+	for {
+		select {
+		case err := <-r.done:
+			c.mu.Lock()
+			c.dropLeadLocked(r) // handed to r just before Close answered it
+			c.mu.Unlock()
+			return err
+		case <-r.lead:
+			db.lead(r, false)
+		case <-r.ctx.Done():
+			c.abandon(r)
+			// The answer may have been sent meanwhile (the rows were then
+			// taken into a batch); ctx's error is reported either way.
+			return fmt.Errorf("add fragments: %w", r.ctx.Err())
+		}
+	}
+}
+
+// abandon removes r, whose caller stopped waiting, from the queue (a
+// request already taken into a batch is left to its leader) and gives up
+// the leadership if it had been handed to r.
+func (c *committer) abandon(r *fragReq) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := slices.Index(c.queue, r); i >= 0 {
+		c.queue = slices.Delete(c.queue, i, i+1)
+	}
+	c.dropLeadLocked(r)
+}
+
+// dropLeadLocked gives up the leadership handed to r if r holds it and
+// will not lead (it was abandoned, or answered by Close). c.mu is held.
+func (c *committer) dropLeadLocked(r *fragReq) {
+	select {
+	case <-r.lead:
+		if !c.closed {
+			c.handOffLocked()
+		}
+		c.leaders.Done()
+	default:
+	}
+}
+
+// lead commits one batch as the leader (r is the leader's own request,
+// fromIdle whether it found no leader), then hands the leadership on.
+func (db *DB) lead(r *fragReq, fromIdle bool) {
+	c := db.fc
+	if w := time.Duration(c.window.Load()); fromIdle && w > 0 && c.queuedRows() < maxBatchRows {
+		t := time.NewTimer(w)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+		case <-r.ctx.Done(): // take what has come so far
+		}
+		t.Stop()
+	}
+	if batch := c.take(maxBatchRows); len(batch) > 0 {
+		db.commitBatch(batch)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.leading = false
+	} else {
+		c.handOffLocked()
+	}
+	c.mu.Unlock()
+	c.leaders.Done()
+}
+
+// handOffLocked gives the leadership to the request at the head of the
+// queue, or leaves the committer idle when the queue is empty. c.mu is
+// held.
+func (c *committer) handOffLocked() {
+	if len(c.queue) == 0 {
+		c.leading = false
+		return
+	}
+	c.leaders.Add(1)
+	c.queue[0].lead <- struct{}{}
 }
 
 // take removes the next batch from the queue: requests in arrival order
@@ -133,8 +222,9 @@ func (c *committer) queuedRows() int {
 	return n
 }
 
-// SetCommitWindow makes AddFragments calls wait up to d for others to share
-// their write transaction (0, the default, writes a lone call at once). At
+// SetCommitWindow makes an AddFragments call that finds no other call
+// committing wait up to d for others to share its write transaction (0,
+// the default, writes a lone call at once). At
 // a steady rate of one call per camera every two seconds, calls rarely
 // overlap by themselves, and a transaction's fixed cost (the segment
 // update with its coverage triggers, the commit) dominates: a window of
@@ -150,57 +240,6 @@ func (c *committer) queued() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.queue)
-}
-
-// runCommitter is the committer goroutine: it commits batches while the
-// queue is non-empty, sleeps on wake otherwise, and on stop answers what is
-// left with errClosed.
-func (db *DB) runCommitter() {
-	c := db.fc
-	defer close(c.exited)
-	for {
-		select {
-		case <-c.stop:
-			c.shutdown()
-			return
-		case <-c.wake:
-		}
-		if w := time.Duration(c.window.Load()); w > 0 && c.queuedRows() < maxBatchRows {
-			t := time.NewTimer(w)
-			select {
-			case <-c.stop:
-				t.Stop()
-				c.shutdown()
-				return
-			case <-t.C:
-			}
-		}
-		for {
-			batch := c.take(maxBatchRows)
-			if len(batch) == 0 {
-				break
-			}
-			db.commitBatch(batch)
-			select {
-			case <-c.stop:
-				c.shutdown()
-				return
-			default:
-			}
-		}
-	}
-}
-
-// shutdown refuses further requests and answers the queued ones.
-func (c *committer) shutdown() {
-	c.mu.Lock()
-	c.closed = true
-	q := c.queue
-	c.queue = nil
-	c.mu.Unlock()
-	for _, r := range q {
-		r.done <- fmt.Errorf("add fragments: %w", errClosed)
-	}
 }
 
 // commitBatch writes batch in one transaction and answers its callers. If

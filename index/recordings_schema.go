@@ -1,94 +1,10 @@
 package index
 
-import (
-	"fmt"
-	"net/url"
-	"sort"
-	"strings"
-)
-
-// This file holds everything specific to SQLite: the driver, its DSN and
-// the schema DDL. The queries in the other files are plain SQL that
-// PostgreSQL also accepts once '?' placeholders are rebound to $n
-// (INSERT ... ON CONFLICT ... DO UPDATE, RETURNING, CASE, quoted "offset").
-
-const driverName = "sqlite" // modernc.org/sqlite, pure Go
-
-// busyTimeoutMS is how long a connection waits for a lock before
-// SQLITE_BUSY. With one writer connection only checkpoints and other
-// processes (the sqlite3 shell) contend.
-const busyTimeoutMS = 10000
-
-// dsn returns the connection string for path. Every connection gets the
-// pragmas; the writer begins transactions with BEGIN IMMEDIATE so that it
-// takes the write lock up front instead of upgrading (which can fail with
-// SQLITE_BUSY regardless of busy_timeout); readers are query_only.
-func dsn(path string, readOnly bool) string {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout("+itoa(busyTimeoutMS)+")")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	if readOnly {
-		q.Add("_pragma", "query_only(1)")
-	} else {
-		q.Set("_txlock", "immediate")
-	}
-	return "file:" + escapePath(path) + "?" + q.Encode()
-}
-
-// escapePath escapes the characters that would end the path part of a
-// file: URI.
-func escapePath(p string) string {
-	return strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(p)
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
-}
-
-// migration is one schema version: statements applied in one transaction.
-type migration struct {
-	version int
-	name    string
-	stmts   []string
-}
-
-// migrations are applied in order of version; never edit a released one,
-// append. Each feature owns a slice in its own file (registry.go: the camera
-// registry, auth.go: users, tokens and the audit log, motion.go: motion
-// grids and intervals, events.go: camera-side events).
-var migrations = joinMigrations(coreMigrations, registryMigrations, authMigrations, motionMigrations, eventMigrations)
-
-// joinMigrations concatenates the feature slices in version order and panics
-// on a duplicate or missing version (a programming error caught by any test).
-func joinMigrations(parts ...[]migration) []migration {
-	var all []migration
-	for _, p := range parts {
-		all = append(all, p...)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].version < all[j].version })
-	for i, m := range all {
-		if m.version != i+1 {
-			panic(fmt.Sprintf("index: migration %d (%s) is out of sequence: want version %d", m.version, m.name, i+1))
-		}
-	}
-	return all
-}
-
-// coreMigrations: cameras, segments, fragments, coverage.
+// recordingMigrations: cameras (the owner of footage rows), segments,
+// fragments, coverage (versions 1-3).
 // PostgreSQL equivalents: INTEGER PRIMARY KEY → BIGINT GENERATED ALWAYS AS
 // IDENTITY, BLOB → BYTEA, keyframe INTEGER → BOOLEAN, WITHOUT ROWID dropped.
-var coreMigrations = []migration{
+var recordingMigrations = []migration{
 	{
 		version: 1,
 		name:    "initial schema",
@@ -142,7 +58,7 @@ var coreMigrations = []migration{
 	{
 		// coverage holds, per camera and bucket, the union of the camera's
 		// non-empty segments whose start_ns falls in the bucket, merged
-		// when they overlap or touch (see timeline.go). Triggers keep it
+		// when they overlap or touch (see recordings_timeline.go). Triggers keep it
 		// exact under every write to segments, including plain SQL.
 		// PostgreSQL: the same table; the triggers become one plpgsql
 		// trigger function doing the same statements.
