@@ -67,7 +67,7 @@ func (db *DB) AppendAudit(ctx context.Context, rec AuditRecord, seal func(*Audit
 
 const auditCols = `id, at_ns, user, role, remote, method, path, action, camera, range_from_ns, range_to_ns, status, detail, prev_hash, hash`
 
-func scanAudit(sc interface{ Scan(...any) error }) (AuditRecord, error) {
+func scanAudit(sc scanner) (AuditRecord, error) {
 	var a AuditRecord
 	var at, from, to int64
 	if err := sc.Scan(&a.ID, &at, &a.User, &a.Role, &a.Remote, &a.Method, &a.Path, &a.Action, &a.Camera,
@@ -109,20 +109,8 @@ func (db *DB) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, erro
 	}
 	query += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, q.Limit)
-	rows, err := db.r.QueryContext(ctx, query, args...)
+	out, err := queryAll(ctx, db.r, scanAudit, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("query audit: %w", err)
-	}
-	defer rows.Close()
-	var out []AuditRecord
-	for rows.Next() {
-		a, err := scanAudit(rows)
-		if err != nil {
-			return nil, fmt.Errorf("query audit: %w", err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("query audit: %w", err)
 	}
 	return out, nil

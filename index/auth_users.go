@@ -140,7 +140,7 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 
 const userCols = `name, role, townships, password_hash, disabled, created_ns`
 
-func scanUser(sc interface{ Scan(...any) error }) (User, error) {
+func scanUser(sc scanner) (User, error) {
 	var u User
 	var towns string
 	var disabled int
@@ -170,20 +170,8 @@ func (db *DB) User(ctx context.Context, name string) (User, error) {
 
 // Users returns every user, by name.
 func (db *DB) Users(ctx context.Context) ([]User, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+userCols+` FROM users ORDER BY name`)
+	out, err := queryAll(ctx, db.r, scanUser, `SELECT `+userCols+` FROM users ORDER BY name`)
 	if err != nil {
-		return nil, fmt.Errorf("users: %w", err)
-	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("users: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("users: %w", err)
 	}
 	return out, nil
@@ -202,7 +190,7 @@ func (db *DB) CreateToken(ctx context.Context, t Token) error {
 
 const tokenCols = `hash, user, kind, name, created_ns, expires_ns, last_used_ns`
 
-func scanToken(sc interface{ Scan(...any) error }) (Token, error) {
+func scanToken(sc scanner) (Token, error) {
 	var t Token
 	var created, expires, used int64
 	if err := sc.Scan(&t.Hash, &t.User, &t.Kind, &t.Name, &created, &expires, &used); err != nil {
@@ -232,21 +220,9 @@ func (db *DB) TokenByHash(ctx context.Context, hash string) (Token, error) {
 
 // Tokens returns the tokens of user ("" = every user), oldest first.
 func (db *DB) Tokens(ctx context.Context, user string) ([]Token, error) {
-	rows, err := db.r.QueryContext(ctx,
+	out, err := queryAll(ctx, db.r, scanToken,
 		`SELECT `+tokenCols+` FROM tokens WHERE ? = '' OR user = ? ORDER BY created_ns, hash`, user, user)
 	if err != nil {
-		return nil, fmt.Errorf("tokens: %w", err)
-	}
-	defer rows.Close()
-	var out []Token
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("tokens: %w", err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("tokens: %w", err)
 	}
 	return out, nil

@@ -170,8 +170,6 @@ func oneRow(res sql.Result, id int64) error {
 
 const segmentColumns = `id, camera_id, start_ns, end_ns, object_key, size, sha256, init, codecs, width, height, state`
 
-type scanner interface{ Scan(dest ...any) error }
-
 func scanSegment(s scanner) (recording.Segment, error) {
 	var (
 		seg        recording.Segment
@@ -199,20 +197,7 @@ func (db *DB) Segment(ctx context.Context, id int64) (recording.Segment, error) 
 }
 
 func (db *DB) querySegments(ctx context.Context, query string, args ...any) ([]recording.Segment, error) {
-	rows, err := db.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []recording.Segment
-	for rows.Next() {
-		seg, err := scanSegment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, seg)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.r, scanSegment, query, args...)
 }
 
 // overlapWhere selects a camera's segments overlapping [from, to). The

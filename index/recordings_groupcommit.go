@@ -261,7 +261,7 @@ func (db *DB) commitBatch(batch []*fragReq) {
 	}
 	c.fallbacks.Add(1)
 	db.log.Debug("fragment batch failed, committing its requests one by one",
-		"requests", len(batch), "error", err)
+		"requests", len(batch), "err", err)
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.done <- fmt.Errorf("add fragments: %w", err)

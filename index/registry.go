@@ -81,9 +81,7 @@ var registryMigrations = []migration{
 const cameraColumns = `id, name, township, village, lat, lon, main_url, sub_url, username, password,
 	transport, segment_duration_ns, motion, enabled, source, created_ns, updated_ns`
 
-type rowScanner interface{ Scan(dest ...any) error }
-
-func scanCamera(r rowScanner) (Camera, error) {
+func scanCamera(r scanner) (Camera, error) {
 	var c Camera
 	var lat, lon sql.NullFloat64
 	var segNS, created, updated int64
@@ -129,20 +127,8 @@ func boolInt(b bool) int {
 // Cameras returns every camera row, by id: registered cameras and the ones
 // that only have footage (Source "").
 func (db *DB) Cameras(ctx context.Context) ([]Camera, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+cameraColumns+` FROM cameras ORDER BY id`)
+	out, err := queryAll(ctx, db.r, scanCamera, `SELECT `+cameraColumns+` FROM cameras ORDER BY id`)
 	if err != nil {
-		return nil, fmt.Errorf("cameras: %w", err)
-	}
-	defer rows.Close()
-	var out []Camera
-	for rows.Next() {
-		c, err := scanCamera(rows)
-		if err != nil {
-			return nil, fmt.Errorf("cameras: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cameras: %w", err)
 	}
 	return out, nil

@@ -51,7 +51,7 @@ func (c CameraConfig) Validate() error {
 type Options struct {
 	// SpoolRoot is the spool directory; required.
 	SpoolRoot string
-	// Index receives segment and fragment rows (*index.DB); required.
+	// Index receives segment and fragment rows; required.
 	Index segmenter.Index
 	// OnClosed receives every closed segment (the uploader's Enqueue).
 	OnClosed func(recording.Segment)
@@ -80,16 +80,7 @@ type Options struct {
 	// (motion.go); a nil Motion.Sink disables it.
 	Motion MotionOptions
 	// Events receives the events cameras report on their ONVIF metadata
-	// track (events.go; *index.DB). Nil: the track is still read and
+	// track (events.go). Nil: the track is still read and
 	// counted, the events are not recorded.
 	Events EventSink
-}
-
-// redactURL returns u with any password replaced, for logs.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<invalid url>"
-	}
-	return u.Redacted()
 }

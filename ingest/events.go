@@ -228,7 +228,7 @@ func (p *Puller) setupMetadata(c *gortsplib.Client, baseURL *base.URL, m *descri
 		return nil
 	}
 	if _, err := c.Setup(baseURL, m, 0, 0); err != nil {
-		p.log.Warn("ignoring track", "media", string(m.Type), "codec", f.RTPMap(), "error", err.Error())
+		p.log.Warn("ignoring track", "media", string(m.Type), "codec", f.RTPMap(), "err", err.Error())
 		return nil
 	}
 	t := &metadataTrack{pipe: p.events, log: p.log, now: p.opts.Now, open: map[string]openEvent{}}

@@ -78,7 +78,7 @@ func (m *Manager) Update(cfgs []CameraConfig) {
 	want := map[string]CameraConfig{}
 	for _, c := range cfgs {
 		if err := c.Validate(); err != nil {
-			m.log.Error("invalid camera config", "camera", c.ID, "error", err)
+			m.log.Error("invalid camera config", "camera", c.ID, "err", err)
 			continue
 		}
 		want[c.ID] = c
@@ -128,7 +128,7 @@ func (m *Manager) startLocked(c CameraConfig) {
 			if err == nil {
 				return
 			}
-			m.log.Error("puller failed", "camera", c.ID, "error", err)
+			m.log.Error("puller failed", "camera", c.ID, "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(r.puller.opts.BackoffMax):

@@ -351,7 +351,7 @@ func (w *motionWorker) run(ctx context.Context) {
 			return
 		}
 		w.stats.panics.Add(1)
-		w.log.Error("motion analyser failed, restarting", "error", err)
+		w.log.Error("motion analyser failed, restarting", "err", err)
 		select {
 		case <-ctx.Done():
 			return
@@ -392,7 +392,7 @@ func (w *motionWorker) safeRun(ctx context.Context) (err error) {
 			if err := a.Process(f.t, f.codec, f.au); err != nil {
 				errsSinceWarn++
 				if time.Since(lastWarn) >= 10*time.Second {
-					w.log.Warn("motion decode errors", "errors", errsSinceWarn, "error", err)
+					w.log.Warn("motion decode errors", "errors", errsSinceWarn, "err", err)
 					lastWarn, errsSinceWarn = time.Now(), 0
 				}
 			}
@@ -416,7 +416,7 @@ func (w *motionWorker) write(ctx context.Context, a *MotionAnalyser) {
 	defer cancel()
 	if err := w.opts.Sink.AddMotion(ctx, chunks, ivs); err != nil {
 		w.stats.sinkErrors.Add(1)
-		w.log.Warn("motion write failed", "error", err, "chunks", len(chunks), "intervals", len(ivs))
+		w.log.Warn("motion write failed", "err", err, "chunks", len(chunks), "intervals", len(ivs))
 		return
 	}
 	w.stats.chunks.Add(int64(len(chunks)))

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,13 +14,13 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
-	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/pion/rtp"
 
 	"xueliang/ingest/rtpdepack"
 	"xueliang/ingest/rtspconn"
+	"xueliang/ingest/rtsperr"
 	"xueliang/ingest/segmenter"
 	"xueliang/storage/recording"
 )
@@ -89,6 +87,7 @@ type Puller struct {
 	cfg  CameraConfig
 	opts Options
 	log  *slog.Logger
+	red  rtsperr.Redactor // the main URL's password out of logs and Status
 
 	mu     sync.Mutex
 	status Status
@@ -140,6 +139,7 @@ func NewPuller(cfg CameraConfig, opts Options) *Puller {
 	return &Puller{
 		cfg:  cfg,
 		opts: opts,
+		red:  rtsperr.NewRedactor(cfg.URL),
 		log:  log.With("camera", cfg.ID, "component", "ingest"),
 		// events logs with the same attributes as log
 		events: newEventPipe(cfg.ID, opts.Events, log.With("camera", cfg.ID, "component", "ingest")),
@@ -222,12 +222,19 @@ func (p *Puller) Run(ctx context.Context) error {
 		p.update(func(s *Status) { s.LastError, s.LastErrorClass = err.Error(), ErrClassRecorder })
 		return fmt.Errorf("camera %s: %w", p.cfg.ID, err)
 	}
-	defer w.Close()
+	// The recorder's index worker outlives the sessions: the rows of the
+	// segment the last one closes are written after ctx has ended.
+	worker := make(chan error, 1)
+	go func() { worker <- w.Run(context.WithoutCancel(ctx)) }()
+	defer func() {
+		w.Close()
+		<-worker
+	}()
 	p.update(func(*Status) { p.writer = w })
 	defer p.startMotion(ctx)()
 	defer p.events.start(ctx)() // after the sessions: flushes their last events
 
-	p.log.Info("puller started", "url", redactURL(p.cfg.URL), "transport", p.transport())
+	p.log.Info("puller started", "url", p.red.URL(), "transport", p.transport())
 	backoff := p.opts.BackoffMin
 	for {
 		started := time.Now()
@@ -246,7 +253,10 @@ func (p *Puller) Run(ctx context.Context) error {
 		if time.Since(started) >= p.opts.BackoffResetAfter {
 			backoff = p.opts.BackoffMin
 		}
-		msg := redactErr(err, p.cfg.URL)
+		msg := "session ended"
+		if err != nil {
+			msg = p.red.Err(err)
+		}
 		wait := time.Duration(float64(backoff) * (0.5 + 0.5*p.opts.Jitter()))
 		p.update(func(s *Status) {
 			s.LastError, s.LastErrorClass = msg, class
@@ -256,7 +266,7 @@ func (p *Puller) Run(ctx context.Context) error {
 			}
 			s.Failures[class]++
 		})
-		p.log.Warn("session ended, reconnecting", "error_class", class, "error", msg, "wait", wait)
+		p.log.Warn("session ended, reconnecting", "error_class", class, "err", msg, "wait", wait)
 		select {
 		case <-ctx.Done():
 			p.log.Info("puller stopped")
@@ -283,26 +293,6 @@ func (p *Puller) safeSession(ctx context.Context, w *segmenter.Writer) (class st
 		}
 	}()
 	return p.session(ctx, w)
-}
-
-// redactErr renders err without the URL's password.
-func redactErr(err error, rawURL string) string {
-	if err == nil {
-		return "session ended"
-	}
-	s := err.Error()
-	if i := strings.Index(rawURL, "://"); i >= 0 {
-		rest := rawURL[i+3:]
-		if at := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@"); at >= 0 {
-			userinfo := rest[:at]
-			if c := strings.Index(userinfo, ":"); c >= 0 {
-				if pw := userinfo[c+1:]; pw != "" {
-					s = strings.ReplaceAll(s, pw, "xxxxx")
-				}
-			}
-		}
-	}
-	return s
 }
 
 // videoTrack handles one video format's packets.
@@ -461,7 +451,8 @@ func (p *Puller) dial(ctx context.Context, rawURL string) (c *gortsplib.Client, 
 	return c, u, d, func() { stop(); c.Close() }, nil
 }
 
-// session runs one RTSP session until it fails or ctx is cancelled.
+// session runs one RTSP session until it fails or ctx is cancelled: it
+// finds the tracks, sets up their pipelines and plays.
 func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, error) {
 	c, u, dialer, closeClient, err := p.dial(ctx, p.cfg.URL)
 	if err != nil {
@@ -471,275 +462,324 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 
 	desc, _, err := c.Describe(u)
 	if err != nil {
-		var bad liberrors.ErrClientBadStatusCode
-		if errors.As(err, &bad) && bad.Code == base.StatusUnauthorized {
-			return ErrClassAuth, fmt.Errorf("describe: %w", err)
-		}
-		return ErrClassConnect, fmt.Errorf("describe: %w", err)
+		return connectClass(err), fmt.Errorf("describe: %w", err)
 	}
-
-	var vmedi, amedi, mmedi *description.Media
-	var vforma, aforma, mforma format.Format
-	for _, m := range desc.Medias {
-		for _, f := range m.Formats {
-			switch f.(type) {
-			case *format.H264, *format.H265:
-				if vmedi == nil {
-					vmedi, vforma = m, f
-					continue
-				}
-			case *format.MPEG4Audio, *format.G711:
-				if amedi == nil {
-					amedi, aforma = m, f
-					continue
-				}
-			case *format.Generic: // ONVIF metadata (events.go)
-				if mmedi == nil && isONVIFMetadata(f) {
-					mmedi, mforma = m, f
-					continue
-				}
-			}
-			if f != vforma && f != aforma {
-				p.log.Info("ignoring track", "media", string(m.Type), "codec", f.Codec())
-			}
-		}
-	}
-	if vmedi == nil {
+	tr := p.pickTracks(desc)
+	if tr.video == nil {
 		return ErrClassNoVideo, errors.New("no H264 or H265 video track")
 	}
-
-	vt := &videoTrack{}
-	sess := segmenter.Session{}
-	switch f := vforma.(type) {
-	case *format.H264:
-		vt.dec264, err = newH264Depacketizer(f)
-		vt.sps, vt.pps = f.SafeParams()
-		sess.Video = recording.Video{Codec: recording.H264, SPS: vt.sps, PPS: vt.pps}
-	case *format.H265:
-		vt.isH265 = true
-		vt.dec265, err = newH265Depacketizer(f)
-		vt.vps, vt.sps, vt.pps = f.SafeParams()
-		sess.Video = recording.Video{Codec: recording.H265, VPS: vt.vps, SPS: vt.sps, PPS: vt.pps}
-	}
+	pl, err := p.newPipeline(c, w, tr.video, tr.vforma)
 	if err != nil {
-		return ErrClassConnect, fmt.Errorf("create video decoder: %w", err)
+		return ErrClassConnect, err
 	}
-
-	vsetup, err := c.Setup(desc.BaseURL, vmedi, 0, 0)
+	vsetup, err := c.Setup(desc.BaseURL, tr.video, 0, 0)
 	if err != nil {
-		return ErrClassConnect, fmt.Errorf("setup video: %w", err)
+		return connectClass(err), fmt.Errorf("setup video: %w", err)
 	}
-	vtap := dialer.TapSetup(vsetup, rtspconn.PrefixFor(vforma)) // nil with UDP
-
-	var audioDecode func(*rtp.Packet) ([][]byte, error)
-	if amedi != nil {
-		switch f := aforma.(type) {
-		case *format.MPEG4Audio:
-			if f.Config == nil {
-				p.log.Info("ignoring track", "media", "audio", "codec", f.Codec(), "reason", "no config")
-				break
-			}
-			dec, derr := f.CreateDecoder()
-			if derr != nil {
-				p.log.Info("ignoring track", "media", "audio", "codec", f.Codec(), "error", derr.Error())
-				break
-			}
-			sess.Audio = &recording.Audio{Codec: recording.AAC, AAC: *f.Config}
-			audioDecode = func(pkt *rtp.Packet) ([][]byte, error) {
-				aus, err := dec.Decode(pkt)
-				if errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) {
-					return nil, nil
-				}
-				return aus, err
-			}
-		case *format.G711:
-			dec, derr := f.CreateDecoder()
-			if derr != nil {
-				p.log.Info("ignoring track", "media", "audio", "codec", f.Codec(), "error", derr.Error())
-				break
-			}
-			codec := recording.G711ALaw
-			if f.MULaw {
-				codec = recording.G711MuLaw
-			}
-			sess.Audio = &recording.Audio{Codec: codec, SampleRate: f.SampleRate, ChannelCount: f.ChannelCount}
-			audioDecode = func(pkt *rtp.Packet) ([][]byte, error) {
-				b, err := dec.Decode(pkt)
-				if err != nil {
-					return nil, err
-				}
-				return [][]byte{b}, nil
-			}
+	pl.vtap = dialer.TapSetup(vsetup, rtspconn.PrefixFor(tr.vforma)) // nil with UDP
+	if dec := p.audioDecoder(tr.aforma, &pl.sess); dec != nil {
+		if _, err := c.Setup(desc.BaseURL, tr.audio, 0, 0); err != nil {
+			return connectClass(err), fmt.Errorf("setup audio: %w", err)
 		}
-		if audioDecode != nil {
-			if _, err := c.Setup(desc.BaseURL, amedi, 0, 0); err != nil {
-				return ErrClassConnect, fmt.Errorf("setup audio: %w", err)
-			}
-		}
+		c.OnPacketRTP(tr.audio, tr.aforma, func(pkt *rtp.Packet) { pl.onAudio(tr.audio, dec, pkt) })
 	}
-
-	// State shared by the callbacks (one goroutine per media with UDP).
-	var (
-		mu         sync.Mutex
-		anchored   bool
-		offsetSeen bool
-		decodeErrs int64
-		writeErrs  int64
-		lastWarn   time.Time
-		// wall clock of the session: anchor ↔ anchorPTS (for motion)
-		anchorWall time.Time
-		anchorPTS  int64
-	)
-	p.mu.Lock()
-	mw := p.motion
-	p.mu.Unlock()
-	if mw != nil && !mw.keyOnly {
-		mw = nil // a sub stream feeds the analyser
-	}
-	mcodec := recording.H264
-	if sess.Video.Codec == recording.H265 {
-		mcodec = recording.H265
-	}
-	countErr := func(n *int64) {
-		*n++
-		if time.Since(lastWarn) >= 10*time.Second {
-			lastWarn = time.Now()
-			p.log.Warn("stream errors", "decode_errors", decodeErrs, "write_errors", writeErrs)
-		}
-	}
-
-	c.OnPacketRTP(vmedi, vforma, func(pkt *rtp.Packet) {
-		tapped := false
-		if vtap != nil {
-			if whole := vtap.Packet(pkt); whole != pkt { // valid during this call
-				pkt, tapped = whole, true
-			}
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		p.update(func(s *Status) {
-			s.Bytes += int64(len(pkt.Payload))
-			if tapped {
-				s.TappedPackets++
-			}
-		})
-		pts, ok := c.PacketPTS2(vmedi, pkt)
-		if !ok {
-			return
-		}
-		au, err := vt.decode(pkt)
-		if err != nil {
-			countErr(&decodeErrs)
-			return
-		}
-		if au == nil {
-			return
-		}
-		au, key := vt.prepare(au)
-		dts, ok, err := vt.extractDTS(au, pts, key)
-		if err != nil {
-			countErr(&decodeErrs)
-			vt.resetDTS()
-			return
-		}
-		if !ok {
-			return
-		}
-		recvTime := p.opts.Now()
-		ntp, ntpOK := c.PacketNTP(vmedi, pkt)
-		if !anchored {
-			anchor := recvTime
-			if ntpOK {
-				anchor = ntp
-			}
-			s := sess
-			s.Anchor, s.AnchorPTS = anchor, pts
-			anchorWall, anchorPTS = anchor, pts
-			if err := w.Start(s); err != nil {
-				countErr(&writeErrs)
-				return
-			}
-			anchored = true
-			p.update(func(st *Status) { st.Connected, st.SessionStart = true, anchor })
-			p.log.Info("recording", "anchor", anchor, "rtcp_anchor", ntpOK, "codec", sess.Video.Codec.String(), "audio", sess.Audio != nil)
-		}
-		if ntpOK && !offsetSeen {
-			offsetSeen = true
-			off := ntp.Sub(recvTime)
-			p.update(func(st *Status) { st.ClockOffset, st.ClockOffsetKnown = off, true })
-			p.log.Info("camera clock offset measured", "offset", off)
-		}
-		if mw != nil && key {
-			mw.offer(anchorWall.Add(ticksToWall(pts-anchorPTS)), mcodec, au) // never blocks
-		}
-		if err := w.WriteVideo(pts, dts, au, key); err != nil {
-			countErr(&writeErrs)
-			return
-		}
-		p.update(func(st *Status) {
-			st.Frames++
-			if key {
-				st.LastKeyframe = recvTime
-			}
-			switch el := recvTime.Sub(p.winStart); {
-			case p.winStart.IsZero() || el < 0:
-				p.winStart, p.winBytes, p.winFrms = recvTime, st.Bytes, st.Frames
-			case el >= rateWindow:
-				st.Bitrate = float64(st.Bytes-p.winBytes) * 8 / el.Seconds()
-				st.FPS = float64(st.Frames-p.winFrms) / el.Seconds()
-				p.winStart, p.winBytes, p.winFrms = recvTime, st.Bytes, st.Frames
-			}
-		})
-	})
-
-	if audioDecode != nil {
-		c.OnPacketRTP(amedi, aforma, func(pkt *rtp.Packet) {
-			mu.Lock()
-			defer mu.Unlock()
-			p.update(func(s *Status) { s.Bytes += int64(len(pkt.Payload)) })
-			if !anchored {
-				return
-			}
-			pts, ok := c.PacketPTS2(amedi, pkt)
-			if !ok {
-				return
-			}
-			aus, err := audioDecode(pkt)
-			if err != nil {
-				countErr(&decodeErrs)
-				return
-			}
-			if len(aus) == 0 {
-				return
-			}
-			if err := w.WriteAudio(pts, aus); err != nil {
-				countErr(&writeErrs)
-			}
-		})
-	}
+	c.OnPacketRTP(tr.video, tr.vforma, pl.onVideo)
 
 	// Camera-side events; a bad metadata track never stops recording.
-	meta := p.setupMetadata(c, desc.BaseURL, mmedi, mforma)
+	meta := p.setupMetadata(c, desc.BaseURL, tr.meta, tr.mforma)
 	defer meta.end()
 
 	if _, err := c.Play(nil); err != nil {
-		return ErrClassConnect, fmt.Errorf("play: %w", err)
+		return connectClass(err), fmt.Errorf("play: %w", err)
 	}
 	p.setClient(c)
 	defer p.setClient(nil)
-	p.log.Info("session started", "url", redactURL(p.cfg.URL))
+	p.log.Info("session started", "url", p.red.URL())
 
 	err = c.Wait()
-	if vtap != nil {
-		short, whole := vtap.Stats()
+	if pl.vtap != nil {
+		short, whole := pl.vtap.Stats()
 		p.log.Debug("video payload tap", "shortened", short, "whole", whole)
 	}
 	if ctx.Err() != nil {
 		return "", ctx.Err()
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() || err != nil && strings.Contains(err.Error(), "timeout") {
+	if rtsperr.Classify(err) == rtsperr.Timeout {
 		return ErrClassTimeout, fmt.Errorf("read: %w", err)
 	}
 	return ErrClassStream, fmt.Errorf("stream: %w", err)
+}
+
+// connectClass is the class of a failure while connecting (a request
+// before PLAY answered).
+func connectClass(err error) string {
+	if rtsperr.Classify(err) == rtsperr.Unauthorized {
+		return ErrClassAuth
+	}
+	return ErrClassConnect
+}
+
+// sessionTracks are the tracks a session records, from the camera's SDP:
+// the first H.264/H.265 video, the first AAC/G.711 audio and the first
+// ONVIF metadata track. Missing ones are nil.
+type sessionTracks struct {
+	video, audio, meta     *description.Media
+	vforma, aforma, mforma format.Format
+}
+
+func (p *Puller) pickTracks(desc *description.Session) sessionTracks {
+	var tr sessionTracks
+	for _, m := range desc.Medias {
+		for _, f := range m.Formats {
+			switch f.(type) {
+			case *format.H264, *format.H265:
+				if tr.video == nil {
+					tr.video, tr.vforma = m, f
+					continue
+				}
+			case *format.MPEG4Audio, *format.G711:
+				if tr.audio == nil {
+					tr.audio, tr.aforma = m, f
+					continue
+				}
+			case *format.Generic: // ONVIF metadata (events.go)
+				if tr.meta == nil && isONVIFMetadata(f) {
+					tr.meta, tr.mforma = m, f
+					continue
+				}
+			}
+			if f != tr.vforma && f != tr.aforma {
+				p.log.Info("ignoring track", "media", string(m.Type), "codec", f.Codec())
+			}
+		}
+	}
+	return tr
+}
+
+// audioDecoder returns the RTP decoder of the audio format f (nil for no
+// usable audio: none, or an AAC track without config) and sets sess.Audio.
+func (p *Puller) audioDecoder(f format.Format, sess *segmenter.Session) func(*rtp.Packet) ([][]byte, error) {
+	switch f := f.(type) {
+	case *format.MPEG4Audio:
+		if f.Config == nil {
+			p.log.Info("ignoring track", "media", "audio", "codec", f.Codec(), "reason", "no config")
+			return nil
+		}
+		dec, err := f.CreateDecoder()
+		if err != nil {
+			p.log.Info("ignoring track", "media", "audio", "codec", f.Codec(), "err", err.Error())
+			return nil
+		}
+		sess.Audio = &recording.Audio{Codec: recording.AAC, AAC: *f.Config}
+		return func(pkt *rtp.Packet) ([][]byte, error) {
+			aus, err := dec.Decode(pkt)
+			if errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) {
+				return nil, nil
+			}
+			return aus, err
+		}
+	case *format.G711:
+		dec, err := f.CreateDecoder()
+		if err != nil {
+			p.log.Info("ignoring track", "media", "audio", "codec", f.Codec(), "err", err.Error())
+			return nil
+		}
+		codec := recording.G711ALaw
+		if f.MULaw {
+			codec = recording.G711MuLaw
+		}
+		sess.Audio = &recording.Audio{Codec: codec, SampleRate: f.SampleRate, ChannelCount: f.ChannelCount}
+		return func(pkt *rtp.Packet) ([][]byte, error) {
+			b, err := dec.Decode(pkt)
+			if err != nil {
+				return nil, err
+			}
+			return [][]byte{b}, nil
+		}
+	}
+	return nil
+}
+
+// pipeline carries one session's media from the RTP callbacks to the
+// recorder: depacketising, parameter sets, DTS, the wall-clock anchor,
+// keyframes for motion analysis. Its state is shared by the callbacks
+// (one goroutine per media with UDP), under mu.
+type pipeline struct {
+	p     *Puller
+	c     *gortsplib.Client
+	w     *segmenter.Writer
+	vmedi *description.Media
+	vtap  *rtspconn.Tap // video RTP payloads from the read buffer; nil with UDP
+	vt    *videoTrack
+	// sess is the recorder session, anchored at the first access unit.
+	sess segmenter.Session
+	// mw receives keyframes for motion analysis (nil: none, or a sub
+	// stream feeds the analyser); mcodec is their codec.
+	mw     *motionWorker
+	mcodec recording.VideoCodec
+
+	mu                    sync.Mutex
+	anchored, offsetSeen  bool
+	decodeErrs, writeErrs int64
+	lastWarn              time.Time
+	// wall clock of the session: anchorWall ↔ anchorPTS (for motion)
+	anchorWall time.Time
+	anchorPTS  int64
+}
+
+// newPipeline prepares the video track vforma of medi for recording.
+func (p *Puller) newPipeline(c *gortsplib.Client, w *segmenter.Writer, medi *description.Media, vforma format.Format) (*pipeline, error) {
+	pl := &pipeline{p: p, c: c, w: w, vmedi: medi, vt: &videoTrack{}}
+	var err error
+	switch f := vforma.(type) {
+	case *format.H264:
+		pl.vt.dec264, err = newH264Depacketizer(f)
+		pl.vt.sps, pl.vt.pps = f.SafeParams()
+		pl.sess.Video = recording.Video{Codec: recording.H264, SPS: pl.vt.sps, PPS: pl.vt.pps}
+	case *format.H265:
+		pl.vt.isH265 = true
+		pl.vt.dec265, err = newH265Depacketizer(f)
+		pl.vt.vps, pl.vt.sps, pl.vt.pps = f.SafeParams()
+		pl.sess.Video = recording.Video{Codec: recording.H265, VPS: pl.vt.vps, SPS: pl.vt.sps, PPS: pl.vt.pps}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create video decoder: %w", err)
+	}
+	pl.mcodec = pl.sess.Video.Codec
+	p.mu.Lock()
+	if p.motion != nil && p.motion.keyOnly {
+		pl.mw = p.motion
+	}
+	p.mu.Unlock()
+	return pl, nil
+}
+
+// countErr counts a decode or write error and logs the counts at most
+// every 10 s. mu is held.
+func (pl *pipeline) countErr(n *int64) {
+	*n++
+	if time.Since(pl.lastWarn) >= 10*time.Second {
+		pl.lastWarn = time.Now()
+		pl.p.log.Warn("stream errors", "decode_errors", pl.decodeErrs, "write_errors", pl.writeErrs)
+	}
+}
+
+// onVideo handles one video RTP packet.
+func (pl *pipeline) onVideo(pkt *rtp.Packet) {
+	tapped := false
+	if pl.vtap != nil {
+		if whole := pl.vtap.Packet(pkt); whole != pkt { // valid during this call
+			pkt, tapped = whole, true
+		}
+	}
+	p := pl.p
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	p.update(func(s *Status) {
+		s.Bytes += int64(len(pkt.Payload))
+		if tapped {
+			s.TappedPackets++
+		}
+	})
+	pts, ok := pl.c.PacketPTS2(pl.vmedi, pkt)
+	if !ok {
+		return
+	}
+	au, err := pl.vt.decode(pkt)
+	if err != nil {
+		pl.countErr(&pl.decodeErrs)
+		return
+	}
+	if au == nil {
+		return
+	}
+	au, key := pl.vt.prepare(au)
+	dts, ok, err := pl.vt.extractDTS(au, pts, key)
+	if err != nil {
+		pl.countErr(&pl.decodeErrs)
+		pl.vt.resetDTS()
+		return
+	}
+	if !ok {
+		return
+	}
+	recvTime := p.opts.Now()
+	ntp, ntpOK := pl.c.PacketNTP(pl.vmedi, pkt)
+	if !pl.anchored && !pl.anchor(pts, recvTime, ntp, ntpOK) {
+		return
+	}
+	if ntpOK && !pl.offsetSeen {
+		pl.offsetSeen = true
+		off := ntp.Sub(recvTime)
+		p.update(func(st *Status) { st.ClockOffset, st.ClockOffsetKnown = off, true })
+		p.log.Info("camera clock offset measured", "offset", off)
+	}
+	if pl.mw != nil && key {
+		pl.mw.offer(pl.anchorWall.Add(ticksToWall(pts-pl.anchorPTS)), pl.mcodec, au) // never blocks
+	}
+	if err := pl.w.WriteVideo(pts, dts, au, key); err != nil {
+		pl.countErr(&pl.writeErrs)
+		return
+	}
+	p.update(func(st *Status) {
+		st.Frames++
+		if key {
+			st.LastKeyframe = recvTime
+		}
+		switch el := recvTime.Sub(p.winStart); {
+		case p.winStart.IsZero() || el < 0:
+			p.winStart, p.winBytes, p.winFrms = recvTime, st.Bytes, st.Frames
+		case el >= rateWindow:
+			st.Bitrate = float64(st.Bytes-p.winBytes) * 8 / el.Seconds()
+			st.FPS = float64(st.Frames-p.winFrms) / el.Seconds()
+			p.winStart, p.winBytes, p.winFrms = recvTime, st.Bytes, st.Frames
+		}
+	})
+}
+
+// anchor starts the recorder session at the first access unit (PTS pts,
+// received at recvTime): wall clock from the RTCP sender report (ntp, when
+// ntpOK), the receive time otherwise. mu is held; it reports whether the
+// session started.
+func (pl *pipeline) anchor(pts int64, recvTime, ntp time.Time, ntpOK bool) bool {
+	p := pl.p
+	anchor := recvTime
+	if ntpOK {
+		anchor = ntp
+	}
+	s := pl.sess
+	s.Anchor, s.AnchorPTS = anchor, pts
+	if err := pl.w.Start(s); err != nil {
+		pl.countErr(&pl.writeErrs)
+		return false
+	}
+	pl.anchorWall, pl.anchorPTS, pl.anchored = anchor, pts, true
+	p.update(func(st *Status) { st.Connected, st.SessionStart = true, anchor })
+	p.log.Info("recording", "anchor", anchor, "rtcp_anchor", ntpOK, "codec", s.Video.Codec.String(), "audio", s.Audio != nil)
+	return true
+}
+
+// onAudio handles one audio RTP packet of medi, decoded by dec.
+func (pl *pipeline) onAudio(medi *description.Media, dec func(*rtp.Packet) ([][]byte, error), pkt *rtp.Packet) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	pl.p.update(func(s *Status) { s.Bytes += int64(len(pkt.Payload)) })
+	if !pl.anchored {
+		return
+	}
+	pts, ok := pl.c.PacketPTS2(medi, pkt)
+	if !ok {
+		return
+	}
+	aus, err := dec(pkt)
+	if err != nil {
+		pl.countErr(&pl.decodeErrs)
+		return
+	}
+	if len(aus) == 0 {
+		return
+	}
+	if err := pl.w.WriteAudio(pts, aus); err != nil {
+		pl.countErr(&pl.writeErrs)
+	}
 }

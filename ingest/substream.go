@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"xueliang/ingest/rtsperr"
 	"xueliang/storage/recording"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
@@ -30,7 +31,7 @@ func (p *Puller) runSubStream(ctx context.Context, w *motionWorker) {
 			backoff = p.opts.BackoffMin
 		}
 		wait := time.Duration(float64(backoff) * (0.5 + 0.5*p.opts.Jitter()))
-		log.Warn("sub stream ended, reconnecting", "error", redactErr(err, p.cfg.SubURL), "wait", wait)
+		log.Warn("sub stream ended, reconnecting", "err", rtsperr.NewRedactor(p.cfg.SubURL).Err(err), "wait", wait)
 		select {
 		case <-ctx.Done():
 			return
@@ -125,7 +126,7 @@ func (p *Puller) subSession(ctx context.Context, w *motionWorker) (err error) {
 	if _, err := c.Play(nil); err != nil {
 		return fmt.Errorf("play: %w", err)
 	}
-	p.log.Info("sub stream started", "url", redactURL(p.cfg.SubURL))
+	p.log.Info("sub stream started", "url", rtsperr.NewRedactor(p.cfg.SubURL).URL())
 	err = c.Wait()
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -36,10 +36,10 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
-	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"github.com/pion/rtp"
 
 	"xueliang/ingest/decode"
+	"xueliang/ingest/rtsperr"
 	"xueliang/storage/recording"
 )
 
@@ -203,7 +203,7 @@ func Probe(ctx context.Context, rawURL string, opts Options) (Result, error) {
 	res, err := p.run(ctx, u)
 	res.URL = p.redacted
 	if err != nil {
-		p.log.Debug("probe failed", "code", Code(err), "error", err.Error())
+		p.log.Debug("probe failed", "code", Code(err), "err", err.Error())
 	}
 	return res, err
 }
@@ -211,8 +211,8 @@ func Probe(ctx context.Context, rawURL string, opts Options) (Result, error) {
 type prober struct {
 	opts     Options
 	log      *slog.Logger
-	redacted string
-	secrets  []string // scrubbed from error messages
+	redacted string // the URL without its password
+	red      rtsperr.Redactor
 }
 
 func (p *prober) parseURL(raw string) (*base.URL, error) {
@@ -227,12 +227,8 @@ func (p *prober) parseURL(raw string) (*base.URL, error) {
 	} else if p.opts.Pass != "" && pu.User != nil {
 		pu.User = url.UserPassword(pu.User.Username(), p.opts.Pass)
 	}
-	if pu.User != nil {
-		if pw, ok := pu.User.Password(); ok && pw != "" {
-			p.secrets = append(p.secrets, pw, url.QueryEscape(pw), url.PathEscape(pw))
-		}
-	}
-	p.redacted = pu.Redacted()
+	p.red = rtsperr.NewRedactor(pu.String())
+	p.redacted = p.red.URL()
 	if pu.Scheme != "rtsp" && pu.Scheme != "rtsps" {
 		return nil, fmt.Errorf("%w: %s: scheme must be rtsp or rtsps", ErrRTSP, p.redacted)
 	}
@@ -246,16 +242,8 @@ func (p *prober) parseURL(raw string) (*base.URL, error) {
 	return u, nil
 }
 
-// scrub renders err without any secret.
-func (p *prober) scrub(err error) string {
-	s := err.Error()
-	for _, sec := range p.secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "xxxxx")
-		}
-	}
-	return s
-}
+// scrub renders err without the password.
+func (p *prober) scrub(err error) string { return p.red.Err(err) }
 
 // fail builds the error returned for cause, classified as kind.
 func (p *prober) fail(kind error, what string, cause error) error {
@@ -265,31 +253,21 @@ func (p *prober) fail(kind error, what string, cause error) error {
 	return fmt.Errorf("probe %s: %w: %s: %s", p.redacted, kind, what, p.scrub(cause))
 }
 
-// dialError marks errors of the TCP dial.
-type dialError struct{ err error }
-
-func (e dialError) Error() string { return "dial: " + e.err.Error() }
-func (e dialError) Unwrap() error { return e.err }
-
 // classifyRequest turns the error of an RTSP request into a probe error.
 func (p *prober) classifyRequest(ctx, kfCtx context.Context, what string, err error) error {
-	var bad liberrors.ErrClientBadStatusCode
-	var de dialError
-	var te liberrors.ErrClientRequestTimedOut
-	var ne net.Error
 	switch {
 	case ctx.Err() != nil:
 		return p.canceled(ctx)
 	case kfCtx.Err() != nil:
 		return p.fail(ErrUnreachable, what, fmt.Errorf("no answer within %s", p.opts.Timeout))
-	case errors.As(err, &de):
+	}
+	switch rtsperr.Classify(err) {
+	case rtsperr.Unreachable, rtsperr.Timeout:
 		return p.fail(ErrUnreachable, what, err)
-	case errors.As(err, &bad) && (bad.Code == base.StatusUnauthorized || bad.Code == base.StatusForbidden):
+	case rtsperr.Unauthorized:
 		return p.fail(ErrUnauthorized, what, err)
-	case errors.As(err, &bad) && bad.Code == base.StatusNotFound:
+	case rtsperr.NotFound:
 		return p.fail(ErrNotFound, what, err)
-	case errors.As(err, &te), errors.As(err, &ne) && ne.Timeout():
-		return p.fail(ErrUnreachable, what, err)
 	}
 	return p.fail(ErrRTSP, what, err)
 }
@@ -312,7 +290,7 @@ func (p *prober) run(ctx context.Context, u *base.URL) (Result, error) {
 		DialContext: func(dctx context.Context, network, address string) (net.Conn, error) {
 			conn, err := p.opts.DialContext(dctx, network, address)
 			if err != nil {
-				return nil, dialError{err}
+				return nil, rtsperr.DialError{Err: err}
 			}
 			return conn, nil
 		},
@@ -376,11 +354,10 @@ func (p *prober) run(ctx context.Context, u *base.URL) (Result, error) {
 	select {
 	case <-col.keyframe:
 	case err := <-ended:
-		var tcpTimeout liberrors.ErrClientTCPTimeout
 		switch {
 		case ctx.Err() != nil:
 			return res, p.canceled(ctx)
-		case errors.As(err, &tcpTimeout):
+		case rtsperr.Classify(err) == rtsperr.Timeout:
 			return res, p.fail(ErrNoKeyframe, fmt.Sprintf("no data for %s (%d video RTP packets received)", p.opts.Timeout, col.packetCount()), nil)
 		}
 		return res, p.fail(ErrRTSP, "stream ended before a keyframe", err)
@@ -417,7 +394,7 @@ func (p *prober) run(ctx context.Context, u *base.URL) (Result, error) {
 	}
 	c.Close() // no more callbacks after this
 	if streamErr != nil && ctx.Err() == nil {
-		p.log.Debug("stream ended during the window", "error", p.scrub(streamErr))
+		p.log.Debug("stream ended during the window", "err", p.scrub(streamErr))
 	}
 
 	m := col.result()

@@ -1,6 +1,7 @@
 package rtpdepack
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -138,6 +139,8 @@ func newBenchWriter(b *testing.B, s *benchStream) *segmenter.Writer {
 	if err != nil {
 		b.Fatal(err)
 	}
+	worker := make(chan error, 1)
+	go func() { worker <- w.Run(context.Background()) }()
 	v := recording.Video{Codec: recording.H264, SPS: s.clip.SPS, PPS: s.clip.PPS}
 	if s.h265 {
 		v = recording.Video{Codec: recording.H265, VPS: s.clip.VPS, SPS: s.clip.SPS, PPS: s.clip.PPS}
@@ -145,7 +148,12 @@ func newBenchWriter(b *testing.B, s *benchStream) *segmenter.Writer {
 	if err := w.Start(segmenter.Session{Anchor: time.Now(), AnchorPTS: 0, Video: v}); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { w.Close() })
+	b.Cleanup(func() {
+		w.Close()
+		if err := <-worker; err != nil {
+			b.Error(err)
+		}
+	})
 	return w
 }
 

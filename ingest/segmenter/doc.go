@@ -1,6 +1,17 @@
 // Package segmenter writes one camera's access units into fragmented-MP4
-// segment files in the spool directory and indexes them, following the
-// recording format contract in docs/ARCHITECTURE.md.
+// segment files in the spool directory and indexes them, in the recording
+// format that storage/recording defines (and whose init builder, fragment
+// header writer and parser it uses).
+//
+// Files: segmenter.go (Writer, Config, sessions, Close), video.go (access
+// units, fragment and segment cuts), audio.go, segment.go (opening, cutting
+// and closing segments), flush.go (completing a fragment), stage.go (the
+// write stage and preallocation), pause.go (the spool cap), fragment.go
+// (the header reservation), queue.go (the index worker, Run), recover.go.
+//
+// Lifecycle: New starts nothing. Run is the index worker; the caller runs
+// it (ingest.Puller does, in a goroutine of its own Run) and it returns once
+// Close has been called and everything queued is written.
 //
 // Data flow:
 //
@@ -8,16 +19,15 @@
 //	                                           │                                 <spool>/<recording.SegmentKey>
 //	                                           │ ops (bounded queue, never blocks media)
 //	                                           ▼
-//	                                   index worker goroutine ──▶ Index (CreateSegment, AddFragments, FinishSegment)
+//	                                   index worker (Run) ──▶ Index (CreateSegment, AddFragments, FinishSegment)
 //	                                           │                   fsync + close of the spool file
 //	                                           └──▶ OnClosed(seg) (the uploader's Enqueue)
 //
-// File layout: ftyp+moov (mediacommon fmp4.Init) followed by fragments,
-// each a free box (the unused part of the header reservation, see below),
-// a moof and an mdat (the moof+mdat bytes are those of fmp4.Part), mfhd
-// sequence numbers from 1. Video is track 1 (timescale
-// 90000), audio track 2 (AAC at its sample rate, or G.711 expanded to 16-bit
-// big-endian LPCM).
+// File layout (storage/recording): ftyp+moov (recording.BuildInit)
+// followed by fragments, each a free box (the unused part of the header
+// reservation, see below), a moof and an mdat (recording.PutHeader), mfhd
+// sequence numbers from 1. Video is track 1 (timescale 90000), audio track 2
+// (AAC at its sample rate, or G.711 expanded to 16-bit big-endian LPCM).
 //
 // Time: a session (one RTSP connection) is anchored once: Session.Anchor is
 // the wall-clock time of video PTS Session.AnchorPTS. Every wall time is
@@ -31,14 +41,14 @@
 // continuation fragment: the previous fragment's End); End is the next
 // keyframe's presentation time when the next fragment starts with one, else
 // the latest presentation time + duration in the fragment. Recovery derives
-// the same values from the file.
+// the same values from the file (recording.FragmentRows).
 //
 // Durability and fsync: the init is written first; access units are
 // written (in AVCC form, staged in chunks) as they arrive, behind header
 // room reserved at the fragment's offset, and when the fragment ends its
 // audio is written behind the video and the reservation is filled with the
-// free box, the moof and the mdat header (fragment.go). The index worker fsyncs the spool file at
-// most every FsyncInterval (default 10 s) and always before FinishSegment,
+// free box, the moof and the mdat header (flush.go). The index worker
+// fsyncs the spool file at most every FsyncInterval (default 10 s) and always before FinishSegment,
 // so a closed segment row always points at durable bytes. A crash loses at
 // most what the kernel had not written back and the fragment in progress,
 // whose header room is still zeros; Recover truncates every "recording"
@@ -69,8 +79,8 @@
 // re-sends every fragment row of a segment before FinishSegment when any
 // batch was dropped or failed (AddFragments is an idempotent upsert).
 // Segment create/finish operations are never dropped. Each index call is
-// retried a few times with backoff; an operation that still fails is logged
-// and counted, and the spool file stays on disk.
+// retried a few times with backoff while Run's ctx lasts; an operation that
+// still fails is logged and counted, and the spool file stays on disk.
 //
 // Spool cap (Config.Quota, nil = unlimited; *spool.Quota shared by every
 // camera): footage already received is never deleted to make room; when

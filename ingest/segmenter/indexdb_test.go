@@ -29,10 +29,7 @@ func TestIndexDB(t *testing.T) {
 	clip := segmentertest.ReadTS(t, segmentertest.GenerateTS(t, t.TempDir(),
 		segmentertest.ClipOptions{Seconds: 5, GOP: 12, BFrames: 2, AAC: true}))
 	spool := t.TempDir()
-	w, err := New(Config{CameraID: "cam1", SpoolRoot: spool, Index: db, SegmentDuration: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := startWriter(t, Config{CameraID: "cam1", SpoolRoot: spool, Index: db, SegmentDuration: 2 * time.Second})
 	h := &harness{t: t, spool: spool, w: w}
 	if err := w.Start(sessionFor(clip, firstVideo(clip).PTS)); err != nil {
 		t.Fatal(err)
@@ -119,5 +116,5 @@ func TestIndexDB(t *testing.T) {
 	segmentertest.Decode(t, path)
 	// Close now; the writer's later ops on the recovered segment must not
 	// corrupt anything (its fd was still open: only the close is left).
-	w.Close()
+	closeWait(w)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -124,44 +125,65 @@ func (q *opQueue) pop() (op, bool) {
 	}
 }
 
-func (w *Writer) runWorker() {
+// Run is the writer's index worker: it hands the segment and fragment rows
+// the media path queues to the index, fsyncs and closes the spool files, in
+// order, until Close has been called and the queue is empty; then it
+// returns nil. ctx bounds the index calls and their retries: once it ends,
+// a failing operation is given up (a segment left in state recording is
+// closed from its spool file by Recover at the next start, as after a
+// crash). Run may be called once.
+func (w *Writer) Run(ctx context.Context) error {
+	if !w.running.CompareAndSwap(false, true) {
+		return errors.New("segmenter: Run called twice")
+	}
 	for {
 		o, ok := w.q.pop()
 		if !ok {
-			return
+			return nil
 		}
-		w.handle(o)
+		w.handle(ctx, o)
 	}
 }
 
-// retry runs fn up to IndexRetries times with backoff.
-func (w *Writer) retry(name string, fn func(ctx context.Context) error) bool {
+// retry runs fn up to IndexRetries times with backoff, each call bounded by
+// IndexTimeout, while ctx lasts.
+func (w *Writer) retry(ctx context.Context, name string, fn func(ctx context.Context) error) bool {
 	backoff := 100 * time.Millisecond
 	var err error
 	for attempt := 1; attempt <= w.cfg.IndexRetries; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), w.cfg.IndexTimeout)
-		err = fn(ctx)
+		actx, cancel := context.WithTimeout(ctx, w.cfg.IndexTimeout)
+		err = fn(actx)
 		cancel()
 		if err == nil {
 			return true
 		}
-		if attempt < w.cfg.IndexRetries {
-			time.Sleep(backoff)
-			backoff = min(backoff*2, 2*time.Second)
+		if attempt == w.cfg.IndexRetries {
+			break
 		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			err = errors.Join(err, ctx.Err())
+			break
+		}
+		backoff = min(backoff*2, 2*time.Second)
 	}
 	w.q.mu.Lock()
 	w.q.errors++
 	w.q.mu.Unlock()
-	w.log.Error("index operation failed", "op", name, "error", err)
+	w.log.Error("index operation failed", "op", name, "err", err)
 	return false
 }
 
-func (w *Writer) handle(o op) {
+func (w *Writer) handle(ctx context.Context, o op) {
 	h := o.h
 	switch o.kind {
 	case opCreate:
-		h.created = w.retry("create segment", func(ctx context.Context) error {
+		h.created = w.retry(ctx, "create segment", func(ctx context.Context) error {
 			seg := h.seg
 			if err := w.cfg.Index.CreateSegment(ctx, &seg); err != nil {
 				return err
@@ -181,14 +203,14 @@ func (w *Writer) handle(o op) {
 			return
 		}
 		frags := withSegmentID(o.frags, h.seg.ID)
-		if !w.retry("add fragments", func(ctx context.Context) error {
+		if !w.retry(ctx, "add fragments", func(ctx context.Context) error {
 			return w.cfg.Index.AddFragments(ctx, frags)
 		}) {
 			h.resend = true
 		}
 	case opSync:
 		if err := h.f.Sync(); err != nil {
-			w.log.Warn("cannot fsync spool file", "error", err)
+			w.log.Warn("cannot fsync spool file", "err", err)
 		}
 	case opFinish:
 		// Give back the blocks preallocated past the end (preallocate):
@@ -203,13 +225,13 @@ func (w *Writer) handle(o op) {
 		sha, herr := HashFile(h.f, o.size)
 		if herr != nil {
 			// The row gets no SHA-256; the uploader then hashes the file.
-			w.log.Error("cannot hash spool file", "key", h.seg.ObjectKey, "error", herr)
+			w.log.Error("cannot hash spool file", "key", h.seg.ObjectKey, "err", herr)
 		}
 		if e := h.f.Close(); e != nil && err == nil {
 			err = e
 		}
 		if err != nil {
-			w.log.Error("cannot close spool file", "key", h.seg.ObjectKey, "error", err)
+			w.log.Error("cannot close spool file", "key", h.seg.ObjectKey, "err", err)
 		}
 		if h.failed {
 			w.log.Error("segment not indexed, spool file left for recovery", "key", h.seg.ObjectKey)
@@ -220,11 +242,11 @@ func (w *Writer) handle(o op) {
 		w.q.mu.Unlock()
 		if resend && len(all) > 0 {
 			frags := withSegmentID(all, h.seg.ID)
-			w.retry("add fragments", func(ctx context.Context) error {
+			w.retry(ctx, "add fragments", func(ctx context.Context) error {
 				return w.cfg.Index.AddFragments(ctx, frags)
 			})
 		}
-		if !w.retry("finish segment", func(ctx context.Context) error {
+		if !w.retry(ctx, "finish segment", func(ctx context.Context) error {
 			return w.cfg.Index.FinishSegment(ctx, h.seg.ID, o.end, o.size, sha)
 		}) {
 			return

@@ -161,7 +161,7 @@ func TestSpoolCap(t *testing.T) {
 	m := newHarness(t, func(c *Config) { c.SegmentDuration = 3 * time.Second })
 	m.w.Start(sessionFor(clip, first.PTS))
 	m.feed(clip, 0)
-	m.w.Close()
+	closeWait(m.w)
 	var total int64
 	for _, s := range m.idx.Segments() {
 		total += s.Size
@@ -177,7 +177,7 @@ func TestSpoolCap(t *testing.T) {
 	logs := &syncBuffer{}
 	var mu sync.Mutex
 	var closed []recording.Segment
-	w, err := New(Config{
+	w := startWriter(t, Config{
 		CameraID: "cam1", SpoolRoot: dir.Root, Index: e.db, SegmentDuration: 3 * time.Second,
 		Quota:  quota,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
@@ -187,10 +187,6 @@ func TestSpoolCap(t *testing.T) {
 			mu.Unlock()
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
 	h := &harness{t: t, spool: dir.Root, w: w}
 	if err := w.Start(sessionFor(clip, first.PTS)); err != nil {
 		t.Fatal(err)
@@ -269,7 +265,7 @@ func TestSpoolCap(t *testing.T) {
 	if n := logs.count("spool has room, recording resumed"); n != 1 {
 		t.Errorf("resume logged %d times", n)
 	}
-	w.Close()
+	closeWait(w)
 	waitUntil(t, "resumed segments stored", func() bool {
 		return len(e.segments(t, recording.StateClosed)) == 0 && len(e.segments(t, recording.StateRecording)) == 0
 	})
@@ -314,10 +310,13 @@ func TestQuotaAccounting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Not startWriter: this writer crashes and is never closed.
 	w1, err := New(Config{CameraID: "cam1", SpoolRoot: e.dir.Root, Index: e.db, SegmentDuration: 2 * time.Second, Quota: q1})
 	if err != nil {
 		t.Fatal(err)
 	}
+	w1done := make(chan error, 1)
+	go func() { w1done <- w1.Run(context.Background()) }()
 	if err := w1.Start(sessionFor(clip, first.PTS)); err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +337,9 @@ func TestQuotaAccounting(t *testing.T) {
 	// Crash: the writer stops without closing its segment, whose last
 	// fragment is cut short; plus a segment that never got a fragment.
 	w1.q.close()
-	w1.wg.Wait()
+	if err := <-w1done; err != nil {
+		t.Fatal(err)
+	}
 	rec := e.segments(t, recording.StateRecording)[0]
 	fi, err := os.Stat(e.dir.Path(rec.ObjectKey))
 	if err != nil {
@@ -379,15 +380,12 @@ func TestQuotaAccounting(t *testing.T) {
 	dir := e.dir
 	dir.Quota = q2
 	startUploader(t, dir, e)
-	w2, err := New(Config{CameraID: "cam1", SpoolRoot: e.dir.Root, Index: e.db, SegmentDuration: 2 * time.Second, Quota: q2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w2 := startWriter(t, Config{CameraID: "cam1", SpoolRoot: e.dir.Root, Index: e.db, SegmentDuration: 2 * time.Second, Quota: q2})
 	if err := w2.Start(sessionFor(clip, first.PTS-durTo90k(time.Minute))); err != nil {
 		t.Fatal(err)
 	}
 	(&harness{t: t, w: w2}).feed(clip, 0)
-	w2.Close()
+	closeWait(w2)
 	waitUntil(t, "uploads", func() bool {
 		return len(e.segments(t, recording.StateClosed)) == 0 && len(e.segments(t, recording.StateRecording)) == 0
 	})

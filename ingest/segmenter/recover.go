@@ -72,7 +72,7 @@ func Recover(ctx context.Context, idx RecoveryIndex, spoolRoot string, onClosed 
 		switch {
 		case err != nil:
 			rep.Failed++
-			log.Error("cannot recover segment", "error", err)
+			log.Error("cannot recover segment", "err", err)
 		case out.deleted:
 			rep.Deleted++
 			rep.FreedBytes += out.freed

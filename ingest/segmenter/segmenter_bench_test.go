@@ -1,6 +1,7 @@
 package segmenter_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -70,11 +71,18 @@ func newBenchWriter(b *testing.B, c *segmentertest.Clip) *segmenter.Writer {
 	if err != nil {
 		b.Fatal(err)
 	}
+	worker := make(chan error, 1)
+	go func() { worker <- w.Run(context.Background()) }()
 	if err := w.Start(segmenter.Session{Anchor: time.Now(), AnchorPTS: 0,
 		Video: recording.Video{Codec: recording.H264, SPS: c.SPS, PPS: c.PPS}}); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { w.Close() })
+	b.Cleanup(func() {
+		w.Close()
+		if err := <-worker; err != nil {
+			b.Error(err)
+		}
+	})
 	return w
 }
 

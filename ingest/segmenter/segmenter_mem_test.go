@@ -17,7 +17,7 @@ import (
 // GC (what each camera retains), peak-B/camera the largest HeapInuse seen
 // between frames (what the GC lets accumulate), rss-B/camera the growth of
 // the process's resident set (Linux; the media goes to the spool files as
-// it arrives, see fragment.go). One op = one frame of every camera.
+// it arrives, see flush.go and stage.go). One op = one frame of every camera.
 func BenchmarkCamerasMemory(b *testing.B) {
 	bc := loadBenchClip(b)
 	clipTicks := bc.aus[len(bc.aus)-1].DTS - bc.aus[0].DTS + 3600

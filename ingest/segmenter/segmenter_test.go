@@ -2,6 +2,7 @@ package segmenter
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -44,12 +45,8 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	if mod != nil {
 		mod(&cfg)
 	}
-	w, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := startWriter(t, cfg)
 	h.w = w
-	t.Cleanup(func() { w.Close() })
 	return h
 }
 
@@ -90,9 +87,7 @@ func firstVideo(c *segmentertest.Clip) segmentertest.AU {
 func (h *harness) checkSegments(want int, contiguous bool) []recording.Segment {
 	t := h.t
 	t.Helper()
-	if err := h.w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeWait(h.w)
 	segs := h.idx.Segments()
 	if len(segs) != want {
 		t.Fatalf("got %d segments, want %d", len(segs), want)
@@ -515,7 +510,7 @@ func TestWriterStagger(t *testing.T) {
 			h.feed(clip, int64(session)*durTo90k(time.Minute))
 			h.w.EndSession()
 		}
-		h.w.Close()
+		closeWait(h.w)
 		segs := h.idx.Segments()
 		w := &Writer{cfg: Config{CameraID: cam, SegmentDuration: segDur, Stagger: true}}
 		limit := recording.TicksToDuration(w.segmentLimit(), recording.VideoTimescale)
@@ -562,5 +557,38 @@ func TestAppendAVCC(t *testing.T) {
 	}
 	if n := avccSize(au); n != len(want) {
 		t.Fatalf("avccSize = %d, want %d", n, len(want))
+	}
+}
+
+// workers maps each writer a test started (startWriter) to the channel its
+// worker closes when Run returns.
+var workers sync.Map
+
+// startWriter returns New(cfg) with its index worker running; closeWait
+// stops it as the server does, and runs at cleanup.
+func startWriter(t testing.TB, cfg Config) *Writer {
+	t.Helper()
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	workers.Store(w, done)
+	go func() {
+		defer close(done)
+		if err := w.Run(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	t.Cleanup(func() { closeWait(w) })
+	return w
+}
+
+// closeWait closes w and waits until its worker has written what was
+// queued.
+func closeWait(w *Writer) {
+	w.Close()
+	if done, ok := workers.Load(w); ok {
+		<-done.(chan struct{})
 	}
 }

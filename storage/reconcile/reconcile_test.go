@@ -61,6 +61,8 @@ func record(t *testing.T, c *segmentertest.Clip, store storage.Store) env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	worker := make(chan error, 1)
+	go func() { worker <- w.Run(ctx) }()
 	first := c.Video()[0].PTS
 	if err := w.Start(segmenter.Session{Anchor: anchor, AnchorPTS: first,
 		Video: recording.Video{Codec: recording.H264, SPS: c.SPS, PPS: c.PPS},
@@ -78,6 +80,9 @@ func record(t *testing.T, c *segmentertest.Clip, store storage.Store) env {
 		}
 	}
 	w.Close()
+	if err := <-worker; err != nil {
+		t.Fatal(err)
+	}
 	e := env{db: db, store: store, dir: dir, data: map[string][]byte{}}
 	closed, err := db.SegmentsByState(ctx, recording.StateClosed)
 	if err != nil || len(closed) < 3 {

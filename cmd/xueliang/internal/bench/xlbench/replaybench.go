@@ -141,6 +141,8 @@ func template(dir, clipPath string) (*capIndex, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	worker := make(chan error, 1)
+	go func() { worker <- w.Run(context.Background()) }()
 	t0 := time.Unix(1700000000, 0)
 	if err := w.Start(segmenter.Session{Anchor: t0, AnchorPTS: aus[0].pts,
 		Video: recording.Video{Codec: recording.H264, SPS: sps, PPS: pps}}); err != nil {
@@ -152,6 +154,9 @@ func template(dir, clipPath string) (*capIndex, []byte, error) {
 		}
 	}
 	w.Close()
+	if err := <-worker; err != nil {
+		return nil, nil, err
+	}
 	b, err := os.ReadFile(spool.Dir{Root: root}.Path(ci.seg.ObjectKey))
 	if err != nil {
 		return nil, nil, err
