@@ -107,6 +107,7 @@ type chunk struct {
 type tableSink struct {
 	init      *fmp4.Init
 	mediaTime int64
+	mediaEnd  int64 // video media time where the window ends
 	tracks    []*trackTable
 	bytes     uint64
 }
@@ -116,6 +117,11 @@ func (s *tableSink) begin(init *fmp4.Init, mediaTime int64, _ uint64) error {
 	for _, t := range init.Tracks {
 		s.tracks = append(s.tracks, &trackTable{id: t.ID, timescale: t.TimeScale, isVideo: t.Codec.IsVideo(), allSync: true, startDTS: -1})
 	}
+	return nil
+}
+
+func (s *tableSink) end(mediaEnd int64) error {
+	s.mediaEnd = mediaEnd
 	return nil
 }
 
@@ -209,6 +215,8 @@ type payloadSink struct {
 }
 
 func (s *payloadSink) begin(*fmp4.Init, int64, uint64) error { return nil }
+
+func (s *payloadSink) end(int64) error { return nil }
 
 func (s *payloadSink) part(p *fmp4.Part) error {
 	for _, pt := range p.Tracks {
@@ -395,7 +403,7 @@ func (s *tableSink) moov(dataStart uint64, co64 bool) ([]byte, error) {
 		if ib == nil {
 			return nil, fmt.Errorf("no init boxes for track %d", t.id)
 		}
-		trak, dur := t.trak(ib, s.mediaTime, movieTS, dataStart, co64)
+		trak, dur := t.trak(ib, s.mediaTime, s.mediaEnd, movieTS, dataStart, co64)
 		traks = append(traks, trak)
 		movieDur = max(movieDur, dur)
 		nextID = max(nextID, uint32(t.id)+1)
@@ -435,14 +443,21 @@ func unityMatrix() []byte {
 
 // trak builds one track; it returns it with its duration in the movie
 // timescale.
-func (t *trackTable) trak(ib *initTrackBoxes, mediaTime int64, movieTS uint32, dataStart uint64, co64 bool) ([]byte, uint64) {
+func (t *trackTable) trak(ib *initTrackBoxes, mediaTime, mediaEnd int64, movieTS uint32, dataStart uint64, co64 bool) ([]byte, uint64) {
 	toMovie := func(d int64) uint64 { return uint64(d) * uint64(movieTS) / uint64(t.timescale) }
 	var edts []byte
 	var presDur uint64 // in the movie timescale
 	if t.isVideo {
 		// One edit from mediaTime (hides the pre-roll) to the end of the
-		// last frame presented.
-		presDur = toMovie(t.presEnd - mediaTime)
+		// window, or of the last frame if that is earlier. Unlike in a
+		// fragmented file, ffmpeg applies the edit's end too: with
+		// B-frames the frames that endCut kept past the end (the decoder
+		// needs them) are not shown.
+		end := t.presEnd
+		if mediaEnd > mediaTime {
+			end = min(end, mediaEnd)
+		}
+		presDur = toMovie(end - mediaTime)
 		edts = editList(mediaTime, presDur)
 	} else {
 		// Audio starts at its first sample's decode time: an empty edit

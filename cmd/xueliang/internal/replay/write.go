@@ -44,20 +44,25 @@ func (r *Replayer) mux(ctx context.Context, p *Plan, out sink) error {
 				return fmt.Errorf("write replay of segment %d: %w", ps.seg.ID, err)
 			}
 			if m.done {
-				return nil
+				return out.end(m.endPres + m.mediaTime)
 			}
 		}
 	}
-	return m.finish()
+	if err := m.finish(); err != nil {
+		return err
+	}
+	return out.end(m.endPres + m.mediaTime)
 }
 
 // sink receives the muxer's output: begin once (the output tracks, the
 // video edit list's media_time in the video timescale and the planned
-// duration in movieTimescale), then the parts in order. A part's samples
-// and payloads are only valid during the call.
+// duration in movieTimescale), then the parts in order, then end with the
+// video media time (edit list coordinates) at which the window ends. A
+// part's samples and payloads are only valid during the call.
 type sink interface {
 	begin(init *fmp4.Init, mediaTime int64, durationMovie uint64) error
 	part(p *fmp4.Part) error
+	end(mediaEnd int64) error
 }
 
 // fragmentedSink writes the fragmented MP4: ftyp+moov with the edit list,
@@ -77,6 +82,10 @@ func (s *fragmentedSink) begin(init *fmp4.Init, mediaTime int64, durationMovie u
 	}
 	return nil
 }
+
+// end: a fragmented track's edit list duration is ignored by ffmpeg, so
+// the muxer's end cut (endCut) is what ends the output.
+func (s *fragmentedSink) end(int64) error { return nil }
 
 func (s *fragmentedSink) part(p *fmp4.Part) error {
 	s.buf.Reset()
@@ -383,6 +392,7 @@ func (m *muxer) emit(f *rawFragment) error {
 	endPres := int64(1 << 62)
 	if m.last {
 		endPres = ticks(m.plan.End.Sub(m.ps.seg.Start), m.videoTS) + m.presOff
+		m.endPres = endPres
 	}
 
 	// Video: keep the decode-order prefix up to the last sample shown
