@@ -318,17 +318,17 @@ type initTrackBoxes struct {
 
 func parseInitBoxes(b []byte) (map[uint32]*initTrackBoxes, error) {
 	out := map[uint32]*initTrackBoxes{}
-	var visit func(from, to int, path string) error
+	var visit func(from, to int) error
 	var cur *initTrackBoxes
-	visit = func(from, to int, path string) error {
+	visit = func(from, to int) error {
 		return children(b, from, to, func(c box) error {
 			p := b[c.payloadStart:c.end]
 			switch c.typ {
 			case "moov", "mdia", "minf", "stbl":
-				return visit(c.payloadStart, c.end, path+"/"+c.typ)
+				return visit(c.payloadStart, c.end)
 			case "trak":
 				cur = &initTrackBoxes{}
-				if err := visit(c.payloadStart, c.end, path+"/trak"); err != nil {
+				if err := visit(c.payloadStart, c.end); err != nil {
 					return err
 				}
 				if cur.tkhdTail == nil || cur.stsd == nil || cur.mdhdLang == nil {
@@ -342,9 +342,9 @@ func parseInitBoxes(b []byte) (map[uint32]*initTrackBoxes, error) {
 				if len(p) < hdr+60 {
 					return fmt.Errorf("short tkhd")
 				}
-				idOff := hdr - 4 - 4 - 4
+				idOff := 4 + 8 // after version/flags and the two times
 				if p[0] == 1 {
-					idOff = hdr - 8 - 4 - 4
+					idOff = 4 + 16
 				}
 				out[binary.BigEndian.Uint32(p[idOff:])] = cur
 				cur.tkhdTail = p[hdr : hdr+60]
@@ -369,7 +369,7 @@ func parseInitBoxes(b []byte) (map[uint32]*initTrackBoxes, error) {
 			return nil
 		})
 	}
-	if err := visit(0, len(b), ""); err != nil {
+	if err := visit(0, len(b)); err != nil {
 		return nil, fmt.Errorf("parse output init: %w", err)
 	}
 	return out, nil
