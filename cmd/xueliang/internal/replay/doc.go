@@ -170,8 +170,9 @@
 //     every frame from the keyframe; no form with a pre-roll starts at
 //     start. Only re-encoding the first partial GOP (not done: replay
 //     never transcodes) would.
-//   - VLC 3.0.24: shows the pre-roll in every form (it does not apply the
-//     edit list's media_time to video in these files).
+//   - VLC 3.0.24: displays the pre-roll in every form, from the keyframe
+//     on (whatever it makes of the edit list, the frames before its
+//     media_time reach the video output).
 //
 // So the default is (c), the fragmented (a) stays as format=fmp4 for
 // streaming, and (b) was rejected (it breaks ffmpeg and Chromium <video>).
