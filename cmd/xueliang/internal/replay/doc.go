@@ -165,7 +165,10 @@
 //     to the next keyframe: (a) shows nothing before the next keyframe, up
 //     to a GOP late. (b) keeps the keyframe at 0: it is shown at rest, and
 //     playback starts at the start frame. No form starts an MSE player at
-//     start from rest; a client can seek by the pre-roll itself.
+//     start from rest; a client can seek by the pre-roll itself. (Once, on
+//     H.264 with B-frames, Chromium's MSE playback of (a) did not start at
+//     all within 60 s: readyState stayed HAVE_METADATA, with nothing
+//     buffered at time 0.)
 //   - Firefox <video src>: ignores video edit lists in both forms and shows
 //     every frame from the keyframe; no form with a pre-roll starts at
 //     start. Only re-encoding the first partial GOP (not done: replay
