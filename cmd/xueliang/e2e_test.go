@@ -260,9 +260,20 @@ type replayResp struct {
 
 func fetchReplay(t *testing.T, s *testServer, cam string, start, end time.Time, skip bool) replayResp {
 	t.Helper()
+	return fetchReplayFormat(t, s, cam, start, end, skip, "")
+}
+
+// fetchReplayFormat is fetchReplay with the format parameter ("" for the
+// default); it checks X-Replay-Format and, for the progressive form,
+// Content-Length.
+func fetchReplayFormat(t *testing.T, s *testServer, cam string, start, end time.Time, skip bool, format string) replayResp {
+	t.Helper()
 	q := url.Values{"start": {start.UTC().Format(time.RFC3339Nano)}, "end": {end.UTC().Format(time.RFC3339Nano)}}
 	if skip {
 		q.Set("gaps", "skip")
+	}
+	if format != "" {
+		q.Set("format", format)
 	}
 	u := s.base + "/api/v1/cameras/" + cam + "/replay.mp4?" + q.Encode()
 	resp, err := http.Get(u)
@@ -282,8 +293,19 @@ func fetchReplay(t *testing.T, s *testServer, cam string, start, end time.Time, 
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil {
+	n, err := io.Copy(f, resp.Body)
+	if err != nil {
 		t.Fatalf("read replay body: %v", err)
+	}
+	wantFormat := format
+	if wantFormat == "" {
+		wantFormat = "mp4"
+	}
+	if got := resp.Header.Get("X-Replay-Format"); got != wantFormat {
+		t.Fatalf("GET %s: X-Replay-Format %q, want %q", u, got, wantFormat)
+	}
+	if wantFormat == "mp4" && resp.ContentLength != n {
+		t.Fatalf("GET %s: Content-Length %d, body %d bytes", u, resp.ContentLength, n)
 	}
 	r := replayResp{path: f.Name()}
 	r.start, _ = time.Parse(time.RFC3339Nano, resp.Header.Get("X-Replay-Start"))
@@ -303,6 +325,19 @@ func fetchReplay(t *testing.T, s *testServer, cam string, start, end time.Time, 
 }
 
 const frameDur = 40 * time.Millisecond // camsim default: 25 fps
+
+// presentedFromZero returns the frames of j presented at or after time 0
+// by the file's own timestamps (after the edit list, as ffmpeg's demuxer
+// applies it to a fragmented file), in presentation order.
+func presentedFromZero(j judgement) []judgedFrame {
+	var out []judgedFrame
+	for _, f := range j.Frames {
+		if f.PTS >= 0 {
+			out = append(out, f)
+		}
+	}
+	return out
+}
 
 // checkContinuous asserts that the shown frames are consecutive camera frames
 // of camera cam and that their presentation times follow their capture times.
@@ -427,6 +462,18 @@ func TestRecordReplayEndToEnd(t *testing.T) {
 				endFrames = 1
 			}
 			checkWindow(t, what, j.Shown, start, end, endFrames)
+			if i%3 == 1 {
+				// The fragmented form: the frames presented from time 0
+				// (what Chromium's <video> shows of it) are the same.
+				fr := fetchReplayFormat(t, srv, cam, start, end, false, "fmp4")
+				fj := judgeMP4(t, fr.path)
+				fromZero := presentedFromZero(fj)
+				checkContinuous(t, what+" fmp4", cam, fromZero)
+				checkWindow(t, what+" fmp4", fromZero, start, end, endFrames)
+				if a, b := describeSeqs(fromZero), describeSeqs(j.Shown); a != b {
+					t.Errorf("%s: fmp4 presents %s from 0, mp4 shows %s", what, a, b)
+				}
+			}
 			switch cam {
 			case "cam2":
 				if j.Codec != "hevc" {
@@ -553,6 +600,7 @@ func TestRecordReplayEndToEnd(t *testing.T) {
 			{"/api/v1/cameras/cam1/replay.mp4?start=yesterday&end=" + now.Format(time.RFC3339), 400},
 			{"/api/v1/cameras/cam1/replay.mp4?start=" + now.Format(time.RFC3339), 400},
 			{"/api/v1/cameras/cam1/replay.mp4?start=" + now.Add(-time.Minute).Format(time.RFC3339) + "&end=" + now.Format(time.RFC3339) + "&gaps=maybe", 400},
+			{"/api/v1/cameras/cam1/replay.mp4?start=" + now.Add(-time.Minute).Format(time.RFC3339) + "&end=" + now.Format(time.RFC3339) + "&format=avi", 400},
 			{"/api/v1/cameras/cam1/replay.mp4?start=2001-01-01T00:00:00Z&end=2001-01-01T00:01:00Z", 404},
 		} {
 			e.Error = ""

@@ -8,7 +8,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,19 +25,23 @@ import (
 type judgedFrame struct {
 	PTS      int64 // in the stream time base
 	Time     time.Duration
-	Shown    bool // pts >= 0: after the edit list, i.e. displayed by a player
+	Shown    bool // output by `ffmpeg -i file -f framemd5`
 	Stamp    sei.Stamp
 	Keyframe bool
+	md5      string // of the decoded picture
 }
 
 type judgement struct {
 	Codec         string // h264 | hevc
 	Width, Height int
 	TimeBase      [2]int64
-	Frames        []judgedFrame // decoded frames in presentation order
-	Shown         []judgedFrame // frames with pts >= 0, in presentation order
+	Frames        []judgedFrame // every packet's frame, in presentation order (pre-roll included)
+	Shown         []judgedFrame // the frames ffmpeg's CLI outputs (framemd5), in output order
 	DecodeOrder   []sei.Stamp   // stamps of every video packet, in decode order
 	HasAudio      bool
+	// ES is the video elementary stream (Annex B) of the file, whose
+	// decode in presentation order is Frames.
+	ES, ESFormat string
 }
 
 func runTool(t *testing.T, name string, args ...string) []byte {
@@ -56,7 +62,10 @@ func parseRational(s string) [2]int64 {
 	return [2]int64{n, d}
 }
 
-// judgeMP4 decodes path with ffmpeg and returns what a player would show.
+// judgeMP4 decodes path with ffmpeg and returns what a player shows: the
+// frames `ffmpeg -i path -f framemd5` outputs (not those with pts >= 0: the
+// CLI shifts the input to start at 0 and outputs every frame decoded, so a
+// pre-roll hidden only by timestamps is shown).
 // It fails the test on any decoder error.
 func judgeMP4(t *testing.T, path string) judgement {
 	t.Helper()
@@ -135,46 +144,83 @@ func judgeMP4(t *testing.T, path string) judgement {
 		byPTS[*p.PTS] = i
 	}
 
-	// 4. Decoded frames in presentation order.
-	var fr struct {
-		Frames []struct {
-			PTS      *int64 `json:"best_effort_timestamp"`
-			KeyFrame int    `json:"key_frame"`
-		} `json:"frames"`
+	// 4. Every packet in presentation order, identified: the elementary
+	// stream alone (no container, so no edit list can hide anything)
+	// decodes to one frame per packet in presentation order.
+	order := make([]int, len(pk.Packets))
+	for i := range order {
+		order[i] = i
 	}
-	if err := json.Unmarshal(runTool(t, "ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp,key_frame", "-of", "json", path), &fr); err != nil {
+	sort.Slice(order, func(a, b int) bool { return *pk.Packets[order[a]].PTS < *pk.Packets[order[b]].PTS })
+	esPath := filepath.Join(t.TempDir(), "video."+format)
+	if err := os.WriteFile(esPath, annexb, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for i, f := range fr.Frames {
-		if f.PTS == nil {
-			t.Fatalf("%s: frame %d without timestamp", path, i)
-		}
-		pi, ok := byPTS[*f.PTS]
-		if !ok {
-			t.Fatalf("%s: frame %d pts %d matches no packet", path, i, *f.PTS)
-		}
-		jf := judgedFrame{
-			PTS:      *f.PTS,
-			Time:     time.Duration(*f.PTS * j.TimeBase[0] * int64(time.Second) / j.TimeBase[1]),
-			Shown:    *f.PTS >= 0,
+	j.ES, j.ESFormat = esPath, format
+	esHashes := frameMD5s(t, "-f", format, "-i", esPath, "-vsync", "passthrough")
+	if len(esHashes) != len(pk.Packets) {
+		t.Fatalf("%s: %d video packets but the elementary stream decodes to %d frames", path, len(pk.Packets), len(esHashes))
+	}
+	discarded := 0
+	for k, pi := range order {
+		p := pk.Packets[pi]
+		j.Frames = append(j.Frames, judgedFrame{
+			PTS:      *p.PTS,
+			Time:     time.Duration(*p.PTS * j.TimeBase[0] * int64(time.Second) / j.TimeBase[1]),
 			Stamp:    j.DecodeOrder[pi],
-			Keyframe: f.KeyFrame == 1,
-		}
-		j.Frames = append(j.Frames, jf)
-	}
-	sort.SliceStable(j.Frames, func(a, b int) bool { return j.Frames[a].PTS < j.Frames[b].PTS })
-	for i, f := range j.Frames {
-		if i > 0 && f.PTS == j.Frames[i-1].PTS {
-			t.Fatalf("%s: two frames with pts %d", path, f.PTS)
-		}
-		if f.Shown {
-			j.Shown = append(j.Shown, f)
+			Keyframe: strings.Contains(p.Flags, "K"),
+			md5:      esHashes[k],
+		})
+		if strings.Contains(p.Flags, "D") {
+			discarded++ // hidden by a (non-fragmented) edit list
 		}
 	}
-	if len(j.Frames) != len(pk.Packets) {
-		t.Fatalf("%s: %d packets decoded to %d frames", path, len(pk.Packets), len(j.Frames))
+	var fr struct {
+		Frames []struct{} `json:"frames"`
+	}
+	if err := json.Unmarshal(runTool(t, "ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=key_frame", "-of", "json", path), &fr); err != nil {
+		t.Fatal(err)
+	}
+	if len(fr.Frames) != len(pk.Packets)-discarded {
+		t.Fatalf("%s: %d packets (%d discardable) decoded to %d frames", path, len(pk.Packets), discarded, len(fr.Frames))
+	}
+
+	// 5. What a player shows: every frame `ffmpeg -i file -f framemd5`
+	// outputs, in output order, matched to the packets by picture checksum
+	// (in order, so a clip's repeated pictures match the right loop).
+	next := 0
+	for i, h := range frameMD5s(t, "-i", path) {
+		k := next
+		for k < len(j.Frames) && j.Frames[k].md5 != h {
+			k++
+		}
+		if k == len(j.Frames) {
+			t.Fatalf("%s: output frame %d (md5 %s) matches no packet at or after presentation index %d", path, i, h, next)
+		}
+		f := j.Frames[k]
+		f.Shown = true
+		j.Shown = append(j.Shown, f)
+		next = k + 1
 	}
 	return j
+}
+
+// frameMD5s returns the md5 of every frame `ffmpeg <input args> -map 0:v:0
+// -f framemd5` outputs, in output order: exactly the frames the ffmpeg CLI
+// presents, with its default timestamp handling for the input.
+func frameMD5s(t *testing.T, input ...string) []string {
+	t.Helper()
+	args := append([]string{"-nostdin", "-v", "error"}, input...)
+	args = append(args, "-map", "0:v:0", "-f", "framemd5", "-")
+	var hs []string
+	for _, l := range strings.Split(string(runTool(t, "ffmpeg", args...)), "\n") {
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		f := strings.Split(l, ",")
+		hs = append(hs, strings.TrimSpace(f[len(f)-1]))
+	}
+	return hs
 }
 
 // describeSeqs prints a compact run-length form of stamp sequence numbers.

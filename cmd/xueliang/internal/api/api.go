@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,7 +42,10 @@ type Index interface {
 // Replayer builds replay MP4s.
 type Replayer interface {
 	Plan(ctx context.Context, req replay.Request) (*replay.Plan, error)
+	// Write streams the fragmented MP4 (format=fmp4).
 	Write(ctx context.Context, p *replay.Plan, w io.Writer) error
+	// PrepareMP4 builds the progressive MP4 (format=mp4, the default).
+	PrepareMP4(ctx context.Context, p *replay.Plan) (*replay.MP4, error)
 }
 
 // Server is the HTTP API. Fill the fields, then use Handler.
@@ -236,6 +240,20 @@ const (
 	HeaderReplayStart = "X-Replay-Start"
 	HeaderReplayEnd   = "X-Replay-End"
 	HeaderReplayGaps  = "X-Replay-Gaps"
+	// HeaderReplayFormat is the container form of the body: "mp4"
+	// (progressive, the default) or "fmp4" (fragmented, streamed).
+	HeaderReplayFormat = "X-Replay-Format"
+)
+
+// Replay formats (query parameter format). mp4, the default, is a
+// progressive MP4 whose edit list every measured desktop player applies
+// (ffmpeg/ffplay, Chromium): its first frame is the frame at start. fmp4 is
+// the fragmented MP4 streamed fragment by fragment with one fragment of
+// memory, for MSE clients and very long windows; ffmpeg shows its
+// pre-roll (replay/doc.go, "Players").
+const (
+	FormatMP4  = "mp4"
+	FormatFMP4 = "fmp4"
 )
 
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
@@ -271,6 +289,15 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "gaps: want stop or skip, got %q", g)
 		return
 	}
+	format := q.Get("format")
+	switch format {
+	case "":
+		format = FormatMP4
+	case FormatMP4, FormatFMP4:
+	default:
+		writeError(w, http.StatusBadRequest, "format: want mp4 or fmp4, got %q", format)
+		return
+	}
 	plan, err := s.Replayer.Plan(r.Context(), req)
 	switch {
 	case errors.Is(err, replay.ErrNoFootage):
@@ -294,12 +321,13 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 		gaps = append(gaps, g.Start.UTC().Format(time.RFC3339Nano)+"/"+g.End.UTC().Format(time.RFC3339Nano))
 	}
 	h.Set(HeaderReplayGaps, strings.Join(gaps, ","))
+	h.Set(HeaderReplayFormat, format)
 	h.Set("Content-Disposition", fmt.Sprintf(`inline; filename="%s_%s.mp4"`, id, plan.Start.UTC().Format("20060102T150405Z")))
 	// The status line goes out with the first byte of the MP4, so a failure
 	// to read the footage before that (the store is down and the spool no
 	// longer has the segment) is still a clean JSON error.
 	lw := &lazyHeaderWriter{ResponseWriter: w}
-	err = s.Replayer.Write(r.Context(), plan, lw)
+	err = s.writeReplay(r.Context(), plan, format, lw)
 	switch {
 	case err == nil:
 		if !lw.started {
@@ -308,7 +336,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	case r.Context().Err() != nil:
 		// The client went away; nothing to answer.
 	case !lw.started:
-		for _, k := range []string{"Cache-Control", "Content-Disposition", HeaderReplayStart, HeaderReplayEnd, HeaderReplayGaps} {
+		for _, k := range []string{"Cache-Control", "Content-Disposition", "Content-Length", HeaderReplayStart, HeaderReplayEnd, HeaderReplayGaps, HeaderReplayFormat} {
 			h.Del(k)
 		}
 		s.Logger.Warn("replay failed", "camera", id, "err", err)
@@ -319,6 +347,21 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 		s.Logger.Warn("replay aborted", "camera", id, "err", err)
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// writeReplay writes the plan's MP4 in format to lw. The progressive form
+// reads the footage once for its sample tables before the first byte (and
+// knows its length); the fragmented one streams from the first GOP on.
+func (s *Server) writeReplay(ctx context.Context, plan *replay.Plan, format string, lw *lazyHeaderWriter) error {
+	if format == FormatFMP4 {
+		return s.Replayer.Write(ctx, plan, lw)
+	}
+	m, err := s.Replayer.PrepareMP4(ctx, plan)
+	if err != nil {
+		return err
+	}
+	lw.Header().Set("Content-Length", strconv.FormatInt(m.Size(), 10))
+	return m.Write(ctx, lw)
 }
 
 // lazyHeaderWriter sends the 200 status line with the first body byte.

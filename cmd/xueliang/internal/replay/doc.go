@@ -1,6 +1,22 @@
-// Package replay builds a frame-accurate fragmented MP4 for a time window
-// of one camera's recording, from the index (which segments and fragments)
-// and ranged reads of the segment objects (spool or store).
+// Package replay builds a frame-accurate MP4 for a time window of one
+// camera's recording, from the index (which segments and fragments) and
+// ranged reads of the segment objects (spool or store), in two forms:
+//
+//   - progressive (MP4.Write after PrepareMP4; the API's format=mp4, the
+//     default): ftyp, a moov with the complete sample tables, one mdat. Its
+//     video edit list hides the pre-roll and ends at the window end, and
+//     ffmpeg/ffplay and Chromium apply it: the first frame shown is the
+//     frame at Start (see "Players").
+//   - fragmented (Write; format=fmp4): ftyp+moov, then one moof+mdat per
+//     recorded fragment, streamed with about one fragment of memory. The same
+//     edit list; Chromium's <video> applies it, ffmpeg only as a timestamp
+//     shift, so the ffmpeg CLI shows the pre-roll.
+//
+// Both come from one muxer (write.go) that hands its output to a sink: the
+// fragmented sink marshals each part; the progressive form runs the muxer
+// twice over the same plan, first into sample tables (no payload kept),
+// then — after writing the moov built from them — into a sink that writes
+// the payloads and checks each against the tables (ErrFootageChanged).
 //
 // # Data flow
 //
@@ -12,12 +28,24 @@
 //	   │ Write: one ReadRange per contiguous run of fragments per segment,
 //	   │ one parsed moof+mdat at a time, one output moof+mdat per input one
 //	   ▼
-//	ftyp+moov (first segment's tracks, video edts/elst) │ moof+mdat │ moof+mdat …
+//	fragmented: ftyp+moov (first segment's tracks, video edts/elst) │ moof+mdat │ moof+mdat …
+//	progressive: pass 1 → tables; ftyp │ moov (stbl per track, edts/elst) │ mdat ← pass 2
 //
-// Nothing is written until the first GOP (the keyframe fragment through the
-// fragment containing Start) has been read and parsed; after that the
-// response is streamed fragment by fragment and memory stays at about one
-// fragment.
+// Fragmented: nothing is written until the first GOP (the keyframe fragment
+// through the fragment containing Start) has been read and parsed; after
+// that the response is streamed fragment by fragment and memory stays at
+// about one fragment. Progressive: PrepareMP4 reads the whole window once
+// (the same ranged reads) and keeps only the tables, about 4 bytes per
+// sample (8 for video with B-frames, whose composition offsets change every
+// sample) plus a few per GOP and fragment — the size of the moov itself:
+// 259 KB for 10 min of 25 fps video with B-frames and 48 kHz AAC (≈ 37 MB
+// for 24 h). Write reads it all again and streams it. The first byte (and
+// its Content-Length) therefore comes after one full read of the window:
+// the muxing itself took 63 ms for those 10 min (54 MB, in memory, 2-core
+// box), the rest is storage; for hours of footage from the object store
+// that is the time to fetch it once. Clients that need the first byte
+// early (MSE players, very long windows) ask for the fragmented form. Past 4 GiB the moov uses co64 and a 64-bit mdat size; durations
+// past 32 bits use version 1 mvhd/tkhd/mdhd/elst.
 //
 // # Output timeline
 //
@@ -46,7 +74,9 @@
 //
 // The output ends at the last video sample (in decode order) presented
 // before Plan.End; without B-frames that sample's duration is shortened to
-// end exactly at Plan.End. With B-frames, the B-frames before the end can
+// end exactly at Plan.End. (In the progressive form the edit list also ends
+// at Plan.End, and ffmpeg applies that end: there the frames shown end at
+// the frame at the end even with B-frames.) With B-frames, the B-frames before the end can
 // need a reference frame presented after it, and a player shows every frame
 // it decodes (ffmpeg ignores the edit list's duration in fragmented MP4), so
 // the output ends at the nearer of the two decode-order cuts that leave no
@@ -81,21 +111,103 @@
 //     12 frames early, and players that show every frame flash the pre-roll
 //     at time 0. Rejected.
 //
-// (For non-fragmented files ffmpeg's mov demuxer instead flags the pre-roll
-// packets as discardable so the decoder drops them — from its source, not
-// tested here; for fMP4 the pre-roll frames are decoded and returned with
-// negative timestamps, as measured above.)
+// (For non-fragmented files ffmpeg's mov demuxer instead flags the
+// pre-roll packets as discardable and the decoder drops them — measured
+// below, it is why the progressive form is the default; for fMP4 the
+// pre-roll frames are decoded and returned with negative timestamps, as
+// measured above.)
 //
-// Players (not verified here, no Chromium/VLC in the test environment):
-// Chrome's <video> demuxes progressive MP4 with FFmpeg, so it sees the same
-// negative timestamps; its renderer starts at time 0 and drops video frames
-// that end before it, so the start frame is the first shown (A/V start at
-// 0). ffplay plays from the stream start_time: with audio as master clock
-// the pre-roll frames are late and dropped; a video-only file may show them
-// for the pre-roll duration. VLC's MP4 demuxer honours elst in regular
-// files; whether it applies it in fragmented mode is not known to us — if
-// it does not, playback starts up to one GOP early with the timeline
-// shifted by the pre-roll.
+// # Players (measured)
+//
+// Which frame a player shows first, for a window starting mid-GOP (a
+// pre-roll of 12 frames in the synthetic case below). "Shown" is what the
+// player truly presents: the ffmpeg CLI's framemd5 output; ffplay's frames
+// through its filter graph (video only, so every queued frame is
+// displayed); VLC's yuv video output, which writes every picture it
+// displays; a browser page that copies each presented frame
+// (requestVideoFrameCallback) and the frame shown once loaded, before play,
+// into a canvas. Frames are identified by picture (checksum or thumbnail)
+// against ffmpeg's decode of the elementary stream, whose frames are known
+// by their SEI stamps or source index. Versions: ffmpeg/ffplay 5.1.9
+// (Debian 12), Chromium 156.0.8078.129 headless, Firefox ESR 153.8.0
+// headless, VLC 3.0.24.
+//
+// Candidate forms, on the synthetic clip of the unit tests (25 fps, GOP
+// 25, no B-frames; window 1.5–4.5 s: start frame 37, keyframe 25, 76
+// frames), each row "first frame shown (offset), frames shown":
+//
+//	form                                    ffmpeg CLI     Chromium <video>  Chromium MSE     Firefox <video>   Firefox MSE      VLC
+//	(a) fMP4 + edit list (format=fmp4)       25 (−12), 88   37 (0), 76        50 (+13), 63     25 (−12), 88      50 (+13), 63     25 (−12), 88
+//	(b) fMP4, pre-roll duration 0 at the     25 (−12),      25 (−12), then    25 (−12) at      25 (−12) at rest, 25 (−12) at      25 (−12), 88
+//	    start frame's time, no edit list        26, 38…        26…36, 49… —      rest, then 37    31, 38… on play   rest, 31, 39…
+//	    (mediamtx's playback muxer)             (37 lost)      37–48 lost        on play
+//	(b') as (b) with 1-tick durations and    25 (−12),      36 (−1)           50 (+13)         25 (−12)          50 (+13)         —
+//	    a 12-tick edit list                     26, 38…
+//	(c) progressive + edit list (format=mp4) 37 (0), 76     37 (0), 76        (not MSE)        25 (−12), 88      (not MSE)        25 (−12), 87
+//
+// What each player does, as measured:
+//
+//   - ffmpeg CLI / ffplay (same demuxer): in a fragmented file the edit
+//     list is a timestamp shift only; the CLI then shifts the input to
+//     start at 0 and outputs every decoded frame, so the pre-roll comes out
+//     first (issue #24). Zero-duration pre-roll does not help: its vsync
+//     keeps the first two frames at time 0 and drops the rest, the start
+//     frame included. In a progressive file the mov demuxer flags the
+//     pre-roll packets discardable and the decoder drops them: only (c)
+//     starts at start. ffplay shows the same as the CLI (checked on (a) and
+//     (c)).
+//   - Chromium <video src> (FFmpeg's demuxer, its own renderer): starts at
+//     the frame at time 0 and drops earlier frames, so (a) and (c) start at
+//     start; zero durations (b) confuse its timeline.
+//   - Chromium and Firefox MSE: the MP4 parser applies the edit list, the
+//     pre-roll gets negative times, falls before the append window start (0
+//     — it cannot be set lower) and is dropped, and with it every frame up
+//     to the next keyframe: (a) shows nothing before the next keyframe, up
+//     to a GOP late. (b) keeps the keyframe at 0: it is shown at rest, and
+//     playback starts at the start frame. No form starts an MSE player at
+//     start from rest; a client can seek by the pre-roll itself. (Once, on
+//     H.264 with B-frames, Chromium's MSE playback of (a) did not start at
+//     all within 60 s: readyState stayed HAVE_METADATA, with nothing
+//     buffered at time 0.)
+//   - Firefox <video src>: ignores video edit lists in both forms and shows
+//     every frame from the keyframe; no form with a pre-roll starts at
+//     start. Only re-encoding the first partial GOP (not done: replay
+//     never transcodes) would.
+//   - VLC 3.0.24: displays the pre-roll in every form, from the keyframe
+//     on (whatever it makes of the edit list, the frames before its
+//     media_time reach the video output).
+//
+// So the default is (c), the fragmented (a) stays as format=fmp4 for
+// streaming, and (b) was rejected (it breaks ffmpeg and Chromium <video>).
+// On recordings (camsim + the real server, 2 s GOP, windows 2.4 s, start
+// 0.2–1.8 s into a GOP) the first frame shown by each player and form:
+//
+// "first (offset from the frame at start), frames shown"; ffmpeg's
+// count for format=mp4 is the window's (61 frames for 2.4 s):
+//
+//	player                      camera            format=mp4         format=fmp4        format=fmp4, MSE
+//	ffmpeg CLI 5.1.9 framemd5   H.264             0, 61              −31, 92            —
+//	                            H.264 B-frames    0, 61              −39, 100           —
+//	                            H.265             0, 61              −21, 82            —
+//	ffplay 5.1.9 (video only)   H.264             0, 61              −31, 92            —
+//	                            H.264 B-frames    0, 61              −39, 100           —
+//	                            H.265             0, 61              −21, 82            —
+//	Chromium 156 <video>        H.264             0, 61              0, 61              +19, 42
+//	                            H.264 B-frames    0, 61              0, 61              +11, 50
+//	Firefox ESR 153 <video>     H.264             −31, 91            −31, 90            +19, 41
+//	                            H.264 B-frames    −39, 99            −39, 99            +11, 44
+//	VLC 3.0.24 (vout yuv)       H.264             −31, 91            −31, 92            —
+//	                            H.264 B-frames    −39, 74            −39, 100           —
+//	                            H.265             −21, 82            −21, 82            —
+//
+// (The browsers were measured on H.264 only. "−31" means the keyframe 31 frames before the frame at start is shown
+// first; "+19" the next keyframe, 19 frames after it, with nothing before.)
+//
+// To repeat: `go test -tags players -run TestPlayers -v ./cmd/xueliang/`
+// (cmd/xueliang/players_test.go; needs firefox-esr, vlc-bin,
+// vlc-plugin-base, vlc-plugin-video-output besides make test's packages).
+// make test checks ffmpeg (every e2e replay, TestReplayFirstFrame) and
+// Chromium <video> (TestReplayFirstFrame) on every run.
 //
 // # Segment boundaries and parameter sets
 //

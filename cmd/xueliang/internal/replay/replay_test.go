@@ -3,7 +3,9 @@ package replay
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -178,6 +180,29 @@ func TestReplay(t *testing.T) {
 				t.Errorf("%d ranged reads %v, want %d", len(rec.reads), rec.reads, tc.reads)
 			}
 			judge(t, out, p, tc.preroll, tc.want, tc.widths, tc.audio)
+
+			// The progressive form: the same frames, and ffmpeg drops the
+			// pre-roll itself (no decoded frame before pts 0).
+			reads := len(rec.reads)
+			m, err := r.PrepareMP4(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pb bytes.Buffer
+			if err := m.Write(context.Background(), &pb); err != nil {
+				t.Fatal(err)
+			}
+			if int64(pb.Len()) != m.Size() {
+				t.Errorf("progressive: %d bytes written, Size %d", pb.Len(), m.Size())
+			}
+			if got := len(rec.reads) - reads; got != 2*tc.reads {
+				t.Errorf("progressive: %d ranged reads, want %d (two passes)", got, 2*tc.reads)
+			}
+			pout := filepath.Join(t.TempDir(), "out-progressive.mp4")
+			if err := os.WriteFile(pout, pb.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			judge(t, pout, p, 0, tc.want, tc.widths, tc.audio)
 		})
 	}
 }
@@ -305,5 +330,71 @@ func TestWriteReadError(t *testing.T) {
 	}
 	if buf.Len() != 0 {
 		t.Errorf("%d bytes written before the error", buf.Len())
+	}
+}
+
+// TestProgressiveFootageChanged: a second pass that does not match the
+// tables of the first fails instead of writing a file whose moov lies.
+func TestProgressiveFootageChanged(t *testing.T) {
+	t.Parallel()
+	c := getClip(t, "320x240", 0, false)
+	rec := newRecording(t, segSpec{clip: c, from: 0, to: 75, start: at(0)})
+	r := &Replayer{Index: rec, Reader: rec}
+	p, err := r.Plan(context.Background(), Request{Camera: "cam1", Start: at(500 * time.Millisecond), End: at(2 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.PrepareMP4(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.tabs[0].sizes[5]++
+	if err := m.Write(context.Background(), io.Discard); !errors.Is(err, ErrFootageChanged) {
+		t.Fatalf("Write after a changed sample size: %v, want ErrFootageChanged", err)
+	}
+}
+
+// TestProgressiveLargeHeader: past 4 GiB the header switches to co64 and a
+// 64-bit mdat size, and the chunk offsets point past the header.
+func TestProgressiveLargeHeader(t *testing.T) {
+	t.Parallel()
+	c := getClip(t, "320x240", 0, false)
+	rec := newRecording(t, segSpec{clip: c, from: 0, to: 75, start: at(0)})
+	r := &Replayer{Index: rec, Reader: rec}
+	p, err := r.Plan(context.Background(), Request{Camera: "cam1", Start: at(500 * time.Millisecond), End: at(2 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &tableSink{}
+	if err := r.mux(context.Background(), p, ts); err != nil {
+		t.Fatal(err)
+	}
+	small, smallSize, err := ts.header()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(small, []byte("co64")) || !bytes.Contains(small, []byte("stco")) {
+		t.Errorf("small file: want stco, not co64")
+	}
+	const extra = 5 << 30
+	ts.bytes += extra
+	big, bigSize, err := ts.header()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(big, []byte("co64")) {
+		t.Errorf("a %d-byte file without co64", bigSize)
+	}
+	if bigSize-int64(len(big)) != int64(ts.bytes) || bigSize-smallSize != extra+int64(len(big)-len(small)) {
+		t.Errorf("sizes: small %d (header %d), big %d (header %d)", smallSize, len(small), bigSize, len(big))
+	}
+	hdr := big[len(big)-16:]
+	if binary.BigEndian.Uint32(hdr) != 1 || string(hdr[4:8]) != "mdat" || binary.BigEndian.Uint64(hdr[8:]) != ts.bytes+16 {
+		t.Errorf("mdat header %x, want a 64-bit size of %d", hdr, ts.bytes+16)
+	}
+	i := bytes.Index(big, []byte("co64"))
+	first := binary.BigEndian.Uint64(big[i+12:])
+	if first != uint64(len(big)) {
+		t.Errorf("first chunk at %d, want %d (right after the mdat header)", first, len(big))
 	}
 }

@@ -22,10 +22,17 @@ const maxFragmentSize = 64 << 20
 // Nothing is written before the first GOP has been read and parsed, so an
 // error at that stage leaves w untouched.
 func (r *Replayer) Write(ctx context.Context, p *Plan, w io.Writer) error {
+	return r.mux(ctx, p, &fragmentedSink{w: w})
+}
+
+// mux maps the plan's recorded fragments onto the output timeline and hands
+// the result to out: the output tracks once, then one part per recorded
+// fragment.
+func (r *Replayer) mux(ctx context.Context, p *Plan, out sink) error {
 	if p == nil || len(p.segs) == 0 {
 		return fmt.Errorf("write replay: %w", ErrNoFootage)
 	}
-	m := &muxer{w: w, plan: p, gapTol: r.gapTolerance(), log: r.logger().With("component", "replay", "camera", p.Camera)}
+	m := &muxer{out: out, plan: p, gapTol: r.gapTolerance(), log: r.logger().With("component", "replay", "camera", p.Camera)}
 	for i := range p.segs {
 		ps := &p.segs[i]
 		if err := m.beginSegment(ps, i == len(p.segs)-1); err != nil {
@@ -36,11 +43,58 @@ func (r *Replayer) Write(ctx context.Context, p *Plan, w io.Writer) error {
 				return fmt.Errorf("write replay of segment %d: %w", ps.seg.ID, err)
 			}
 			if m.done {
-				return nil
+				return out.end(m.endPres + m.mediaTime)
 			}
 		}
 	}
-	return m.finish()
+	if err := m.finish(); err != nil {
+		return err
+	}
+	return out.end(m.endPres + m.mediaTime)
+}
+
+// sink receives the muxer's output: begin once (the output tracks, the
+// video edit list's media_time in the video timescale and the planned
+// duration in movieTimescale), then the parts in order, then end with the
+// video media time (edit list coordinates) at which the window ends. A
+// part's samples and payloads are only valid during the call.
+type sink interface {
+	begin(init *fmp4.Init, mediaTime int64, durationMovie uint64) error
+	part(p *fmp4.Part) error
+	end(mediaEnd int64) error
+}
+
+// fragmentedSink writes the fragmented MP4: ftyp+moov with the edit list,
+// then one moof+mdat per part.
+type fragmentedSink struct {
+	w   io.Writer
+	buf seekablebuffer.Buffer
+}
+
+func (s *fragmentedSink) begin(init *fmp4.Init, mediaTime int64, durationMovie uint64) error {
+	b, err := buildOutputInit(init, mediaTime, durationMovie)
+	if err != nil {
+		return err
+	}
+	if _, err := s.w.Write(b); err != nil {
+		return fmt.Errorf("write init: %w", err)
+	}
+	return nil
+}
+
+// end: a fragmented track's edit list duration is ignored by ffmpeg, so
+// the muxer's end cut (endCut) is what ends the output.
+func (s *fragmentedSink) end(int64) error { return nil }
+
+func (s *fragmentedSink) part(p *fmp4.Part) error {
+	s.buf.Reset()
+	if err := p.Marshal(&s.buf); err != nil {
+		return fmt.Errorf("marshal fragment: %w", err)
+	}
+	if _, err := s.w.Write(s.buf.Bytes()); err != nil {
+		return fmt.Errorf("write fragment: %w", err)
+	}
+	return nil
 }
 
 // contiguousRuns splits frags into runs that are adjacent in the object.
@@ -98,7 +152,7 @@ func (r *Replayer) writeRun(ctx context.Context, m *muxer, ps *planSegment, run 
 // the output video media time is pres + mediaTime (the edit list offset),
 // so the pre-roll has media time in [0, mediaTime).
 type muxer struct {
-	w    io.Writer
+	out  sink
 	plan *Plan
 	log  *slog.Logger
 
@@ -137,7 +191,6 @@ type muxer struct {
 	lastVideo   *fmp4.Sample
 	lastVPres   int64
 	lastVIsMax  bool
-	out         seekablebuffer.Buffer
 	paramsMoved bool // a segment with other parameter sets was sent
 }
 
@@ -299,12 +352,8 @@ func (m *muxer) start(startPts int64) error {
 	m.videoNext = 0
 
 	durMovie := uint64(ticks(m.plan.Duration(), movieTimescale))
-	b, err := buildOutputInit(m.init, m.mediaTime, durMovie)
-	if err != nil {
+	if err := m.out.begin(m.init, m.mediaTime, durMovie); err != nil {
 		return err
-	}
-	if _, err := m.w.Write(b); err != nil {
-		return fmt.Errorf("write init: %w", err)
 	}
 	m.started = true
 	pending := m.pending
@@ -342,6 +391,7 @@ func (m *muxer) emit(f *rawFragment) error {
 	endPres := int64(1 << 62)
 	if m.last {
 		endPres = ticks(m.plan.End.Sub(m.ps.seg.Start), m.videoTS) + m.presOff
+		m.endPres = endPres
 	}
 
 	// Video: keep the decode-order prefix up to the last sample shown
@@ -420,12 +470,8 @@ func (m *muxer) emit(f *rawFragment) error {
 	if len(part.Tracks) > 0 {
 		m.seq++
 		part.SequenceNumber = m.seq
-		m.out.Reset()
-		if err := part.Marshal(&m.out); err != nil {
-			return fmt.Errorf("marshal fragment: %w", err)
-		}
-		if _, err := m.w.Write(m.out.Bytes()); err != nil {
-			return fmt.Errorf("write fragment: %w", err)
+		if err := m.out.part(&part); err != nil {
+			return err
 		}
 	}
 	if cut {
