@@ -5,45 +5,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"reflect"
+	"xueliang/storage/recording"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 )
-
-// parseInit decodes a segment's ftyp+moov and checks the contract's track
-// layout: video track 1 (H.264 or H.265), optional audio track 2.
-func parseInit(b []byte) (*fmp4.Init, error) {
-	var in fmp4.Init
-	if err := in.Unmarshal(bytes.NewReader(b)); err != nil {
-		return nil, fmt.Errorf("parse init: %w", err)
-	}
-	if videoTrack(&in) == nil {
-		return nil, fmt.Errorf("parse init: no H.264/H.265 video track %d", videoTrackID)
-	}
-	return &in, nil
-}
-
-func videoTrack(in *fmp4.Init) *fmp4.InitTrack {
-	for _, t := range in.Tracks {
-		if t.ID == videoTrackID {
-			switch t.Codec.(type) {
-			case *mp4.CodecH264, *mp4.CodecH265:
-				return t
-			}
-		}
-	}
-	return nil
-}
-
-func findTrack(in *fmp4.Init, id int) *fmp4.InitTrack {
-	for _, t := range in.Tracks {
-		if t.ID == id {
-			return t
-		}
-	}
-	return nil
-}
 
 // sameLayout reports whether b can be continued in a response whose init is
 // a: same track IDs, timescales and codecs; video parameter sets may differ
@@ -53,7 +20,7 @@ func sameLayout(a, b *fmp4.Init) bool {
 		return false
 	}
 	for _, ta := range a.Tracks {
-		tb := findTrack(b, ta.ID)
+		tb := recording.FindTrack(b, ta.ID)
 		if tb == nil || ta.TimeScale != tb.TimeScale || reflect.TypeOf(ta.Codec) != reflect.TypeOf(tb.Codec) {
 			return false
 		}
@@ -66,7 +33,7 @@ func sameLayout(a, b *fmp4.Init) bool {
 
 // parameterSets returns the video track's parameter set NAL units.
 func parameterSets(in *fmp4.Init) [][]byte {
-	switch c := videoTrack(in).Codec.(type) {
+	switch c := recording.VideoTrack(in).Codec.(type) {
 	case *mp4.CodecH264:
 		return [][]byte{c.SPS, c.PPS}
 	case *mp4.CodecH265:

@@ -204,8 +204,8 @@ func (r *Replayer) Plan(ctx context.Context, req Request) (*Plan, error) {
 					break
 				}
 			}
-			if prevInit, err := parseInit(prev.seg.Init); err == nil {
-				in, err := parseInit(seg.Init)
+			if prevInit, err := recording.ParseInit(prev.seg.Init); err == nil {
+				in, err := recording.ParseInit(seg.Init)
 				if err != nil || !sameLayout(prevInit, in) {
 					p.Gaps = append(p.Gaps, recording.Gap{Start: prev.seg.End, End: maxTime(prev.seg.End, seg.Start)})
 					p.Stop = StopLayoutChange
@@ -231,7 +231,7 @@ func (r *Replayer) Plan(ctx context.Context, req Request) (*Plan, error) {
 	if first == nil {
 		return nil, fmt.Errorf("camera %s, %s to %s: %w", req.Camera, req.Start.Format(time.RFC3339Nano), req.End.Format(time.RFC3339Nano), ErrNoFootage)
 	}
-	if _, err := parseInit(first.seg.Init); err != nil {
+	if _, err := recording.ParseInit(first.seg.Init); err != nil {
 		return nil, fmt.Errorf("plan replay of %s: segment %d: %w", req.Camera, first.seg.ID, err)
 	}
 	p.Start = first.from

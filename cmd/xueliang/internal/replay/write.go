@@ -208,14 +208,14 @@ func ticks(d time.Duration, ts int64) int64 {
 }
 
 func (m *muxer) beginSegment(ps *planSegment, last bool) error {
-	in, err := parseInit(ps.seg.Init)
+	in, err := recording.ParseInit(ps.seg.Init)
 	if err != nil {
 		return err
 	}
 	if m.init == nil {
 		m.init = in
-		m.videoTS = int64(videoTrack(in).TimeScale)
-		if a := findTrack(in, audioTrackID); a != nil {
+		m.videoTS = int64(recording.VideoTrack(in).TimeScale)
+		if a := recording.FindTrack(in, audioTrackID); a != nil {
 			m.audioTS = int64(a.TimeScale)
 		}
 	} else if !sameLayout(m.init, in) {
