@@ -470,8 +470,8 @@ func TestRecordReplayEndToEnd(t *testing.T) {
 				fromZero := presentedFromZero(fj)
 				checkContinuous(t, what+" fmp4", cam, fromZero)
 				checkWindow(t, what+" fmp4", fromZero, start, end, endFrames)
-				if a, b := describeSeqs(fromZero), describeSeqs(j.Shown); a != b {
-					t.Errorf("%s: fmp4 presents %s from 0, mp4 shows %s", what, a, b)
+				if !samePrefix(fromZero, j.Shown, endFrames) {
+					t.Errorf("%s: fmp4 presents %s from 0, mp4 shows %s", what, describeSeqs(fromZero), describeSeqs(j.Shown))
 				}
 			}
 			switch cam {

@@ -237,6 +237,26 @@ func describeSeqs(frames []judgedFrame) string {
 	return b.String()
 }
 
+// samePrefix reports whether a and b present the same frames in the same
+// order, one of them with at most tail more frames at its end. The two
+// replay forms cut the end differently when a camera sends B-frames: the
+// progressive form's edit list ends exactly at end, the fragmented form's
+// last fragment may show the frame that is next in presentation order.
+func samePrefix(a, b []judgedFrame, tail int) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	if len(b)-len(a) > tail {
+		return false
+	}
+	for i := range a {
+		if a[i].Stamp.Seq != b[i].Stamp.Seq {
+			return false
+		}
+	}
+	return true
+}
+
 // splitAnnexB splits an Annex-B byte stream of any length at its start codes
 // (00 00 01, or 00 00 00 01) into NAL units.
 func splitAnnexB(b []byte) [][]byte {
