@@ -196,6 +196,18 @@ func (db *DB) Segment(ctx context.Context, id int64) (recording.Segment, error) 
 	return seg, nil
 }
 
+// SegmentByKey returns the segment whose object key is key, or ErrNotFound.
+func (db *DB) SegmentByKey(ctx context.Context, key string) (recording.Segment, error) {
+	seg, err := scanSegment(db.r.QueryRowContext(ctx, `SELECT `+segmentColumns+` FROM segments WHERE object_key = ?`, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return recording.Segment{}, fmt.Errorf("segment %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return recording.Segment{}, fmt.Errorf("segment %s: %w", key, err)
+	}
+	return seg, nil
+}
+
 func (db *DB) querySegments(ctx context.Context, query string, args ...any) ([]recording.Segment, error) {
 	return queryAll(ctx, db.r, scanSegment, query, args...)
 }

@@ -68,6 +68,16 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	}
 	logger.Info("spool recovered", "segments", report.Segments, "recovered", report.Recovered,
 		"deleted", report.Deleted, "failed", report.Failed, "truncated_bytes", report.TruncatedBytes)
+	// Spool files whose segment row was never written (the index refused
+	// or failed the insert, a crash before its commit) are indexed from the
+	// file, before any camera records; the uploader's first scan finds them.
+	orphans, err := segmenter.RecoverOrphans(ctx, db, spoolDir.Root, nil, logger)
+	if err != nil {
+		return fmt.Errorf("recover orphan spool files: %w", err)
+	}
+	logger.Info("spool orphans checked", "files", orphans.Files, "orphans", orphans.Orphans, "indexed", orphans.Indexed,
+		"skipped", orphans.Skipped, "failed", orphans.Failed, "truncated_bytes", orphans.TruncatedBytes)
+	metrics.RegisterOrphans(reg, metrics.OrphanCounts{Indexed: orphans.Indexed, Skipped: orphans.Skipped, Failed: orphans.Failed})
 
 	quota, err := spool.NewQuota(spoolDir, spool.QuotaConfig{MaxBytes: cfg.Storage.SpoolMaxBytes})
 	if err != nil {

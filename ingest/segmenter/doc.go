@@ -7,7 +7,7 @@
 // units, fragment and segment cuts), audio.go, segment.go (opening, cutting
 // and closing segments), flush.go (completing a fragment), stage.go (the
 // write stage and preallocation), pause.go (the spool cap), fragment.go
-// (the header reservation), queue.go (the index worker, Run), recover.go.
+// (the header reservation), queue.go (the index worker, Run), recover.go, orphans.go.
 //
 // Lifecycle: New starts nothing. Run is the index worker; the caller runs
 // it (ingest.Puller does, in a goroutine of its own Run) and it returns once
@@ -53,7 +53,10 @@
 // most what the kernel had not written back and the fragment in progress,
 // whose header room is still zeros; Recover truncates every "recording"
 // segment to its last complete fragment (the file is the source of truth),
-// re-indexes it and closes it.
+// re-indexes it and closes it. A spool file whose segment row was never
+// created (CreateSegment failed for good: "segment not indexed, spool file
+// left for recovery") is indexed from the file at the next start by
+// RecoverOrphans (orphans.go), which runs after Recover and before recording.
 //
 // Memory: nothing of a fragment is held in memory but its sample table and
 // its audio (a few KiB), so a camera does not hold a GOP of media (≈1 MB

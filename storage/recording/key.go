@@ -64,3 +64,22 @@ func KeyStart(camera, key string) (time.Time, bool) {
 	}
 	return t, true
 }
+
+// ParseKey returns the camera and segment start of a key laid out as
+// SegmentKey (the camera is everything before the five time components),
+// only when key is exactly SegmentKey(camera, start).
+func ParseKey(key string) (camera string, start time.Time, ok bool) {
+	parts := strings.Split(key, "/")
+	if len(parts) < 6 {
+		return "", time.Time{}, false
+	}
+	camera = strings.Join(parts[:len(parts)-5], "/")
+	if camera == "" {
+		return "", time.Time{}, false
+	}
+	start, ok = KeyStart(camera, key)
+	if !ok {
+		return "", time.Time{}, false
+	}
+	return camera, start, true
+}

@@ -48,3 +48,24 @@ func TestKeyStart(t *testing.T) {
 		}
 	}
 }
+
+func TestParseKey(t *testing.T) {
+	start := time.Date(2026, 3, 4, 5, 6, 7, 89, time.UTC)
+	for _, tc := range []struct {
+		key string
+		cam string
+		ok  bool
+	}{
+		{SegmentKey("cam1", start), "cam1", true},
+		{SegmentKey("site/cam-2", start), "site/cam-2", true},
+		{"cam1/2026/03/04/05/20260304T050607.000000089Z.mp4.tmp", "", false},
+		{"2026/03/04/05/20260304T050607.000000089Z.mp4", "", false},
+		{"cam1/2026/03/04/06/20260304T050607.000000089Z.mp4", "", false}, // wrong hour directory
+		{"cam1/notes.mp4", "", false},
+	} {
+		cam, got, ok := ParseKey(tc.key)
+		if ok != tc.ok || cam != tc.cam || (ok && !got.Equal(start)) {
+			t.Errorf("ParseKey(%q) = %q, %v, %v; want %q, %v", tc.key, cam, got, ok, tc.cam, tc.ok)
+		}
+	}
+}

@@ -50,6 +50,9 @@
 // Crash recovery: at start Run rescans the index for closed segments. A
 // closed segment without a spool file whose object is in the store, whole
 // (size, and SHA-256 when known), is marked stored without uploading.
+// A spool file with no row at all (its CreateSegment never succeeded) is
+// indexed before the uploader starts by segmenter.RecoverOrphans, and
+// then found by the same scan.
 //
 // Size cap (Quota): the spool is bounded by QuotaConfig.MaxBytes (0:
 // unlimited). Policy: footage already received is never deleted to make
