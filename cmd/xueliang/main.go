@@ -38,6 +38,9 @@ commands:
   user add NAME --role ROLE [--townships A,B] --config FILE
                         create a user in the index (password on stdin)
   camera add|list|rm|import   manage the camera registry through the API
+  export verify [--key KEY] DIR|ZIP
+                        check an export package's signature and the
+                        SHA-256 of every file; fails on any changed byte
   version               print the version
 `
 
@@ -53,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCamera(args[1:], os.Stdin, stdout, stderr)
 	case "audit":
 		return runAudit(args[1:], stdout, stderr)
+	case "export":
+		return runExport(args[1:], stdout, stderr)
 	case "user":
 		return runUser(args[1:], os.Stdin, stdout, stderr)
 	case "version":

@@ -14,6 +14,7 @@ import (
 
 	"xueliang/cmd/xueliang/internal/api"
 	"xueliang/cmd/xueliang/internal/config"
+	"xueliang/cmd/xueliang/internal/export"
 	"xueliang/cmd/xueliang/internal/metrics"
 	"xueliang/cmd/xueliang/internal/replay"
 	"xueliang/index"
@@ -126,6 +127,20 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	if err != nil {
 		return err
 	}
+	exportKey, err := export.LoadOrCreateKey(cfg.Export.KeyFile)
+	if err != nil {
+		return err
+	}
+	exports, err := export.NewManager(export.Config{
+		Dir: cfg.Export.Dir, Key: exportKey, Replayer: replayer, Index: db,
+		MaxConcurrent: cfg.Export.MaxConcurrent, Expiry: cfg.Export.Expiry, MaxWindow: cfg.Replay.MaxWindow,
+		Server: "xueliang " + version(), Logger: logger, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer exports.Close()
+	logger.Info("export signing key", "public_key", exports.PublicKey(), "key_file", cfg.Export.KeyFile)
 	apiServer := &api.Server{
 		Auth:            authSvc, // auth.go: every request but /healthz is authenticated
 		MetricsToken:    metricsToken,
@@ -140,6 +155,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Prober:          api.LimitProbes(api.ProberFunc(probe.Probe), 2),
 		Cameras:         cameraRegistry,
 		Pullers:         manager,
+		Exports:         exports,
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -168,6 +184,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return manager.Run(gctx) })
+	g.Go(func() error { return exports.Run(gctx) })
 	g.Go(func() error {
 		// Index ↔ store reconciliation runs beside recording and uploads; a
 		// failure is reported, never fatal.

@@ -87,6 +87,8 @@ type Server struct {
 	// log (auth.go). Nil lets every request through with no principal: for
 	// handler unit tests only; the server always sets it.
 	Auth Auth
+	// Exports runs signed exports (exports.go); nil answers 501.
+	Exports Exporter
 
 	initOnce sync.Once
 	m        *apiMetrics
@@ -118,7 +120,7 @@ func (s *Server) table() []route {
 		{Route{"POST", "/api/v1/probe", ActProbe}, s.probeCamera},
 	}
 	var all []route
-	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes()} {
+	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.exportRoutes()} {
 		all = append(all, part...)
 	}
 	return all

@@ -40,6 +40,7 @@ type Config struct {
 	Storage   Storage   `yaml:"storage"`
 	Upload    Upload    `yaml:"upload"`
 	Replay    Replay    `yaml:"replay"`
+	Export    Export    `yaml:"export"`
 	Motion    Motion    `yaml:"motion"`
 	Secrets   Secrets   `yaml:"secrets"`
 	Auth      Auth      `yaml:"auth"`
@@ -139,6 +140,24 @@ type Replay struct {
 	// MaxWindow is the longest window one replay request may ask for.
 	// It defaults to 24h.
 	MaxWindow time.Duration `yaml:"max_window"`
+}
+
+// Export configures signed exports (POST /api/v1/exports).
+type Export struct {
+	// Dir holds the export packages until they expire. It defaults to
+	// <data_dir>/exports.
+	Dir string `yaml:"dir"`
+	// KeyFile holds the Ed25519 signing key (base64 of its 32-byte seed,
+	// mode 0600), generated on first start. It defaults to
+	// <data_dir>/export-signing.key. Back it up: packages signed by a lost
+	// key can still be verified with its published public key.
+	KeyFile string `yaml:"key_file"`
+	// MaxConcurrent bounds the export jobs running at once; requests
+	// beyond it are refused (429, counted). It defaults to 2.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// Expiry is how long a finished package is kept for download. It
+	// defaults to 24h.
+	Expiry time.Duration `yaml:"expiry"`
 }
 
 // Secrets configures the key that seals camera credentials at rest.
@@ -258,6 +277,7 @@ func Default() Config {
 		Index:  Index{CommitWindow: 100 * time.Millisecond},
 		Upload: Upload{Workers: 6, MaxBackoff: 30 * time.Second},
 		Replay: Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
+		Export: Export{MaxConcurrent: 2, Expiry: 24 * time.Hour},
 		Auth:   Auth{SessionTTL: 12 * time.Hour},
 		Motion: Motion{FPS: 5, Cols: 32, Rows: 18, PrePad: time.Second, PostPad: 2 * time.Second, QueueSize: 50},
 	}
@@ -321,6 +341,12 @@ func (c *Config) fill() {
 	}
 	if c.Storage.Local.Root == "" {
 		c.Storage.Local.Root = filepath.Join(c.DataDir, "objects")
+	}
+	if c.Export.Dir == "" {
+		c.Export.Dir = filepath.Join(c.DataDir, "exports")
+	}
+	if c.Export.KeyFile == "" {
+		c.Export.KeyFile = filepath.Join(c.DataDir, "export-signing.key")
 	}
 	for i := range c.Cameras {
 		if c.Cameras[i].Name == "" {
@@ -420,6 +446,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Replay.MaxWindow < time.Minute {
 		bad("replay.max_window", "want at least 1m, got %s", c.Replay.MaxWindow)
+	}
+	if n := c.Export.MaxConcurrent; n < 1 || n > 64 {
+		bad("export.max_concurrent", "want 1..64, got %d", n)
+	}
+	if e := c.Export.Expiry; e < time.Minute || e > 366*24*time.Hour {
+		bad("export.expiry", "want 1m..8784h, got %s", e)
 	}
 	if c.Storage.SpoolMaxBytes < 0 {
 		bad("storage.spool_max_bytes", "must not be negative")
