@@ -38,7 +38,9 @@ func (fakeIndex) Camera(_ context.Context, id string) (index.Camera, error) {
 	return index.Camera{ID: id}, nil
 }
 
-func (fakeIndex) QueryAudit(context.Context, index.AuditQuery) ([]index.AuditRecord, error) { return nil, nil }
+func (fakeIndex) QueryAudit(context.Context, index.AuditQuery) ([]index.AuditRecord, error) {
+	return nil, nil
+}
 
 type clock struct {
 	mu sync.Mutex
