@@ -1,6 +1,7 @@
 package export
 
 import (
+	"archive/zip"
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -132,5 +133,41 @@ func TestVerify(t *testing.T) {
 				t.Fatalf("got %v, want a VerifyError containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestVerifyZipDuplicateEntry: a zip with a second, different copy of a
+// listed file fails, though the first copy is intact (extractors disagree
+// on which copy they keep).
+func TestVerifyZipDuplicateEntry(t *testing.T) {
+	key, err := LoadOrCreateKey(filepath.Join(t.TempDir(), "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := writePackage(t, key, map[string][]byte{"01_a.mp4": []byte("original")}, nil)
+	names := []string{ManifestName, SignatureName, PublicKeyName, "01_a.mp4"}
+	zp := filepath.Join(t.TempDir(), "p.zip")
+	if _, err := zipDir(t.Context(), dir, names, zp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(zp, nil); err != nil {
+		t.Fatalf("intact zip: %v", err)
+	}
+	f, err := os.Create(zp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	for _, n := range names {
+		b, _ := os.ReadFile(filepath.Join(dir, n))
+		w, _ := zw.Create(n)
+		w.Write(b)
+	}
+	w, _ := zw.Create("01_a.mp4")
+	w.Write([]byte("tampered"))
+	zw.Close()
+	f.Close()
+	if _, err := Verify(zp, nil); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("duplicate entry: %v", err)
 	}
 }

@@ -230,7 +230,13 @@ func Verify(p string, pinned ed25519.PublicKey) (VerifyResult, error) {
 			return res, err
 		}
 	}
+	seen := map[string]bool{}
 	for _, n := range names {
+		if seen[n] {
+			// Extractors disagree on which copy wins.
+			return res, failf("%s is in the package twice", n)
+		}
+		seen[n] = true
 		if !listed[n] {
 			return res, failf("%s is in the package but not in the manifest", n)
 		}
