@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-func TestUsersAndTokens(t *testing.T) {
+func testUsersAndTokens(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	now := time.Date(2026, 11, 28, 8, 0, 0, 0, time.UTC)
 	u := User{Name: "li", Role: "operator", Townships: []string{"Huiting", "会亭镇"}, PasswordHash: "$argon2id$x", Created: now}
 	if err := db.CreateUser(ctx, u); err != nil {

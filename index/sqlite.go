@@ -63,7 +63,8 @@ func itoa(n int) string {
 type migration struct {
 	version int
 	name    string
-	stmts   []string
+	stmts   []string // SQLite
+	pgStmts []string // PostgreSQL, the same schema
 }
 
 // migrations are applied in order of version; never edit a released one,
@@ -84,6 +85,9 @@ func joinMigrations(parts ...[]migration) []migration {
 	for i, m := range all {
 		if m.version != i+1 {
 			panic(fmt.Sprintf("index: migration %d (%s) is out of sequence: want version %d", m.version, m.name, i+1))
+		}
+		if len(m.pgStmts) == 0 {
+			panic(fmt.Sprintf("index: migration %d (%s) has no PostgreSQL statements", m.version, m.name))
 		}
 	}
 	return all
