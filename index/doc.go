@@ -1,10 +1,15 @@
 // Package index is the archive's index in SQLite (modernc.org/sqlite, pure
-// Go): what was recorded, the camera registry, motion and camera events,
-// users and the audit log. It maps its rows to the storage/recording value
-// types that ingest, storage and replay use, so none of them imports this
-// package; cmd/xueliang wires *DB to the interfaces they declare. A
-// PostgreSQL implementation can follow: the queries are portable SQL, and
-// the SQLite specifics (driver, DSN/pragmas) live in sqlite.go.
+// Go; Open, the embedded default) or PostgreSQL (pgx v5 through
+// database/sql; OpenPostgres): what was recorded, the camera registry,
+// motion and camera events, users and the audit log. It maps its rows to
+// the storage/recording value types that ingest, storage and replay use, so
+// none of them imports this package; cmd/xueliang wires *DB to the
+// interfaces they declare. Both engines run the same queries (portable SQL,
+// '?' rebound to $n for PostgreSQL); the engine specifics live in sqlite.go
+// (driver, DSN/pragmas) and postgres.go (rebinding, DDL translation, the
+// dialect switch); every migration carries both DDLs under one version.
+// One conformance suite (conformance_test.go) runs every behaviour test on
+// both, PostgreSQL being a real server started by index/pgtest.
 //
 // Concerns, one group of files each (with its migrations):
 //
@@ -16,6 +21,7 @@
 //	auth_users.go    users and tokens (and the auth migration)
 //	auth_audit.go    the append-only, hash-chained audit log
 //	db.go, sqlite.go opening, migrating, transactions; SQLite's DSN
+//	postgres.go      OpenPostgres, '?' rebinding, DDL translation
 //
 // Data flow:
 //
