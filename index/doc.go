@@ -22,6 +22,8 @@
 //	auth_audit.go    the append-only, hash-chained audit log
 //	db.go, sqlite.go opening, migrating, transactions; SQLite's DSN
 //	postgres.go      OpenPostgres, '?' rebinding, DDL translation
+//	leases.go        camera leases and epoch-fenced segment writes
+//	                 (PostgreSQL; migration 8)
 //
 // Data flow:
 //
@@ -43,7 +45,8 @@
 //	  -- registry.go; source '' = not in the registry (footage only)
 //	  cameras_site (township, village)
 //	segments(id PK, camera_id → cameras, start_ns, end_ns, object_key UNIQUE,
-//	         size, sha256, init, codecs, width, height, state)
+//	         size, sha256, init, codecs, width, height, state, epoch)
+//	  -- epoch: the lease epoch of a fenced write (leases.go), 0 otherwise
 //	  segments_camera_start (camera_id, start_ns, end_ns)  -- range scans, covering for Timeline
 //	  segments_camera_end   (camera_id, end_ns)
 //	  segments_state        (state)
@@ -54,6 +57,8 @@
 //	  -- derived, kept by triggers on segments: per camera and bucket
 //	  -- (start_ns >> 42, ≈73 min), the union of the non-empty segments that
 //	  -- start in the bucket, merged where they overlap or touch
+//	camera_leases(camera_id PK, node_id, epoch, expires_at)
+//	  -- leases.go, PostgreSQL: expires_at is the database's timestamptz
 //	camera_events(id, camera_id, source, topic, rule, start_ns, end_ns NULL while open, data)
 //	  camera_events_camera_start (camera_id, start_ns)
 //	  camera_events_open (camera_id, source, topic, rule, start_ns) WHERE end_ns IS NULL
