@@ -1,6 +1,12 @@
 package index
 
-import "testing"
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"xueliang/index/pgtest"
+)
 
 func TestRebind(t *testing.T) {
 	for _, tc := range []struct{ name, in, want string }{
@@ -31,5 +37,38 @@ func TestPgTypes(t *testing.T) {
 	)`
 	if got != want {
 		t.Errorf("pgTypes:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestPostgresConcurrentOpen: nodes starting together on an empty
+// database migrate it once (the advisory lock), and all of them open.
+func TestPostgresConcurrentOpen(t *testing.T) {
+	srv := pgtest.Start(t)
+	url := srv.NewDatabase(t)
+	const nodes = 4
+	var wg sync.WaitGroup
+	dbs := make([]*DB, nodes)
+	errs := make([]error, nodes)
+	for i := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dbs[i], errs[i] = OpenPostgres(context.Background(), url, nil)
+		}()
+	}
+	wg.Wait()
+	for i, db := range dbs {
+		if db != nil {
+			t.Cleanup(func() { db.Close() })
+		}
+		if errs[i] != nil {
+			t.Errorf("node %d: %v", i, errs[i])
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	if v := versions(t, dbs[0]); len(v) != len(migrations) {
+		t.Fatalf("schema_migrations has %d rows, want %d", len(v), len(migrations))
 	}
 }
