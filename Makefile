@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 GO        ?= go
 GOBIN     := $(shell $(GO) env GOPATH)/bin
-APT_PKGS  := ffmpeg libavcodec-dev libswscale-dev pkg-config chromium
+APT_PKGS  := ffmpeg libavcodec-dev libswscale-dev pkg-config chromium postgresql
 TEST_TIMEOUT ?= 20m
 MINIO_MOD := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 PROMTOOL_MOD := github.com/prometheus/prometheus/cmd/promtool@v0.316.0

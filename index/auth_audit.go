@@ -45,6 +45,12 @@ type AuditQuery struct {
 // single writer connection serialises appends, so the chain is linear.
 func (db *DB) AppendAudit(ctx context.Context, rec AuditRecord, seal func(*AuditRecord)) (AuditRecord, error) {
 	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		if db.dialect == dialectPostgres {
+			// Other nodes append too: the chain needs one writer at a time.
+			if _, err := tx.ExecContext(ctx, `LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+				return err
+			}
+		}
 		var lastID int64
 		var lastHash string
 		err := tx.QueryRowContext(ctx, `SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1`).Scan(&lastID, &lastHash)
@@ -53,7 +59,7 @@ func (db *DB) AppendAudit(ctx context.Context, rec AuditRecord, seal func(*Audit
 		}
 		rec.ID, rec.PrevHash = lastID+1, lastHash
 		seal(&rec)
-		_, err = tx.ExecContext(ctx, `INSERT INTO audit (id, at_ns, user, role, remote, method, path, action, camera,
+		_, err = tx.ExecContext(ctx, `INSERT INTO audit (id, at_ns, "user", role, remote, method, path, action, camera,
 			range_from_ns, range_to_ns, status, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			rec.ID, toNS(rec.At), rec.User, rec.Role, rec.Remote, rec.Method, rec.Path, rec.Action, rec.Camera,
 			toNS(rec.From), toNS(rec.To), rec.Status, rec.Detail, rec.PrevHash, rec.Hash)
@@ -65,7 +71,7 @@ func (db *DB) AppendAudit(ctx context.Context, rec AuditRecord, seal func(*Audit
 	return rec, nil
 }
 
-const auditCols = `id, at_ns, user, role, remote, method, path, action, camera, range_from_ns, range_to_ns, status, detail, prev_hash, hash`
+const auditCols = `id, at_ns, "user", role, remote, method, path, action, camera, range_from_ns, range_to_ns, status, detail, prev_hash, hash`
 
 func scanAudit(sc scanner) (AuditRecord, error) {
 	var a AuditRecord
@@ -92,7 +98,7 @@ func (db *DB) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, erro
 	var where []string
 	var args []any
 	if q.User != "" {
-		where, args = append(where, "user = ?"), append(args, q.User)
+		where, args = append(where, `"user" = ?`), append(args, q.User)
 	}
 	if q.Camera != "" {
 		where, args = append(where, "camera = ?"), append(args, q.Camera)

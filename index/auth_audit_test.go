@@ -9,11 +9,11 @@ import (
 	"time"
 )
 
-// TestAuditAppendOnly: appends are serialised into one chain (each entry's
+// testAuditAppendOnly: appends are serialised into one chain (each entry's
 // PrevHash is the previous entry's Hash) and the table refuses changes.
-func TestAuditAppendOnly(t *testing.T) {
+func testAuditAppendOnly(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	seal := func(r *AuditRecord) { r.Hash = fmt.Sprintf("h%d<-%s", r.ID, r.PrevHash) }
 	t0 := time.Date(2026, 11, 28, 8, 0, 0, 0, time.UTC)
 	var wg sync.WaitGroup

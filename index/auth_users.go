@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -20,8 +21,14 @@ var authMigrations = []migration{
 	{
 		version: 5,
 		name:    "users, tokens, audit log",
-		stmts: []string{
-			`CREATE TABLE users (
+		stmts:   authSchema,
+		pgStmts: authSchemaPG(),
+	},
+}
+
+// authSchema is migration 5 for SQLite.
+var authSchema = []string{
+	`CREATE TABLE users (
 				name          TEXT    PRIMARY KEY,
 				role          TEXT    NOT NULL,
 				townships     TEXT    NOT NULL DEFAULT '',
@@ -29,7 +36,7 @@ var authMigrations = []migration{
 				disabled      INTEGER NOT NULL DEFAULT 0,
 				created_ns    INTEGER NOT NULL
 			)`,
-			`CREATE TABLE tokens (
+	`CREATE TABLE tokens (
 				hash         TEXT    PRIMARY KEY,
 				user         TEXT    NOT NULL REFERENCES users (name) ON DELETE CASCADE,
 				kind         TEXT    NOT NULL,
@@ -38,8 +45,8 @@ var authMigrations = []migration{
 				expires_ns   INTEGER NOT NULL DEFAULT 0,
 				last_used_ns INTEGER NOT NULL DEFAULT 0
 			)`,
-			`CREATE INDEX tokens_user ON tokens (user)`,
-			`CREATE TABLE audit (
+	`CREATE INDEX tokens_user ON tokens (user)`,
+	`CREATE TABLE audit (
 				id            INTEGER PRIMARY KEY,
 				at_ns         INTEGER NOT NULL,
 				user          TEXT    NOT NULL,
@@ -56,16 +63,37 @@ var authMigrations = []migration{
 				prev_hash     TEXT    NOT NULL,
 				hash          TEXT    NOT NULL
 			)`,
-			`CREATE INDEX audit_user_at ON audit (user, at_ns)`,
-			`CREATE INDEX audit_camera_at ON audit (camera, at_ns)`,
-			`CREATE INDEX audit_at ON audit (at_ns)`,
-			`CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+	`CREATE INDEX audit_user_at ON audit (user, at_ns)`,
+	`CREATE INDEX audit_camera_at ON audit (camera, at_ns)`,
+	`CREATE INDEX audit_at ON audit (at_ns)`,
+	`CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 			BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END`,
-			`CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+	`CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 			BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END`,
-		},
-	},
 }
+
+// authSchemaPG is migration 5 for PostgreSQL: the tables through pgTypes
+// with the user column quoted (a reserved word there), the append-only
+// triggers as one plpgsql function.
+func authSchemaPG() []string {
+	var out []string
+	for _, s := range authSchema {
+		if strings.HasPrefix(s, "CREATE TRIGGER") {
+			continue
+		}
+		out = append(out, reUserColumn.ReplaceAllString(pgTypes(s)[0], `"user"`))
+	}
+	return append(out,
+		`CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			RAISE EXCEPTION 'audit log is append-only';
+		END
+		$$`,
+		`CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit FOR EACH ROW EXECUTE FUNCTION audit_append_only()`,
+		`CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit FOR EACH ROW EXECUTE FUNCTION audit_append_only()`)
+}
+
+var reUserColumn = regexp.MustCompile(`\buser\b`)
 
 // User is a person or tool that may call the API.
 type User struct {
@@ -180,7 +208,7 @@ func (db *DB) Users(ctx context.Context) ([]User, error) {
 // CreateToken stores t (its hash, never the secret).
 func (db *DB) CreateToken(ctx context.Context, t Token) error {
 	_, err := db.w.ExecContext(ctx,
-		`INSERT INTO tokens (hash, user, kind, name, created_ns, expires_ns, last_used_ns) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO tokens (hash, "user", kind, name, created_ns, expires_ns, last_used_ns) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		t.Hash, t.User, t.Kind, t.Name, toNS(t.Created), toNS(t.Expires), toNS(t.LastUsed))
 	if err != nil {
 		return fmt.Errorf("create token for %s: %w", t.User, err)
@@ -188,7 +216,7 @@ func (db *DB) CreateToken(ctx context.Context, t Token) error {
 	return nil
 }
 
-const tokenCols = `hash, user, kind, name, created_ns, expires_ns, last_used_ns`
+const tokenCols = `hash, "user", kind, name, created_ns, expires_ns, last_used_ns`
 
 func scanToken(sc scanner) (Token, error) {
 	var t Token
@@ -221,7 +249,7 @@ func (db *DB) TokenByHash(ctx context.Context, hash string) (Token, error) {
 // Tokens returns the tokens of user ("" = every user), oldest first.
 func (db *DB) Tokens(ctx context.Context, user string) ([]Token, error) {
 	out, err := queryAll(ctx, db.r, scanToken,
-		`SELECT `+tokenCols+` FROM tokens WHERE ? = '' OR user = ? ORDER BY created_ns, hash`, user, user)
+		`SELECT `+tokenCols+` FROM tokens WHERE ? = '' OR "user" = ? ORDER BY created_ns, hash`, user, user)
 	if err != nil {
 		return nil, fmt.Errorf("tokens: %w", err)
 	}
@@ -263,10 +291,4 @@ func authBool(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// isConstraint reports a UNIQUE/PRIMARY KEY violation.
-func isUniqueViolation(err error) bool {
-	return strings.Contains(err.Error(), "UNIQUE constraint failed") ||
-		strings.Contains(err.Error(), "constraint failed")
 }

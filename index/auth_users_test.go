@@ -3,13 +3,14 @@ package index
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
 
-func TestUsersAndTokens(t *testing.T) {
+func testUsersAndTokens(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	now := time.Date(2026, 11, 28, 8, 0, 0, 0, time.UTC)
 	u := User{Name: "li", Role: "operator", Townships: []string{"Huiting", "会亭镇"}, PasswordHash: "$argon2id$x", Created: now}
 	if err := db.CreateUser(ctx, u); err != nil {
@@ -39,6 +40,27 @@ func TestUsersAndTokens(t *testing.T) {
 	}
 	if err := db.CreateToken(ctx, Token{Hash: "h3", User: "li", Kind: "api", Created: now}); err != nil {
 		t.Fatal(err)
+	}
+	if err := db.CreateUser(ctx, User{Name: "wang", Role: "viewer", PasswordHash: "$argon2id$y", Created: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateToken(ctx, Token{Hash: "h4", User: "wang", Kind: "api", Created: now.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	// The user filter compares the column (on PostgreSQL an unquoted user
+	// is CURRENT_USER).
+	for who, want := range map[string]string{"li": "h3", "wang": "h4", "": "h3,h4"} {
+		toks, err := db.Tokens(ctx, who)
+		var hashes []string
+		for _, tk := range toks {
+			hashes = append(hashes, tk.Hash)
+			if who != "" && tk.User != who {
+				t.Errorf("Tokens(%q) returned a token of %q", who, tk.User)
+			}
+		}
+		if got := strings.Join(hashes, ","); err != nil || got != want {
+			t.Errorf("Tokens(%q) = %s, %v; want %s", who, got, err, want)
+		}
 	}
 	if err := db.DeleteUser(ctx, "li"); err != nil {
 		t.Fatal(err)

@@ -1,10 +1,15 @@
 // Package index is the archive's index in SQLite (modernc.org/sqlite, pure
-// Go): what was recorded, the camera registry, motion and camera events,
-// users and the audit log. It maps its rows to the storage/recording value
-// types that ingest, storage and replay use, so none of them imports this
-// package; cmd/xueliang wires *DB to the interfaces they declare. A
-// PostgreSQL implementation can follow: the queries are portable SQL, and
-// the SQLite specifics (driver, DSN/pragmas) live in sqlite.go.
+// Go; Open, the embedded default) or PostgreSQL (pgx v5 through
+// database/sql; OpenPostgres): what was recorded, the camera registry,
+// motion and camera events, users and the audit log. It maps its rows to
+// the storage/recording value types that ingest, storage and replay use, so
+// none of them imports this package; cmd/xueliang wires *DB to the
+// interfaces they declare. Both engines run the same queries (portable SQL,
+// '?' rebound to $n for PostgreSQL); the engine specifics live in sqlite.go
+// (driver, DSN/pragmas) and postgres.go (rebinding, DDL translation, the
+// dialect switch); every migration carries both DDLs under one version.
+// One conformance suite (conformance_test.go) runs every behaviour test on
+// both, PostgreSQL being a real server started by index/pgtest.
 //
 // Concerns, one group of files each (with its migrations):
 //
@@ -16,6 +21,9 @@
 //	auth_users.go    users and tokens (and the auth migration)
 //	auth_audit.go    the append-only, hash-chained audit log
 //	db.go, sqlite.go opening, migrating, transactions; SQLite's DSN
+//	postgres.go      OpenPostgres, '?' rebinding, DDL translation
+//	leases.go        camera leases and epoch-fenced segment writes
+//	                 (PostgreSQL; migration 8)
 //
 // Data flow:
 //
@@ -37,7 +45,8 @@
 //	  -- registry.go; source '' = not in the registry (footage only)
 //	  cameras_site (township, village)
 //	segments(id PK, camera_id → cameras, start_ns, end_ns, object_key UNIQUE,
-//	         size, sha256, init, codecs, width, height, state)
+//	         size, sha256, init, codecs, width, height, state, epoch)
+//	  -- epoch: the lease epoch of a fenced write (leases.go), 0 otherwise
 //	  segments_camera_start (camera_id, start_ns, end_ns)  -- range scans, covering for Timeline
 //	  segments_camera_end   (camera_id, end_ns)
 //	  segments_state        (state)
@@ -48,6 +57,8 @@
 //	  -- derived, kept by triggers on segments: per camera and bucket
 //	  -- (start_ns >> 42, ≈73 min), the union of the non-empty segments that
 //	  -- start in the bucket, merged where they overlap or touch
+//	camera_leases(camera_id PK, node_id, epoch, expires_at)
+//	  -- leases.go, PostgreSQL: expires_at is the database's timestamptz
 //	camera_events(id, camera_id, source, topic, rule, start_ns, end_ns NULL while open, data)
 //	  camera_events_camera_start (camera_id, start_ns)
 //	  camera_events_open (camera_id, source, topic, rule, start_ns) WHERE end_ns IS NULL

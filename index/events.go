@@ -21,8 +21,14 @@ var eventMigrations = []migration{
 	{
 		version: 7,
 		name:    "camera events",
-		stmts: []string{
-			`CREATE TABLE camera_events (
+		stmts:   eventSchema,
+		pgStmts: pgTypes(eventSchema...),
+	},
+}
+
+// eventSchema is the migration's SQLite DDL; PostgreSQL's is derived by pgTypes.
+var eventSchema = []string{
+	`CREATE TABLE camera_events (
 				id        INTEGER PRIMARY KEY,
 				camera_id TEXT    NOT NULL,
 				source    TEXT    NOT NULL,
@@ -32,10 +38,8 @@ var eventMigrations = []migration{
 				end_ns    INTEGER,
 				data      TEXT    NOT NULL DEFAULT ''
 			)`,
-			`CREATE INDEX camera_events_camera_start ON camera_events (camera_id, start_ns)`,
-			`CREATE INDEX camera_events_open ON camera_events (camera_id, source, topic, rule, start_ns) WHERE end_ns IS NULL`,
-		},
-	},
+	`CREATE INDEX camera_events_camera_start ON camera_events (camera_id, start_ns)`,
+	`CREATE INDEX camera_events_open ON camera_events (camera_id, source, topic, rule, start_ns) WHERE end_ns IS NULL`,
 }
 
 // AddCameraEvents records a batch of camera events in one transaction. An
@@ -60,7 +64,7 @@ func (db *DB) AddCameraEvents(ctx context.Context, evs []recording.CameraEvent) 
 			if e.End.IsZero() {
 				if _, err := tx.ExecContext(ctx,
 					`INSERT INTO camera_events (camera_id, source, topic, rule, start_ns, end_ns, data)
-					 SELECT ?, ?, ?, ?, ?, NULL, ?
+					 SELECT ?, ?, ?, ?, CAST(? AS BIGINT), CAST(NULL AS BIGINT), ?
 					 WHERE NOT EXISTS (SELECT 1 FROM camera_events WHERE camera_id = ? AND source = ? AND topic = ?
 						AND rule = ? AND start_ns = ? AND end_ns IS NULL)`,
 					e.CameraID, e.Source, e.Topic, e.Rule, start, e.Data,
@@ -104,9 +108,9 @@ func (db *DB) AddCameraEvents(ctx context.Context, evs []recording.CameraEvent) 
 func (db *DB) CloseOpenCameraEvents(ctx context.Context, camera string, now time.Time) (int64, error) {
 	n := toNS(now)
 	res, err := db.w.ExecContext(ctx,
-		`UPDATE camera_events SET end_ns = MIN(?, start_ns + ?)
+		`UPDATE camera_events SET end_ns = CASE WHEN start_ns + ? < ? THEN start_ns + ? ELSE ? END
 		 WHERE end_ns IS NULL AND start_ns <= ? AND (? = '' OR camera_id = ?)`,
-		n, int64(recording.MaxCameraEventDuration), n, camera, camera)
+		int64(recording.MaxCameraEventDuration), n, int64(recording.MaxCameraEventDuration), n, n, camera, camera)
 	if err != nil {
 		return 0, fmt.Errorf("close open camera events: %w", err)
 	}

@@ -7,8 +7,8 @@ import (
 	"xueliang/storage/recording"
 )
 
-func TestCameraEvents(t *testing.T) {
-	db := openTest(t)
+func testCameraEvents(t *testing.T, be *backend) {
+	db := be.open(t)
 	ctx := context.Background()
 	t0 := time.Date(2026, 11, 28, 8, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }

@@ -30,8 +30,14 @@ var motionMigrations = []migration{
 	{
 		version: 6,
 		name:    "motion chunks and intervals",
-		stmts: []string{
-			`CREATE TABLE motion_chunks (
+		stmts:   motionSchema,
+		pgStmts: pgTypes(motionSchema...),
+	},
+}
+
+// motionSchema is the migration's SQLite DDL; PostgreSQL's is derived by pgTypes.
+var motionSchema = []string{
+	`CREATE TABLE motion_chunks (
 				id        INTEGER PRIMARY KEY,
 				camera_id TEXT    NOT NULL,
 				start_ns  INTEGER NOT NULL,
@@ -42,8 +48,8 @@ var motionMigrations = []migration{
 				s6 INTEGER NOT NULL, s7 INTEGER NOT NULL, s8 INTEGER NOT NULL,
 				data      BLOB    NOT NULL
 			)`,
-			`CREATE INDEX motion_chunks_camera_start ON motion_chunks (camera_id, start_ns)`,
-			`CREATE TABLE motion_intervals (
+	`CREATE INDEX motion_chunks_camera_start ON motion_chunks (camera_id, start_ns)`,
+	`CREATE TABLE motion_intervals (
 				id        INTEGER PRIMARY KEY,
 				camera_id TEXT    NOT NULL,
 				start_ns  INTEGER NOT NULL,
@@ -53,9 +59,7 @@ var motionMigrations = []migration{
 				cells     BLOB    NOT NULL,
 				x0 INTEGER NOT NULL, y0 INTEGER NOT NULL, x1 INTEGER NOT NULL, y1 INTEGER NOT NULL
 			)`,
-			`CREATE INDEX motion_intervals_camera_end ON motion_intervals (camera_id, end_ns)`,
-		},
-	},
+	`CREATE INDEX motion_intervals_camera_end ON motion_intervals (camera_id, end_ns)`,
 }
 
 // MotionMinute is the activity of one minute: seconds with motion.

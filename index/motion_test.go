@@ -27,8 +27,8 @@ func chunkRow(t *testing.T, cam string, start time.Time, secs []motion.Second) r
 	return recording.MotionChunk{CameraID: cam, Start: c.Start, End: c.End, Active: c.Active, Summary: c.Summary, Data: c.Data}
 }
 
-func TestMotionStoreAndSearch(t *testing.T) {
-	db := openTest(t)
+func testMotionStoreAndSearch(t *testing.T, be *backend) {
+	db := be.open(t)
 	ctx := context.Background()
 	m0 := at(0).Truncate(time.Minute)
 	// minute 0: an object in the top-left, seconds 10..14; minute 2: one in

@@ -19,24 +19,15 @@ import (
 // nothing, and other connections never see the schema without them.
 //
 // Cameras are created when missing and their max_segment_ns raised. It
-// returns the number of segments inserted. SQLite-specific (the trigger
-// DDL is read back from sqlite_master).
+// returns the number of segments inserted. On PostgreSQL the triggers are
+// disabled rather than dropped (see suspendCoverage).
 func (db *DB) LoadSegments(ctx context.Context, segs iter.Seq[recording.Segment]) (n int64, err error) {
 	err = db.withTx(ctx, func(tx *sql.Tx) error {
-		restore, err := bigCache(ctx, tx)
+		resume, cleanup, err := db.suspendCoverage(ctx, tx)
 		if err != nil {
 			return err
 		}
-		defer restore()
-		triggers, err := segmentTriggers(ctx, tx)
-		if err != nil {
-			return err
-		}
-		for name := range triggers {
-			if _, err := tx.ExecContext(ctx, `DROP TRIGGER `+name); err != nil {
-				return err
-			}
-		}
+		defer cleanup()
 		// Rows go in loadBatch at a time: one statement per row costs more
 		// in the driver than SQLite spends inserting it.
 		ins, err := tx.PrepareContext(ctx, insertRows(loadBatch))
@@ -96,19 +87,14 @@ func (db *DB) LoadSegments(ctx context.Context, segs iter.Seq[recording.Segment]
 			return fmt.Errorf("insert last rows: %w", err)
 		}
 		for cam, d := range maxDur {
-			if _, err := tx.ExecContext(ctx, `UPDATE cameras SET max_segment_ns = MAX(max_segment_ns, ?) WHERE id = ?`, d, cam); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE cameras SET max_segment_ns = CASE WHEN max_segment_ns < ? THEN ? ELSE max_segment_ns END WHERE id = ?`, d, d, cam); err != nil {
 				return err
 			}
 			if err := rebuildCoverage(ctx, tx, cam); err != nil {
 				return fmt.Errorf("rebuild coverage of %s: %w", cam, err)
 			}
 		}
-		for _, ddl := range triggers {
-			if _, err := tx.ExecContext(ctx, ddl); err != nil {
-				return err
-			}
-		}
-		return nil
+		return resume()
 	})
 	if err != nil {
 		return 0, fmt.Errorf("load segments: %w", err)
@@ -177,6 +163,47 @@ func insertRows(n int) string {
 		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?)")
 	}
 	return b.String()
+}
+
+// suspendCoverage stops the coverage triggers for the rest of tx and
+// returns the func that turns them back on (before commit) and one to
+// call in any case once the transaction's work is done. SQLite: the
+// triggers are dropped and recreated from their DDL in sqlite_master, with
+// a big page cache meanwhile; PostgreSQL: ALTER TABLE ... DISABLE TRIGGER,
+// whose lock keeps other connections out until commit.
+func (db *DB) suspendCoverage(ctx context.Context, tx *sql.Tx) (resume func() error, cleanup func(), err error) {
+	if db.dialect == dialectPostgres {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE segments DISABLE TRIGGER segments_coverage`); err != nil {
+			return nil, nil, err
+		}
+		return func() error {
+			_, err := tx.ExecContext(ctx, `ALTER TABLE segments ENABLE TRIGGER segments_coverage`)
+			return err
+		}, func() {}, nil
+	}
+	restore, err := bigCache(ctx, tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	triggers, err := segmentTriggers(ctx, tx)
+	if err != nil {
+		restore()
+		return nil, nil, err
+	}
+	for name := range triggers {
+		if _, err := tx.ExecContext(ctx, `DROP TRIGGER `+name); err != nil {
+			restore()
+			return nil, nil, err
+		}
+	}
+	return func() error {
+		for _, ddl := range triggers {
+			if _, err := tx.ExecContext(ctx, ddl); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, restore, nil
 }
 
 // segmentTriggers returns the DDL of every trigger on segments, by name.

@@ -10,13 +10,13 @@ import (
 	"xueliang/storage/recording"
 )
 
-// TestLoadSegmentsKeepsCoverage bulk-loads overlapping, empty, touching and
+// testLoadSegmentsKeepsCoverage bulk-loads overlapping, empty, touching and
 // pre-1970 segments into an index that already has rows, then checks that
 // Timeline (coverage) equals merging the segment rows, that the triggers
 // are back (a later CreateSegment is still covered) and max_segment_ns.
-func TestLoadSegmentsKeepsCoverage(t *testing.T) {
+func testLoadSegmentsKeepsCoverage(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	db.now = func() time.Time { return t0.Add(1000 * time.Hour) }
 	pre := recording.Segment{CameraID: "cam0", Start: t0, End: t0.Add(time.Minute), ObjectKey: "pre"}
 	if err := db.CreateSegment(ctx, &pre); err != nil {
@@ -79,11 +79,11 @@ func TestLoadSegmentsKeepsCoverage(t *testing.T) {
 	}
 }
 
-// TestLoadSegmentsAllOrNothing: a bad row rolls back the whole load and
+// testLoadSegmentsAllOrNothing: a bad row rolls back the whole load and
 // leaves the triggers in place.
-func TestLoadSegmentsAllOrNothing(t *testing.T) {
+func testLoadSegmentsAllOrNothing(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	before := countTriggers(t, db)
 	segs := []recording.Segment{
 		{CameraID: "cam0", Start: t0, End: t0.Add(time.Minute), ObjectKey: "a"},
@@ -104,7 +104,12 @@ func TestLoadSegmentsAllOrNothing(t *testing.T) {
 func countTriggers(t *testing.T, db *DB) int {
 	t.Helper()
 	var n int
-	if err := db.r.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'segments'`).Scan(&n); err != nil {
+	q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'segments'`
+	if db.dialect == dialectPostgres {
+		// Enabled triggers only: a failed load must not leave them off.
+		q = `SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = 'segments'::regclass AND NOT tgisinternal AND tgenabled <> 'D'`
+	}
+	if err := db.r.QueryRow(q).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

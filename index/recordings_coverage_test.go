@@ -32,13 +32,13 @@ func timelineFromSegments(t *testing.T, db *DB, camera string, from, to time.Tim
 	return buildTimeline(ivs, f, tt, toNS(db.now()), int64(tol))
 }
 
-// TestCoverageMatchesSegments applies random writes (creates, fragment
+// testCoverageMatchesSegments applies random writes (creates, fragment
 // growth, finishes that shrink, deletes, overlaps, bucket-straddling and
 // pre-1970 segments) and checks after each that Timeline, which reads the
 // trigger-maintained coverage table, equals merging the segment rows.
-func TestCoverageMatchesSegments(t *testing.T) {
+func testCoverageMatchesSegments(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	const bucket = int64(1) << 42
 	bases := []time.Time{t0, time.Unix(0, 0).Add(-3 * time.Duration(bucket) / 2), time.Unix(0, 5*bucket-int64(time.Minute))}

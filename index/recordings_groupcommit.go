@@ -342,7 +342,7 @@ func (db *DB) writeFragments(ctx context.Context, tx *sql.Tx, reqs []*fragReq) e
 	for _, r := range reqs {
 		for _, f := range r.frags {
 			if _, err := stmt.ExecContext(ctx, f.SegmentID, f.Seq, toNS(f.Start), toNS(f.End),
-				f.Offset, f.Size, f.Keyframe); err != nil {
+				f.Offset, f.Size, boolInt(f.Keyframe)); err != nil {
 				return err
 			}
 		}

@@ -58,12 +58,12 @@ func frag(seg int64, seq int) recording.Fragment {
 		Offset: int64(100 * (seq - 1)), Size: 100, Keyframe: seq%2 == 1}
 }
 
-// TestGroupCommitManyWriters: 64 goroutines on 32 segments (two per
+// testGroupCommitManyWriters: 64 goroutines on 32 segments (two per
 // segment, interleaved seqs), one or two fragments per call; the first
 // calls are held back so that at least one batch merges all 64 requests.
-func TestGroupCommitManyWriters(t *testing.T) {
+func testGroupCommitManyWriters(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	const writers, nSegs, calls = 64, 32, 40 // each writer: calls × 1–2 fragments
 	segs := make([]recording.Segment, nSegs)
 	for i := range segs {
@@ -139,12 +139,12 @@ func TestGroupCommitManyWriters(t *testing.T) {
 	}
 }
 
-// TestGroupCommitFailingRequestFailsAlone: requests for a missing segment,
+// testGroupCommitFailingRequestFailsAlone: requests for a missing segment,
 // batched with good ones, get today's error; the good ones succeed and
 // nothing of the bad ones is written.
-func TestGroupCommitFailingRequestFailsAlone(t *testing.T) {
+func testGroupCommitFailingRequestFailsAlone(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	good := make([]recording.Segment, 8)
 	for i := range good {
 		good[i] = mustCreate(t, db, fmt.Sprintf("cam%d", i), at(0), time.Time{})
@@ -213,11 +213,11 @@ func TestGroupCommitFailingRequestFailsAlone(t *testing.T) {
 	}
 }
 
-// TestGroupCommitContextCancel: a caller whose ctx ends while queued
+// testGroupCommitContextCancel: a caller whose ctx ends while queued
 // returns promptly with ctx's error; a request abandoned before its batch
 // begins is not written.
-func TestGroupCommitContextCancel(t *testing.T) {
-	db := openTest(t)
+func testGroupCommitContextCancel(t *testing.T, be *backend) {
+	db := be.open(t)
 	seg := mustCreate(t, db, "cam", at(0), time.Time{})
 	release := holdWriter(t, db)
 	primer := primeBlocked(t, db, seg)
@@ -266,12 +266,13 @@ func TestGroupCommitContextCancel(t *testing.T) {
 	}
 }
 
-// TestGroupCommitCloseInFlight: Close with callers queued and the
+// testGroupCommitCloseInFlight: Close with callers queued and the
 // committer blocked returns promptly, answers every caller, leaks no
 // goroutine, and later calls fail.
-func TestGroupCommitCloseInFlight(t *testing.T) {
+func testGroupCommitCloseInFlight(t *testing.T, be *backend) {
+	path := be.newDB(t)
 	before := runtime.NumGoroutine()
-	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "index.db"), nil)
+	db, err := be.openDSN(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,12 +378,12 @@ func BenchmarkAddFragmentsConcurrent(b *testing.B) {
 	}
 }
 
-// TestGroupCommitWindow: with a commit window, calls that arrive one after
+// testGroupCommitWindow: with a commit window, calls that arrive one after
 // another within it (as cameras' fragments do, a few milliseconds apart)
 // share one transaction, and a lone call still commits after the window.
-func TestGroupCommitWindow(t *testing.T) {
+func testGroupCommitWindow(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	const window = 300 * time.Millisecond
 	db.SetCommitWindow(window)
 	const cams = 10

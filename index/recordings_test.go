@@ -58,10 +58,10 @@ func versions(t *testing.T, db *DB) []string {
 	return out
 }
 
-func TestOpenMigratesOnceAndReopenIsNoop(t *testing.T) {
+func testOpenMigratesOnceAndReopenIsNoop(t *testing.T, be *backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "index.db")
-	db, err := Open(ctx, path, nil)
+	path := be.newDB(t)
+	db, err := be.openDSN(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,13 +69,19 @@ func TestOpenMigratesOnceAndReopenIsNoop(t *testing.T) {
 	if len(first) != len(migrations) {
 		t.Fatalf("schema_migrations has %d rows, want %d", len(first), len(migrations))
 	}
-	var mode string
-	if err := db.r.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
-		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	if be.dialect == dialectSQLite {
+		var mode string
+		if err := db.r.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+			t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+		}
+		var fk int
+		if err := db.w.QueryRow(`PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+			t.Errorf("foreign_keys = %d, %v; want 1", fk, err)
+		}
 	}
-	var fk int
-	if err := db.w.QueryRow(`PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
-		t.Errorf("foreign_keys = %d, %v; want 1", fk, err)
+	// Foreign keys hold on both engines.
+	if _, err := db.w.Exec(`INSERT INTO segments (camera_id, start_ns, end_ns, object_key) VALUES ('nobody', 0, 0, 'orphan')`); err == nil {
+		t.Error("a segment of an unknown camera was inserted")
 	}
 	mustCreate(t, db, "cam", at(0), at(10))
 	if err := db.Close(); err != nil {
@@ -84,7 +90,7 @@ func TestOpenMigratesOnceAndReopenIsNoop(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	db, err = Open(ctx, path, nil)
+	db, err = be.openDSN(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +111,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := migrate(ctx, w, migrations[:1], discard()); err != nil {
+	if err := migrate(ctx, w, dialectSQLite, migrations[:1], discard()); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
@@ -152,10 +158,10 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 }
 
-func TestSchemaTooNew(t *testing.T) {
+func testSchemaTooNew(t *testing.T, be *backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "index.db")
-	db, err := Open(ctx, path, nil)
+	path := be.newDB(t)
+	db, err := be.openDSN(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,14 +169,14 @@ func TestSchemaTooNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	if _, err := Open(ctx, path, nil); !errors.Is(err, ErrSchemaTooNew) {
+	if _, err := be.openDSN(ctx, path); !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("Open of a newer schema: %v, want ErrSchemaTooNew", err)
 	}
 }
 
-func TestCameras(t *testing.T) {
+func testCameras(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	if _, err := db.Camera(ctx, "x"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Camera of missing: %v, want ErrNotFound", err)
 	}
@@ -198,9 +204,9 @@ func TestCameras(t *testing.T) {
 	}
 }
 
-func TestSegmentLifecycle(t *testing.T) {
+func testSegmentLifecycle(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	seg := recording.Segment{CameraID: "cam", Start: at(0), ObjectKey: "cam/k.mp4", Init: []byte("init"), Codecs: "H265,MPEG-4 Audio",
 		Width: 640, Height: 480}
 	if err := db.CreateSegment(ctx, &seg); err != nil {
@@ -299,9 +305,9 @@ func TestSegmentLifecycle(t *testing.T) {
 	}
 }
 
-func TestSegmentsInRange(t *testing.T) {
+func testSegmentsInRange(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	// cam: [0,10) [10,20) [30,40), plus a long [100,1000); other camera noise.
 	mustCreate(t, db, "cam", at(0), at(10))
 	mustCreate(t, db, "cam", at(10), at(20))
@@ -371,9 +377,9 @@ func TestSegmentsInRangeUsesIndex(t *testing.T) {
 	}
 }
 
-func TestFragmentsRange(t *testing.T) {
+func testFragmentsRange(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	seg := mustCreate(t, db, "cam", at(0), time.Time{})
 	other := mustCreate(t, db, "cam", at(100), time.Time{})
 	var frags []recording.Fragment
@@ -422,7 +428,7 @@ func TestFragmentsRange(t *testing.T) {
 	}
 }
 
-func TestTimeline(t *testing.T) {
+func testTimeline(t *testing.T, be *backend) {
 	type iv = [2]float64
 	tests := []struct {
 		name     string
@@ -462,7 +468,7 @@ func TestTimeline(t *testing.T) {
 			spans: []iv{{20, 30}}, gaps: []iv{{10, 20}}},
 	}
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cam := fmt.Sprintf("cam%d", i)
@@ -491,9 +497,9 @@ func TestTimeline(t *testing.T) {
 	}
 }
 
-func TestConcurrentAddFragments(t *testing.T) {
+func testConcurrentAddFragments(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	const cameras, frags = 16, 40
 	segs := make([]recording.Segment, cameras)
 	for i := range segs {

@@ -60,8 +60,8 @@ func (db *DB) Timeline(ctx context.Context, camera string, from, to time.Time, g
 // start order. Arguments: camera, from, camera, to, to, from.
 const timelineQuery = `SELECT start_ns, end_ns FROM coverage
 	WHERE camera_id = ?
-	  AND bucket >= ((? - COALESCE((SELECT max_segment_ns FROM cameras WHERE id = ?), 0)) >> ` + coverageShift + `)
-	  AND bucket <= (? >> ` + coverageShift + `)
+	  AND bucket >= ((CAST(? AS BIGINT) - COALESCE((SELECT max_segment_ns FROM cameras WHERE id = ?), 0)) >> ` + coverageShift + `)
+	  AND bucket <= (CAST(? AS BIGINT) >> ` + coverageShift + `)
 	  AND start_ns < ? AND end_ns > ?
 	ORDER BY bucket, start_ns`
 

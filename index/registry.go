@@ -56,25 +56,29 @@ var registryMigrations = []migration{
 	{
 		version: 4,
 		name:    "camera registry",
-		stmts: []string{
-			`ALTER TABLE cameras ADD COLUMN township TEXT NOT NULL DEFAULT ''`,
-			`ALTER TABLE cameras ADD COLUMN village TEXT NOT NULL DEFAULT ''`,
-			`ALTER TABLE cameras ADD COLUMN lat REAL`,
-			`ALTER TABLE cameras ADD COLUMN lon REAL`,
-			`ALTER TABLE cameras ADD COLUMN main_url TEXT NOT NULL DEFAULT ''`,
-			`ALTER TABLE cameras ADD COLUMN sub_url TEXT NOT NULL DEFAULT ''`,
-			`ALTER TABLE cameras ADD COLUMN username TEXT NOT NULL DEFAULT ''`,
-			`ALTER TABLE cameras ADD COLUMN password TEXT NOT NULL DEFAULT ''`,
-			`ALTER TABLE cameras ADD COLUMN transport TEXT NOT NULL DEFAULT ''`,
-			`ALTER TABLE cameras ADD COLUMN segment_duration_ns INTEGER NOT NULL DEFAULT 0`,
-			`ALTER TABLE cameras ADD COLUMN motion INTEGER NOT NULL DEFAULT 0`,
-			`ALTER TABLE cameras ADD COLUMN enabled INTEGER NOT NULL DEFAULT 0`,
-			`ALTER TABLE cameras ADD COLUMN source TEXT NOT NULL DEFAULT ''`,
-			`ALTER TABLE cameras ADD COLUMN created_ns INTEGER NOT NULL DEFAULT 0`,
-			`ALTER TABLE cameras ADD COLUMN updated_ns INTEGER NOT NULL DEFAULT 0`,
-			`CREATE INDEX cameras_site ON cameras (township, village)`,
-		},
+		stmts:   registrySchema,
+		pgStmts: pgTypes(registrySchema...),
 	},
+}
+
+// registrySchema is the migration's SQLite DDL; PostgreSQL's is derived by pgTypes.
+var registrySchema = []string{
+	`ALTER TABLE cameras ADD COLUMN township TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE cameras ADD COLUMN village TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE cameras ADD COLUMN lat REAL`,
+	`ALTER TABLE cameras ADD COLUMN lon REAL`,
+	`ALTER TABLE cameras ADD COLUMN main_url TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE cameras ADD COLUMN sub_url TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE cameras ADD COLUMN username TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE cameras ADD COLUMN password TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE cameras ADD COLUMN transport TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE cameras ADD COLUMN segment_duration_ns INTEGER NOT NULL DEFAULT 0`,
+	`ALTER TABLE cameras ADD COLUMN motion INTEGER NOT NULL DEFAULT 0`,
+	`ALTER TABLE cameras ADD COLUMN enabled INTEGER NOT NULL DEFAULT 0`,
+	`ALTER TABLE cameras ADD COLUMN source TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE cameras ADD COLUMN created_ns INTEGER NOT NULL DEFAULT 0`,
+	`ALTER TABLE cameras ADD COLUMN updated_ns INTEGER NOT NULL DEFAULT 0`,
+	`CREATE INDEX cameras_site ON cameras (township, village)`,
 }
 
 // cameraColumns are the columns scanCamera reads, in order.

@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-func TestCameraRegistryCRUD(t *testing.T) {
+func testCameraRegistryCRUD(t *testing.T, be *backend) {
 	ctx := context.Background()
-	db := openTest(t)
+	db := be.open(t)
 	lat, lon := 34.24, 116.13
 	created := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
 	c := Camera{

@@ -63,15 +63,17 @@ func itoa(n int) string {
 type migration struct {
 	version int
 	name    string
-	stmts   []string
+	stmts   []string // SQLite
+	pgStmts []string // PostgreSQL, the same schema
 }
 
 // migrations are applied in order of version; never edit a released one,
 // append. Each concern owns a slice in its own file (recordings_schema.go:
 // cameras, segments, fragments, coverage; registry.go: the camera registry;
 // auth_users.go: users, tokens and the audit log; motion.go: motion grids
-// and intervals; events.go: camera-side events).
-var migrations = joinMigrations(recordingMigrations, registryMigrations, authMigrations, motionMigrations, eventMigrations)
+// and intervals; events.go: camera-side events; leases.go: camera leases and
+// segment epochs, version 8).
+var migrations = joinMigrations(recordingMigrations, registryMigrations, authMigrations, motionMigrations, eventMigrations, leaseMigrations)
 
 // joinMigrations concatenates the feature slices in version order and panics
 // on a duplicate or missing version (a programming error caught by any test).
@@ -84,6 +86,9 @@ func joinMigrations(parts ...[]migration) []migration {
 	for i, m := range all {
 		if m.version != i+1 {
 			panic(fmt.Sprintf("index: migration %d (%s) is out of sequence: want version %d", m.version, m.name, i+1))
+		}
+		if len(m.pgStmts) == 0 {
+			panic(fmt.Sprintf("index: migration %d (%s) has no PostgreSQL statements", m.version, m.name))
 		}
 	}
 	return all

@@ -75,11 +75,11 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	ctx := context.Background()
-	if _, err := os.Stat(cfg.Index.Path); err != nil {
+	if _, err := os.Stat(cfg.Index.Path); err != nil && cfg.Index.PostgresURL == "" {
 		fmt.Fprintf(stderr, "xueliang audit verify: index %s: %v\n", cfg.Index.Path, err)
 		return 2
 	}
-	db, err := index.Open(ctx, cfg.Index.Path, nil)
+	db, err := openConfiguredIndex(ctx, cfg.Index, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "xueliang audit verify: %v\n", err)
 		return 2
@@ -141,7 +141,7 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		nu.Townships = strings.Split(*towns, ",")
 	}
 	ctx := context.Background()
-	db, err := index.Open(ctx, cfg.Index.Path, nil)
+	db, err := openConfiguredIndex(ctx, cfg.Index, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "xueliang user add: %v\n", err)
 		return 1

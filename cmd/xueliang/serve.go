@@ -17,7 +17,6 @@ import (
 	"xueliang/cmd/xueliang/internal/export"
 	"xueliang/cmd/xueliang/internal/metrics"
 	"xueliang/cmd/xueliang/internal/replay"
-	"xueliang/index"
 	"xueliang/ingest"
 	"xueliang/ingest/probe"
 	"xueliang/ingest/segmenter"
@@ -33,7 +32,7 @@ import (
 // reverse order (HTTP, pullers — which close their segments —, uploader,
 // then the index).
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error) {
-	db, err := index.Open(ctx, cfg.Index.Path, logger)
+	db, err := openConfiguredIndex(ctx, cfg.Index, logger)
 	if err != nil {
 		return fmt.Errorf("open index: %w", err)
 	}

@@ -82,8 +82,12 @@
 // re-sends every fragment row of a segment before FinishSegment when any
 // batch was dropped or failed (AddFragments is an idempotent upsert).
 // Segment create/finish operations are never dropped. Each index call is
-// retried a few times with backoff while Run's ctx lasts; an operation that
-// still fails is logged and counted, and the spool file stays on disk.
+// retried a few times with backoff while Run's ctx lasts, create and finish
+// for IndexOutage (2 min) at least, so that an index outage such as a
+// PostgreSQL restart loses no row (fragment batches meanwhile queue, and
+// are dropped, counted and re-sent at finish when the queue is full); an
+// operation that still fails is logged and counted, and the spool file
+// stays on disk for start-up recovery.
 //
 // Spool cap (Config.Quota, nil = unlimited; *spool.Quota shared by every
 // camera): footage already received is never deleted to make room; when

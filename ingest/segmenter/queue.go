@@ -148,17 +148,30 @@ func (w *Writer) Run(ctx context.Context) error {
 // retry runs fn up to IndexRetries times with backoff, each call bounded by
 // IndexTimeout, while ctx lasts.
 func (w *Writer) retry(ctx context.Context, name string, fn func(ctx context.Context) error) bool {
+	return w.retryFor(ctx, name, 0, fn)
+}
+
+// retryFor is retry that, after IndexRetries attempts, keeps trying until
+// outage has passed since the first attempt.
+func (w *Writer) retryFor(ctx context.Context, name string, outage time.Duration, fn func(ctx context.Context) error) bool {
 	backoff := 100 * time.Millisecond
 	var err error
-	for attempt := 1; attempt <= w.cfg.IndexRetries; attempt++ {
+	first := time.Now()
+	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, w.cfg.IndexTimeout)
 		err = fn(actx)
 		cancel()
 		if err == nil {
+			if attempt > w.cfg.IndexRetries {
+				w.log.Info("index operation succeeded after an outage", "op", name, "attempts", attempt)
+			}
 			return true
 		}
-		if attempt == w.cfg.IndexRetries {
+		if attempt >= w.cfg.IndexRetries && time.Since(first) >= outage {
 			break
+		}
+		if attempt == w.cfg.IndexRetries {
+			w.log.Warn("index unavailable, retrying", "op", name, "for", outage, "err", err)
 		}
 		t := time.NewTimer(backoff)
 		select {
@@ -183,7 +196,7 @@ func (w *Writer) handle(ctx context.Context, o op) {
 	h := o.h
 	switch o.kind {
 	case opCreate:
-		h.created = w.retry(ctx, "create segment", func(ctx context.Context) error {
+		h.created = w.retryFor(ctx, "create segment", w.cfg.IndexOutage, func(ctx context.Context) error {
 			seg := h.seg
 			if err := w.cfg.Index.CreateSegment(ctx, &seg); err != nil {
 				return err
@@ -246,7 +259,7 @@ func (w *Writer) handle(ctx context.Context, o op) {
 				return w.cfg.Index.AddFragments(ctx, frags)
 			})
 		}
-		if !w.retry(ctx, "finish segment", func(ctx context.Context) error {
+		if !w.retryFor(ctx, "finish segment", w.cfg.IndexOutage, func(ctx context.Context) error {
 			return w.cfg.Index.FinishSegment(ctx, h.seg.ID, o.end, o.size, sha)
 		}) {
 			return

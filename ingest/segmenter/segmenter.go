@@ -89,6 +89,13 @@ type Config struct {
 	// IndexRetries is the number of attempts per index operation. It
 	// defaults to 5.
 	IndexRetries int
+	// IndexOutage is how long a segment's create and finish operations
+	// keep being retried (after IndexRetries attempts) before the segment
+	// is given up to start-up recovery: an index outage shorter than this
+	// (a PostgreSQL restart or failover) loses no row. Meanwhile fragment
+	// batches queue, and are dropped (counted) and re-sent at finish when
+	// the queue is full. It defaults to 2 min.
+	IndexOutage time.Duration
 	// Quota caps the spool shared by all cameras: when it refuses a
 	// fragment, the segment in progress is closed at the last fragment
 	// written and recording pauses (access units are refused and counted)
@@ -188,6 +195,9 @@ func New(cfg Config) (*Writer, error) {
 	}
 	if cfg.IndexRetries <= 0 {
 		cfg.IndexRetries = 5
+	}
+	if cfg.IndexOutage <= 0 {
+		cfg.IndexOutage = 2 * time.Minute
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

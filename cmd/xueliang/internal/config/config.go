@@ -80,7 +80,13 @@ type Recording struct {
 // Index configures the metadata index.
 type Index struct {
 	// Path of the SQLite database. It defaults to <data_dir>/index.db.
+	// Ignored when PostgresURL is set.
 	Path string `yaml:"path"`
+	// PostgresURL selects the PostgreSQL backend instead of SQLite: a
+	// postgres:// or postgresql:// URL (libpq syntax; PGPASSWORD and
+	// ~/.pgpass apply, so the password need not be in the file). Several
+	// nodes may share the database. It defaults to "" (SQLite).
+	PostgresURL string `yaml:"postgres_url"`
 	// CommitWindow: fragment rows of different cameras arriving within it
 	// share one write transaction (a fragment reaches the index up to this
 	// much later; recording never waits). 0 commits each at once. It
@@ -437,6 +443,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Upload.MaxBackoff < time.Second || c.Upload.MaxBackoff > time.Hour {
 		bad("upload.max_backoff", "want 1s..1h, got %s", c.Upload.MaxBackoff)
+	}
+	if u := c.Index.PostgresURL; u != "" {
+		// Never echo the URL: it may hold a password.
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "postgres" && pu.Scheme != "postgresql") || pu.Host == "" {
+			bad("index.postgres_url", "want postgres://[user[:password]@]host[:port]/database[?options]")
+		}
 	}
 	if w := c.Index.CommitWindow; w < 0 || w > time.Second {
 		bad("index.commit_window", "want [0, 1s], got %s", w)

@@ -63,6 +63,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad duration", "recording:\n  segment_duration: soon\n", []string{"parse"}},
 		{"pprof on a public address", "debug:\n  pprof_listen: 0.0.0.0:6060\n", []string{"debug.pprof_listen: must be a loopback address"}},
 		{"commit window too long", "index:\n  commit_window: 5s\n", []string{"index.commit_window: want [0, 1s]"}},
+		{"postgres url not a url", "index:\n  postgres_url: host=db user=x password=hunter2\n", []string{"index.postgres_url: want postgres://"}},
+		{"postgres url other scheme", "index:\n  postgres_url: mysql://db/x\n", []string{"index.postgres_url: want postgres://"}},
 		{"pprof without port", "debug:\n  pprof_listen: 127.0.0.1\n", []string{"debug.pprof_listen: want host:port"}},
 		{
 			"every problem at once",
@@ -81,6 +83,23 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPostgresURL: a valid URL is taken (also from the environment), and
+// a rejected one is never echoed (it may hold a password).
+func TestPostgresURL(t *testing.T) {
+	cfg, err := Parse([]byte("index:\n  postgres_url: postgres://xl@db.example:5432/xueliang?sslmode=require\n"), nil)
+	if err != nil || cfg.Index.PostgresURL != "postgres://xl@db.example:5432/xueliang?sslmode=require" {
+		t.Fatalf("%+v %v", cfg.Index, err)
+	}
+	cfg, err = Parse(nil, []string{"XUELIANG_INDEX_POSTGRES_URL=postgresql://xl:pw@10.0.0.5/xueliang"})
+	if err != nil || cfg.Index.PostgresURL != "postgresql://xl:pw@10.0.0.5/xueliang" {
+		t.Fatalf("env: %+v %v", cfg.Index, err)
+	}
+	_, err = Parse([]byte("index:\n  postgres_url: \"postgres://xl:hunter2@/x\"\n"), nil)
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("URL without host: %v", err)
 	}
 }
 

@@ -1,0 +1,101 @@
+package cluster
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"xueliang/index"
+	"xueliang/index/pgtest"
+)
+
+type heldLog struct {
+	mu   sync.Mutex
+	last map[string]int64
+}
+
+func (h *heldLog) set(m map[string]int64) { h.mu.Lock(); h.last = m; h.mu.Unlock() }
+func (h *heldLog) get() map[string]int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.last)
+}
+
+// TestMembersTakeOver: two members with capacity 3 share four cameras on
+// a real PostgreSQL; when A dies without releasing (crash), B, with room
+// for its cameras, holds all four within 10 s (measured and printed) with
+// new epochs; a member that stops normally releases at once.
+func TestMembersTakeOver(t *testing.T) {
+	srv := pgtest.Start(t)
+	url := srv.NewDatabase(t)
+	ctx := context.Background()
+	db, err := index.OpenPostgres(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cams := []string{"c1", "c2", "c3", "c4"}
+	if err := db.AddLeaseCameras(ctx, cams); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 2 * time.Second
+	var ha, hb heldLog
+	a := &Member{Store: db, Node: "a", TTL: ttl, Capacity: 2, OnChange: ha.set}
+	b := &Member{Store: db, Node: "b", TTL: ttl, Capacity: 4, OnChange: hb.set}
+	actx, crashA := context.WithCancel(ctx)
+	aDone := make(chan error, 1)
+	go func() { aDone <- a.run(actx, false) }()
+	// Let A take its two before B starts.
+	waitHeld(t, &ha, 2, 10*time.Second)
+	bctx, stopB := context.WithCancel(ctx)
+	bDone := make(chan error, 1)
+	go func() { bDone <- b.Run(bctx) }()
+	waitHeld(t, &hb, 2, 10*time.Second)
+	before := ha.get()
+	for cam := range before {
+		if _, both := hb.get()[cam]; both {
+			t.Fatalf("camera %s held by both nodes", cam)
+		}
+	}
+
+	crashA()
+	<-aDone
+	crashed := time.Now()
+	got := waitHeld(t, &hb, 4, 10*time.Second)
+	t.Logf("node b holds all 4 cameras %v after node a crashed (ttl %v)", time.Since(crashed).Round(time.Millisecond), ttl)
+	for cam, ep := range before {
+		if got[cam] <= ep {
+			t.Errorf("%s: epoch %d after takeover, %d before", cam, got[cam], ep)
+		}
+	}
+
+	// A normal stop releases: a new member claims at once.
+	stopB()
+	<-bDone
+	var hc heldLog
+	c := &Member{Store: db, Node: "c", TTL: time.Minute, Capacity: 4, OnChange: hc.set}
+	cctx, stopC := context.WithCancel(ctx)
+	defer stopC()
+	go c.Run(cctx)
+	held := waitHeld(t, &hc, 4, 5*time.Second)
+	if ids := slices.Sorted(maps.Keys(held)); !slices.Equal(ids, cams) {
+		t.Fatalf("after release c holds %v", ids)
+	}
+}
+
+func waitHeld(t *testing.T, h *heldLog, n int, within time.Duration) map[string]int64 {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if m := h.get(); len(m) == n {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("holds %v after %v, want %d cameras", h.get(), within, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,308 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+	"xueliang/storage/recording"
+)
+
+// Camera leases (PostgreSQL only): several nodes share one index, and each
+// camera is recorded by the node holding its lease.
+//
+//   - ClaimCameras takes free or expired leases with SELECT … FOR UPDATE
+//     SKIP LOCKED, so nodes claiming at once never take the same camera and
+//     never wait on each other; every claim increments the camera's epoch.
+//   - RenewLeases extends the node's unexpired leases. Expiry is the
+//     database's now(), never a node's clock.
+//   - The epoch is a fencing token: the *Fenced writes store it in the
+//     segment row and, in the same transaction, check it against the lease
+//     row (locked FOR SHARE, so a claim waits for the write and a write
+//     after the claim sees the new epoch). A stalled former owner that
+//     wakes up after a takeover has its writes refused with ErrFenced.
+//
+// A camera whose node stops renewing is free once its lease expires (ttl
+// after the last renewal) and is claimed by the next ClaimCameras of
+// another node: with a 5 s ttl and claims every second, within ≈ 6 s.
+
+// ErrFenced is returned by the fenced writes when the camera's lease has
+// moved to a newer epoch (another node took the camera over).
+var ErrFenced = errors.New("camera lease taken over (stale epoch)")
+
+// ErrLeasesUnsupported is returned by the lease methods on SQLite, which
+// serves one node only.
+var ErrLeasesUnsupported = errors.New("camera leases need the PostgreSQL index")
+
+// leaseMigrations: version 8.
+var leaseMigrations = []migration{
+	{
+		version: 8,
+		name:    "camera leases and segment epochs",
+		stmts: []string{
+			// Unused on SQLite (one node); kept so both schemas match.
+			`CREATE TABLE camera_leases (
+				camera_id  TEXT    PRIMARY KEY,
+				node_id    TEXT    NOT NULL DEFAULT '',
+				epoch      INTEGER NOT NULL DEFAULT 0,
+				expires_at INTEGER NOT NULL DEFAULT 0
+			)`,
+			`ALTER TABLE segments ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0`,
+		},
+		pgStmts: []string{
+			`CREATE TABLE camera_leases (
+				camera_id  TEXT        PRIMARY KEY,
+				node_id    TEXT        NOT NULL DEFAULT '',
+				epoch      BIGINT      NOT NULL DEFAULT 0,
+				expires_at TIMESTAMPTZ NOT NULL DEFAULT '-infinity'
+			)`,
+			`CREATE INDEX camera_leases_node ON camera_leases (node_id)`,
+			`ALTER TABLE segments ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0`,
+		},
+	},
+}
+
+// Lease is a node's claim on a camera.
+type Lease struct {
+	CameraID string
+	Node     string
+	// Epoch is the fencing token to pass to the fenced writes.
+	Epoch int64
+	// Expires is the database time the lease ends unless renewed.
+	Expires time.Time
+}
+
+func (db *DB) leasesSupported() error {
+	if db.dialect != dialectPostgres {
+		return ErrLeasesUnsupported
+	}
+	return nil
+}
+
+// AddLeaseCameras makes cameras claimable (a camera already known keeps its
+// lease).
+func (db *DB) AddLeaseCameras(ctx context.Context, ids []string) error {
+	if err := db.leasesSupported(); err != nil {
+		return err
+	}
+	return db.withTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO camera_leases (camera_id) VALUES (?) ON CONFLICT (camera_id) DO NOTHING`, id); err != nil {
+				return fmt.Errorf("add lease camera %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+}
+
+// leaseExpiry is the SQL for now() + ttl with ttl a µs parameter.
+const leaseExpiry = `now() + CAST(? AS BIGINT) * interval '1 microsecond'`
+
+// ClaimCameras claims for node up to max cameras whose lease is free or
+// expired (including node's own expired ones), each with a new epoch, and
+// returns the leases claimed. Cameras locked by another node's claim in
+// progress are skipped, not waited for.
+func (db *DB) ClaimCameras(ctx context.Context, node string, max int, ttl time.Duration) ([]Lease, error) {
+	if err := db.leasesSupported(); err != nil {
+		return nil, err
+	}
+	if node == "" || max <= 0 || ttl <= 0 {
+		return nil, errors.New("claim cameras: empty node, max or ttl")
+	}
+	var out []Lease
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT camera_id FROM camera_leases WHERE expires_at <= now()
+			ORDER BY camera_id LIMIT ? FOR UPDATE SKIP LOCKED`, max)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			l := Lease{CameraID: id, Node: node}
+			if err := tx.QueryRowContext(ctx, `UPDATE camera_leases SET node_id = ?, epoch = epoch + 1, expires_at = `+leaseExpiry+`
+				WHERE camera_id = ? RETURNING epoch, expires_at`, node, ttl.Microseconds(), id).Scan(&l.Epoch, &l.Expires); err != nil {
+				return err
+			}
+			out = append(out, l)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim cameras for %s: %w", node, err)
+	}
+	return out, nil
+}
+
+// RenewLeases extends node's unexpired leases by ttl from the database's
+// now() and returns them: a lease missing from the answer has expired (or
+// been taken over) and its camera must no longer be recorded by node.
+func (db *DB) RenewLeases(ctx context.Context, node string, ttl time.Duration) ([]Lease, error) {
+	if err := db.leasesSupported(); err != nil {
+		return nil, err
+	}
+	out, err := queryAll(ctx, db.w, func(s scanner) (Lease, error) {
+		l := Lease{Node: node}
+		err := s.Scan(&l.CameraID, &l.Epoch, &l.Expires)
+		return l, err
+	}, `UPDATE camera_leases SET expires_at = `+leaseExpiry+`
+		WHERE node_id = ? AND expires_at > now() RETURNING camera_id, epoch, expires_at`, ttl.Microseconds(), node)
+	if err != nil {
+		return nil, fmt.Errorf("renew leases of %s: %w", node, err)
+	}
+	return out, nil
+}
+
+// ReleaseLeases ends node's leases at once (drain, shutdown): other nodes
+// may claim the cameras immediately.
+func (db *DB) ReleaseLeases(ctx context.Context, node string) error {
+	if err := db.leasesSupported(); err != nil {
+		return err
+	}
+	if _, err := db.w.ExecContext(ctx, `UPDATE camera_leases SET expires_at = '-infinity' WHERE node_id = ?`, node); err != nil {
+		return fmt.Errorf("release leases of %s: %w", node, err)
+	}
+	return nil
+}
+
+// checkEpoch locks camera's lease row FOR SHARE and fails with ErrFenced
+// unless its epoch is epoch.
+func checkEpoch(ctx context.Context, tx *sql.Tx, camera string, epoch int64) error {
+	var cur int64
+	err := tx.QueryRowContext(ctx, `SELECT epoch FROM camera_leases WHERE camera_id = ? FOR SHARE`, camera).Scan(&cur)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("camera %s has no lease: %w", camera, ErrFenced)
+	}
+	if err != nil {
+		return err
+	}
+	if cur != epoch {
+		return fmt.Errorf("camera %s: epoch %d, lease at %d: %w", camera, epoch, cur, ErrFenced)
+	}
+	return nil
+}
+
+// segmentEpoch checks the lease of segment id's camera against epoch (and
+// that the segment was created under epoch).
+func segmentEpoch(ctx context.Context, tx *sql.Tx, id, epoch int64) error {
+	var cam string
+	var segEpoch int64
+	err := tx.QueryRowContext(ctx, `SELECT camera_id, epoch FROM segments WHERE id = ?`, id).Scan(&cam, &segEpoch)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("segment %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	if segEpoch != epoch {
+		return fmt.Errorf("segment %d was created under epoch %d, not %d: %w", id, segEpoch, epoch, ErrFenced)
+	}
+	return checkEpoch(ctx, tx, cam, epoch)
+}
+
+// CreateSegmentFenced is CreateSegment for the holder of the camera's lease
+// at epoch: the epoch is stored in the row, and the insert is refused with
+// ErrFenced when the lease has moved on.
+func (db *DB) CreateSegmentFenced(ctx context.Context, seg *recording.Segment, epoch int64) error {
+	if err := db.leasesSupported(); err != nil {
+		return err
+	}
+	if seg.CameraID == "" || seg.ObjectKey == "" {
+		return errors.New("create segment: empty camera id or object key")
+	}
+	start, end := toNS(seg.Start), toNS(seg.End)
+	if seg.End.IsZero() {
+		end = start
+	}
+	var id int64
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		if err := checkEpoch(ctx, tx, seg.CameraID, epoch); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO cameras (id, name) VALUES (?, '') ON CONFLICT (id) DO NOTHING`, seg.CameraID); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `INSERT INTO segments (camera_id, start_ns, end_ns, object_key, size, sha256, init, codecs, width, height, state, epoch)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			seg.CameraID, start, end, seg.ObjectKey, seg.Size, seg.SHA256, seg.Init, seg.Codecs,
+			seg.Width, seg.Height, int(seg.State), epoch).Scan(&id); err != nil {
+			return err
+		}
+		_, err := db.txStmt(ctx, tx, raiseMaxSegment).ExecContext(ctx, id, id, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create segment %s: %w", seg.ObjectKey, err)
+	}
+	seg.ID = id
+	if seg.End.IsZero() {
+		seg.End = fromNS(end)
+	}
+	return nil
+}
+
+// AddFragmentsFenced is AddFragments (in a transaction of its own) for the
+// holder of the lease at epoch; every segment touched must have been
+// created under epoch.
+func (db *DB) AddFragmentsFenced(ctx context.Context, frags []recording.Fragment, epoch int64) error {
+	if err := db.leasesSupported(); err != nil {
+		return err
+	}
+	seen := map[int64]bool{}
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		for _, f := range frags {
+			if f.Seq < 1 || f.Offset < 0 || f.Size < 0 {
+				return fmt.Errorf("segment %d seq %d: invalid fragment", f.SegmentID, f.Seq)
+			}
+			if !seen[f.SegmentID] {
+				seen[f.SegmentID] = true
+				if err := segmentEpoch(ctx, tx, f.SegmentID, epoch); err != nil {
+					return err
+				}
+			}
+		}
+		return db.writeFragments(ctx, tx, []*fragReq{{frags: frags}})
+	})
+	if err != nil {
+		return fmt.Errorf("add fragments: %w", err)
+	}
+	return nil
+}
+
+// FinishSegmentFenced is FinishSegment for the holder of the lease at
+// epoch.
+func (db *DB) FinishSegmentFenced(ctx context.Context, id int64, end time.Time, size int64, sha256 string, epoch int64) error {
+	if err := db.leasesSupported(); err != nil {
+		return err
+	}
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		if err := segmentEpoch(ctx, tx, id, epoch); err != nil {
+			return err
+		}
+		res, err := db.txStmt(ctx, tx, finishSegment).ExecContext(ctx, toNS(end), size, sha256, int(recording.StateClosed), id)
+		if err != nil {
+			return err
+		}
+		if err := oneRow(res, id); err != nil {
+			return err
+		}
+		_, err = db.txStmt(ctx, tx, raiseMaxSegment).ExecContext(ctx, id, id, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("finish segment %d: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"xueliang/index/pgtest"
+	"xueliang/storage/recording"
+)
+
+func leaseIDs(ls []Lease) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.CameraID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestPostgresLeases: two nodes (two DBs on one PostgreSQL database) share
+// four cameras. Concurrent claims never take a camera twice (SKIP LOCKED);
+// when node A stops renewing, node B claims its cameras within 10 s
+// (database now()); A's late writes with its old epoch are refused
+// (ErrFenced) and change nothing, B's are accepted and carry B's epoch.
+func TestPostgresLeases(t *testing.T) {
+	srv := pgtest.Start(t)
+	url := srv.NewDatabase(t)
+	ctx := context.Background()
+	open := func() *DB {
+		db, err := OpenPostgres(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(), open()
+	cams := []string{"cam1", "cam2", "cam3", "cam4"}
+	if err := a.AddLeaseCameras(ctx, cams); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddLeaseCameras(ctx, cams); err != nil { // idempotent
+		t.Fatal(err)
+	}
+
+	// Concurrent claims of two each: disjoint, all four taken.
+	const ttl = 3 * time.Second
+	var wg sync.WaitGroup
+	got := make([][]Lease, 2)
+	errs := make([]error, 2)
+	for i, db := range []*DB{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = db.ClaimCameras(ctx, fmt.Sprintf("node%c", 'A'+i), 2, ttl)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	all := append(leaseIDs(got[0]), leaseIDs(got[1])...)
+	slices.Sort(all)
+	if !slices.Equal(all, cams) {
+		t.Fatalf("concurrent claims took %v and %v, want each camera once", leaseIDs(got[0]), leaseIDs(got[1]))
+	}
+	// Nothing is left to claim while the leases are renewed.
+	if more, err := b.ClaimCameras(ctx, "nodeB", 4, ttl); err != nil || len(more) != 0 {
+		t.Fatalf("claim of held cameras: %v %v", leaseIDs(more), err)
+	}
+	renewed, err := a.RenewLeases(ctx, "nodeA", ttl)
+	if err != nil || !slices.Equal(leaseIDs(renewed), leaseIDs(got[0])) {
+		t.Fatalf("renew: %v %v, want %v", leaseIDs(renewed), err, leaseIDs(got[0]))
+	}
+	aLease := got[0][0]
+
+	// A records on its camera under its epoch.
+	seg := recording.Segment{CameraID: aLease.CameraID, Start: at(0), ObjectKey: aLease.CameraID + "/a.mp4"}
+	if err := a.CreateSegmentFenced(ctx, &seg, aLease.Epoch); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddFragmentsFenced(ctx, []recording.Fragment{{SegmentID: seg.ID, Seq: 1, Start: at(0), End: at(2), Size: 10}}, aLease.Epoch); err != nil {
+		t.Fatal(err)
+	}
+
+	// A stalls (no more renewals); B keeps claiming and renewing.
+	stalled := time.Now()
+	var takeover time.Duration
+	for {
+		if _, err := b.RenewLeases(ctx, "nodeB", ttl); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.ClaimCameras(ctx, "nodeB", 4, ttl); err != nil {
+			t.Fatal(err)
+		}
+		held, err := b.RenewLeases(ctx, "nodeB", ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Equal(leaseIDs(held), cams) {
+			takeover = time.Since(stalled)
+			break
+		}
+		if time.Since(stalled) > 10*time.Second {
+			t.Fatalf("node B holds %v 10 s after node A stalled", leaseIDs(held))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("takeover of node A's cameras %v after its last renewal (ttl %v)", takeover.Round(time.Millisecond), ttl)
+	bLeases, _ := b.RenewLeases(ctx, "nodeB", ttl)
+	var bEpoch int64
+	for _, l := range bLeases {
+		if l.CameraID == aLease.CameraID {
+			bEpoch = l.Epoch
+		}
+	}
+	if bEpoch <= aLease.Epoch {
+		t.Fatalf("epoch after takeover %d, before %d", bEpoch, aLease.Epoch)
+	}
+
+	// A wakes up: its leases are gone and every write is refused.
+	if held, err := a.RenewLeases(ctx, "nodeA", ttl); err != nil || len(held) != 0 {
+		t.Fatalf("stalled node renewed %v %v", leaseIDs(held), err)
+	}
+	late := recording.Segment{CameraID: aLease.CameraID, Start: at(10), ObjectKey: aLease.CameraID + "/late.mp4"}
+	if err := a.CreateSegmentFenced(ctx, &late, aLease.Epoch); !errors.Is(err, ErrFenced) {
+		t.Errorf("late create: %v, want ErrFenced", err)
+	}
+	if err := a.AddFragmentsFenced(ctx, []recording.Fragment{{SegmentID: seg.ID, Seq: 2, Start: at(2), End: at(4), Offset: 10, Size: 10}}, aLease.Epoch); !errors.Is(err, ErrFenced) {
+		t.Errorf("late fragments: %v, want ErrFenced", err)
+	}
+	if err := a.FinishSegmentFenced(ctx, seg.ID, at(4), 20, "x", aLease.Epoch); !errors.Is(err, ErrFenced) {
+		t.Errorf("late finish: %v, want ErrFenced", err)
+	}
+	s, err := b.Segment(ctx, seg.ID)
+	if err != nil || s.State != recording.StateRecording || !s.End.Equal(at(2)) {
+		t.Errorf("segment after refused writes: %+v %v", s, err)
+	}
+	if fs, _ := b.Fragments(ctx, seg.ID, at(0), at(100)); len(fs) != 1 {
+		t.Errorf("fragments after refused writes: %d, want 1", len(fs))
+	}
+	if segs, _ := b.SegmentsInRange(ctx, aLease.CameraID, at(0), at(100)); len(segs) != 1 {
+		t.Errorf("segments after refused create: %d, want 1", len(segs))
+	}
+
+	// B writes under its epoch, which the row carries; B cannot finish
+	// A's segment with its own epoch either (created under A's).
+	next := recording.Segment{CameraID: aLease.CameraID, Start: at(10), ObjectKey: aLease.CameraID + "/b.mp4"}
+	if err := b.CreateSegmentFenced(ctx, &next, bEpoch); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddFragmentsFenced(ctx, []recording.Fragment{{SegmentID: next.ID, Seq: 1, Start: at(10), End: at(12), Size: 10}}, bEpoch); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.FinishSegmentFenced(ctx, next.ID, at(12), 10, "y", bEpoch); err != nil {
+		t.Fatal(err)
+	}
+	var rowEpoch int64
+	if err := b.r.QueryRow(`SELECT epoch FROM segments WHERE id = ?`, next.ID).Scan(&rowEpoch); err != nil || rowEpoch != bEpoch {
+		t.Errorf("segment row epoch %d %v, want %d", rowEpoch, err, bEpoch)
+	}
+	if err := b.FinishSegmentFenced(ctx, seg.ID, at(4), 20, "x", bEpoch); !errors.Is(err, ErrFenced) {
+		t.Errorf("finishing another epoch's segment: %v, want ErrFenced", err)
+	}
+
+	// Drain: released leases are claimable at once.
+	if err := b.ReleaseLeases(ctx, "nodeB"); err != nil {
+		t.Fatal(err)
+	}
+	if back, err := a.ClaimCameras(ctx, "nodeA", 4, ttl); err != nil || !slices.Equal(leaseIDs(back), cams) {
+		t.Fatalf("claim after drain: %v %v", leaseIDs(back), err)
+	}
+}
+
+// TestLeasesNeedPostgres: SQLite serves one node and says so.
+func TestLeasesNeedPostgres(t *testing.T) {
+	db := openTest(t)
+	if _, err := db.ClaimCameras(context.Background(), "n", 1, time.Second); !errors.Is(err, ErrLeasesUnsupported) {
+		t.Fatalf("claim on SQLite: %v", err)
+	}
+}
