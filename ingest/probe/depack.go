@@ -37,10 +37,21 @@ func newDepacketizer(f format.Format) (*depacketizer, error) {
 	default:
 		return nil, fmt.Errorf("codec %s", f.Codec())
 	}
+	// An SDP may carry an empty parameter set ("sprop-parameter-sets=<sps>,"
+	// or an empty sprop-vps): it is unknown, not an empty NALU to put in
+	// front of keyframes (an empty NALU makes h264.IsRandomAccess panic).
+	d.vps, d.sps, d.pps = nonEmpty(d.vps), nonEmpty(d.sps), nonEmpty(d.pps)
 	if d.clockRate <= 0 {
 		d.clockRate = 90000
 	}
 	return d, err
+}
+
+func nonEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // decode returns the next complete access unit, or nil.
