@@ -645,7 +645,7 @@ func TestAPIPropertyRandomRequests(t *testing.T) {
 
 	// A registry camera and a user the generator names in its paths.
 	for path, body := range map[string]string{
-		"/api/v1/cameras": `{"id":"`+propertyRegID+`","name":"gate","township":"会亭镇","village":"张庄村","main_url":"rtsp://127.0.0.1:1/none","enabled":false}`,
+		"/api/v1/cameras": `{"id":"` + propertyRegID + `","name":"gate","township":"会亭镇","village":"张庄村","main_url":"rtsp://127.0.0.1:1/none","enabled":false}`,
 		"/api/v1/users":   `{"name":"wang","role":"operator","password":"a long password","townships":["会亭镇"]}`,
 	} {
 		resp, err := http.Post(srv.base+path, "application/json", strings.NewReader(body))
