@@ -115,12 +115,13 @@ func routeOf(routes []apiRoute, method, target string) string {
 
 // gen makes random requests from a seeded generator.
 type gen struct {
-	rng      *rand.Rand
-	routes   []apiRoute
-	host     string
-	tokens   []string // one per role, the bootstrap token and garbage
-	safeURLs []string
-	now      time.Time
+	rng       *rand.Rand
+	routes    []apiRoute
+	host      string
+	tokens    []string // one per role, the bootstrap token and garbage
+	throwaway []string // sessions for logout
+	safeURLs  []string
+	now       time.Time
 }
 
 type rawRequest struct {
@@ -278,7 +279,37 @@ func (g *gen) target() (string, apiRoute, bool) {
 			segs[i] = g.pathParam(s)
 		}
 	}
-	return strings.Join(segs, "/") + g.query(), r, true
+	q := g.query()
+	if g.chance(0.5) {
+		q = g.validQuery(r)
+	}
+	return strings.Join(segs, "/") + q, r, true
+}
+
+// validQuery is a query the route accepts: recorded windows for replay
+// and timeline, filters for lists.
+func (g *gen) validQuery(r apiRoute) string {
+	v := url.Values{}
+	switch {
+	case strings.HasSuffix(r.path, "/replay.mp4"):
+		start := g.now.Add(-time.Duration(1000+g.rng.IntN(10000)) * time.Millisecond)
+		v.Set("from", start.UTC().Format(time.RFC3339Nano))
+		v.Set("to", start.Add(time.Duration(100+g.rng.IntN(8000))*time.Millisecond).UTC().Format(time.RFC3339Nano))
+		v.Set("format", g.pick("mp4", "fmp4"))
+	case strings.HasSuffix(r.path, "/timeline"):
+		v.Set("from", g.now.Add(-time.Minute).UTC().Format(time.RFC3339))
+		v.Set("to", g.now.Add(time.Minute).UTC().Format(time.RFC3339))
+	case r.path == "/api/v1/cameras":
+		v.Set(g.pick("township", "village", "q", "enabled", "online", "removed"), g.pick("会亭镇", "true", "cam"))
+	case r.path == "/api/v1/audit":
+		v.Set(g.pick("camera", "user", "limit", "from"), g.pick("cam1", "wang", "10", g.now.Format(time.RFC3339)))
+	case r.path == "/api/v1/cameras/import":
+		v.Set("dry_run", g.pick("true", "false"))
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
 }
 
 func (g *gen) safeURL() string { return g.safeURLs[g.rng.IntN(len(g.safeURLs))] }
@@ -461,7 +492,7 @@ func (g *gen) body(r apiRoute, known bool) []byte {
 			return b
 		}
 	}
-	if g.chance(0.7) {
+	if g.chance(0.5) {
 		tmpl = g.mutate(tmpl, 0)
 	}
 	b, err := json.Marshal(tmpl)
@@ -494,6 +525,10 @@ func (g *gen) request() rawRequest {
 	var h bytes.Buffer
 	fmt.Fprintf(&h, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, target, g.host)
 	tok := g.tokens[g.rng.IntN(len(g.tokens))]
+	if strings.HasPrefix(target, "/api/v1/logout") && len(g.throwaway) > 0 {
+		// Logging out revokes the session: only throwaway ones.
+		tok = g.throwaway[g.rng.IntN(len(g.throwaway))]
+	}
 	switch {
 	case tok == "":
 	case g.chance(0.05):
@@ -593,7 +628,12 @@ func propertyUser(t *testing.T, base, role string) string {
 	if resp.StatusCode != 201 {
 		t.Fatalf("create %s: %d %s", name, resp.StatusCode, b)
 	}
-	resp, err = anonymousClient.Post(base+"/api/v1/login", "application/json", strings.NewReader(fmt.Sprintf(`{"user":%q,"password":%q}`, name, pw)))
+	return loginToken(t, base, name, pw)
+}
+
+func loginToken(t *testing.T, base, name, pw string) string {
+	t.Helper()
+	resp, err := anonymousClient.Post(base+"/api/v1/login", "application/json", strings.NewReader(fmt.Sprintf(`{"user":%q,"password":%q}`, name, pw)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -641,6 +681,7 @@ func TestAPIPropertyRandomRequests(t *testing.T) {
 	}
 	rtsp, _ := startCamsim(t, "-cameras", "1", "-camera", "cam1:size=240x180")
 	srv := startServer(t, fmt.Sprintf("recording:\n  segment_duration: 10s\ncameras:\n  - id: cam1\n    url: %s/cam1\n    township: 会亭镇\n", rtsp))
+	serverStart := time.Now()
 	addr := strings.TrimPrefix(srv.base, "http://")
 
 	// A registry camera and a user the generator names in its paths.
@@ -664,10 +705,20 @@ func TestAPIPropertyRandomRequests(t *testing.T) {
 	for _, role := range []string{"auditor", "operator", "installer", "admin"} {
 		tokens = append(tokens, propertyUser(t, srv.base, role))
 	}
+	tokens = append(tokens, tokens...) // a valid token in most requests
+	var throwaway []string
+	for range 3 {
+		throwaway = append(throwaway, loginToken(t, srv.base, "wang", "a long password"))
+	}
+	throwaway = append(throwaway, "", "xl_notavalidtoken")
 	tokens = append(tokens, testBootstrapToken, "", "", "xl_notavalidtoken", strings.Repeat("x", 70000), "\x00\xff")
+	// Some footage to replay (the generator's windows are in the last 11 s).
+	if d := time.Until(serverStart.Add(13 * time.Second)); d > 0 {
+		time.Sleep(d)
+	}
 
 	g := &gen{
-		rng: rand.New(rand.NewPCG(seed, 0x22)), routes: openAPIRoutes(t), host: addr, tokens: tokens, now: time.Now(),
+		rng: rand.New(rand.NewPCG(seed, 0x22)), routes: openAPIRoutes(t), host: addr, tokens: tokens, throwaway: throwaway, now: time.Now(),
 		safeURLs: []string{
 			rtsp + "/cam1", "rtsp://127.0.0.1:1/none", "rtsp://127.0.0.1:1/none", "rtsp://127.0.0.1:1/none",
 			"rtsp://" + addr + "/", // the server's own HTTP port
@@ -681,6 +732,17 @@ func TestAPIPropertyRandomRequests(t *testing.T) {
 	for i := range reqs {
 		reqs[i] = g.request()
 	}
+	// Whatever the seed, the attacks of #22 point 1: an anonymous login
+	// with a 900 KB query, and a 200 KB camera ID.
+	body := `{"user":"wang","password":"wrong password"}`
+	for _, target := range []string{
+		"/api/v1/login?camera=" + strings.Repeat("c", 900<<10),
+		"/api/v1/cameras/" + strings.Repeat("i", 200<<10) + "/timeline",
+	} {
+		raw := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", target, addr, len(body), body)
+		reqs = append(reqs, rawRequest{method: "POST", target: target, raw: []byte(raw), desc: "POST " + target[:40] + "…"})
+	}
+	n = len(reqs)
 	t.Logf("seed %d: %d requests generated in %v", seed, n, time.Since(genStart).Round(time.Millisecond))
 	sendStart := time.Now()
 
