@@ -177,12 +177,17 @@ func (db *DB) Users(ctx context.Context) ([]User, error) {
 	return out, nil
 }
 
-// CreateToken stores t (its hash, never the secret).
+// CreateToken stores t (its hash, never the secret); ErrNotFound when
+// t.User does not exist.
 func (db *DB) CreateToken(ctx context.Context, t Token) error {
 	_, err := db.w.ExecContext(ctx,
 		`INSERT INTO tokens (hash, user, kind, name, created_ns, expires_ns, last_used_ns) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		t.Hash, t.User, t.Kind, t.Name, toNS(t.Created), toNS(t.Expires), toNS(t.LastUsed))
 	if err != nil {
+		if strings.Contains(err.Error(), "FOREIGN KEY constraint failed") {
+			// The user is gone (deleted since the caller looked it up).
+			return fmt.Errorf("create token for %s: user: %w", t.User, ErrNotFound)
+		}
 		return fmt.Errorf("create token for %s: %w", t.User, err)
 	}
 	return nil
@@ -265,7 +270,7 @@ func authBool(b bool) int {
 	return 0
 }
 
-// isConstraint reports a UNIQUE/PRIMARY KEY violation.
+// isUniqueViolation reports a UNIQUE/PRIMARY KEY violation.
 func isUniqueViolation(err error) bool {
 	return strings.Contains(err.Error(), "UNIQUE constraint failed") ||
 		strings.Contains(err.Error(), "constraint failed")
