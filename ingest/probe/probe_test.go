@@ -41,10 +41,12 @@ func TestMain(m *testing.M) {
 
 func testMain(m *testing.M) int {
 	flag.Parse()
-	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
-		// Fuzzing (make fuzz runs -run '^$' -fuzz): no test needs the
-		// simulators, and every fuzz worker would start its own.
-		return m.Run()
+	for _, name := range []string{"test.fuzz", "test.list"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+			// Fuzzing or listing (make fuzz): no test needs the
+			// simulators, and every fuzz worker would start its own.
+			return m.Run()
+		}
 	}
 	dir, err := os.MkdirTemp("", "probe-test")
 	if err != nil {
