@@ -733,7 +733,9 @@ func TestAPIPropertyRandomRequests(t *testing.T) {
 		reqs[i] = g.request()
 	}
 	// Whatever the seed, the attacks of #22 point 1: an anonymous login
-	// with a 900 KB query, and a 200 KB camera ID.
+	// with a 900 KB query, and a 200 KB camera ID. Until the audit caps
+	// (branch i22a) are merged, the first stores a 900 KB audit row and
+	// the audit check below fails.
 	body := `{"user":"wang","password":"wrong password"}`
 	for _, target := range []string{
 		"/api/v1/login?camera=" + strings.Repeat("c", 900<<10),
