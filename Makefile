@@ -6,10 +6,11 @@ GO        ?= go
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 APT_PKGS  := ffmpeg libavcodec-dev libswscale-dev pkg-config chromium postgresql
 TEST_TIMEOUT ?= 20m
+FUZZTIME  ?= 30s
 MINIO_MOD := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 PROMTOOL_MOD := github.com/prometheus/prometheus/cmd/promtool@v0.316.0
 
-.PHONY: help deps deps-test build run test bench check-alerts lint tidy-check clean
+.PHONY: help deps deps-test build run test fuzz bench check-alerts lint tidy-check clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  make %-12s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -30,6 +31,9 @@ run: deps build ## record 4 simulated cameras with configs/demo.yaml (Ctrl-C sto
 
 test: deps-test build ## run every test (unit, fuzz seeds, end-to-end with camsim + ffmpeg)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s; FUZZ_PKG=substring limits the packages)
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh $(FUZZ_PKG)
 
 bench: deps-test build ## benchmark suite → BENCHMARKS.md + bench/results.json (BENCH_QUICK=1: ≈4.5 min; full ≈25–30 min)
 	@scripts/bench.sh

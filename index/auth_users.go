@@ -205,12 +205,17 @@ func (db *DB) Users(ctx context.Context) ([]User, error) {
 	return out, nil
 }
 
-// CreateToken stores t (its hash, never the secret).
+// CreateToken stores t (its hash, never the secret); ErrNotFound when
+// t.User does not exist.
 func (db *DB) CreateToken(ctx context.Context, t Token) error {
 	_, err := db.w.ExecContext(ctx,
 		`INSERT INTO tokens (hash, "user", kind, name, created_ns, expires_ns, last_used_ns) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		t.Hash, t.User, t.Kind, t.Name, toNS(t.Created), toNS(t.Expires), toNS(t.LastUsed))
 	if err != nil {
+		if isForeignKeyViolation(err) {
+			// The user is gone (deleted since the caller looked it up).
+			return fmt.Errorf("create token for %s: user: %w", t.User, ErrNotFound)
+		}
 		return fmt.Errorf("create token for %s: %w", t.User, err)
 	}
 	return nil

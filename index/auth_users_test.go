@@ -69,3 +69,14 @@ func testUsersAndTokens(t *testing.T, be *backend) {
 		t.Fatalf("token outlived its user: %v", err)
 	}
 }
+
+// TestCreateTokenUnknownUser: a token for a user that does not exist (one
+// deleted while a login checked its password) is ErrNotFound, not an
+// internal error.
+func TestCreateTokenUnknownUser(t *testing.T) {
+	db := openTest(t)
+	err := db.CreateToken(context.Background(), Token{Hash: "h", User: "ghost", Kind: "session", Created: time.Now()})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("CreateToken for a missing user: %v", err)
+	}
+}

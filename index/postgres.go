@@ -176,6 +176,16 @@ func isUniqueViolation(err error) bool {
 		strings.Contains(err.Error(), "constraint failed")
 }
 
+// isForeignKeyViolation reports whether err is a foreign-key failure of
+// either engine.
+func isForeignKeyViolation(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23503"
+	}
+	return strings.Contains(err.Error(), "FOREIGN KEY constraint failed")
+}
+
 // pgTypes translates the SQLite column types of a CREATE TABLE or ALTER
 // TABLE statement to PostgreSQL's: rowid keys become identities, INTEGER
 // becomes BIGINT (nanoseconds do not fit PostgreSQL's 32-bit INTEGER),

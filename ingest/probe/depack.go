@@ -37,10 +37,30 @@ func newDepacketizer(f format.Format) (*depacketizer, error) {
 	default:
 		return nil, fmt.Errorf("codec %s", f.Codec())
 	}
+	// A parameter set from the SDP that is empty ("sprop-parameter-sets=<sps>,")
+	// or not of its NAL type is unknown: it is not put in front of keyframes
+	// (an empty NALU makes h264.IsRandomAccess panic; a wrong one would be
+	// put in front of every keyframe, even one already prepared).
+	if d.h265 {
+		d.vps = paramOf(d.vps, 2, func(n []byte) bool { return h265.NALUType((n[0]>>1)&0x3f) == h265.NALUType_VPS_NUT })
+		d.sps = paramOf(d.sps, 2, func(n []byte) bool { return h265.NALUType((n[0]>>1)&0x3f) == h265.NALUType_SPS_NUT })
+		d.pps = paramOf(d.pps, 2, func(n []byte) bool { return h265.NALUType((n[0]>>1)&0x3f) == h265.NALUType_PPS_NUT })
+	} else {
+		d.sps = paramOf(d.sps, 1, func(n []byte) bool { return h264.NALUType(n[0]&0x1f) == h264.NALUTypeSPS })
+		d.pps = paramOf(d.pps, 1, func(n []byte) bool { return h264.NALUType(n[0]&0x1f) == h264.NALUTypePPS })
+	}
 	if d.clockRate <= 0 {
 		d.clockRate = 90000
 	}
 	return d, err
+}
+
+// paramOf returns n when it is at least minLen bytes long and is, else nil.
+func paramOf(n []byte, minLen int, is func([]byte) bool) []byte {
+	if len(n) < minLen || !is(n) {
+		return nil
+	}
+	return n
 }
 
 // decode returns the next complete access unit, or nil.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"image/jpeg"
 	"log/slog"
@@ -39,6 +40,14 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
+	flag.Parse()
+	for _, name := range []string{"test.fuzz", "test.list"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+			// Fuzzing or listing (make fuzz): no test needs the
+			// simulators, and every fuzz worker would start its own.
+			return m.Run()
+		}
+	}
 	dir, err := os.MkdirTemp("", "probe-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -263,3 +263,29 @@ func TestServiceLoginAndTokens(t *testing.T) {
 		t.Fatalf("tokens left: %+v", toks)
 	}
 }
+
+// deletingStore deletes a user right after looking it up: the user is
+// deleted while Login checks its password.
+type deletingStore struct{ *index.DB }
+
+func (d deletingStore) User(ctx context.Context, name string) (index.User, error) {
+	u, err := d.DB.User(ctx, name)
+	if err == nil {
+		err = d.DB.DeleteUser(ctx, name)
+	}
+	return u, err
+}
+
+// TestLoginUserDeletedMeanwhile: found by TestAPIPropertyRandomRequests (a
+// 500 for POST /api/v1/login while DELETE /api/v1/users/{name} ran).
+func TestLoginUserDeletedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t)
+	if _, err := s.CreateUser(ctx, NewUser{Name: "wang", Role: RoleOperator, Password: "a long password"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Store = deletingStore{s.Store.(*index.DB)}
+	if _, err := s.Login(ctx, "wang", "a long password"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("login of a user deleted meanwhile: %v", err)
+	}
+}

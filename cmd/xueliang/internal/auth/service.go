@@ -202,7 +202,9 @@ func (s *Service) Login(ctx context.Context, user, password string) (Session, er
 	}
 	t := index.Token{Hash: HashToken(tok), User: u.Name, Kind: KindSession, Name: "login",
 		Created: now, Expires: now.Add(s.SessionTTL), LastUsed: now}
-	if err := s.Store.CreateToken(ctx, t); err != nil {
+	if err := s.Store.CreateToken(ctx, t); errors.Is(err, index.ErrNotFound) {
+		return Session{}, ErrBadCredentials // deleted while its password was checked
+	} else if err != nil {
 		return Session{}, fmt.Errorf("login: %w", err)
 	}
 	return Session{Token: tok, Expires: t.Expires,
