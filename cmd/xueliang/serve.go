@@ -18,6 +18,7 @@ import (
 	"xueliang/cmd/xueliang/internal/replay"
 	"xueliang/index"
 	"xueliang/ingest"
+	"xueliang/ingest/live"
 	"xueliang/ingest/probe"
 	"xueliang/ingest/segmenter"
 	"xueliang/storage"
@@ -87,6 +88,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	if err != nil {
 		return fmt.Errorf("camera registry: %w", err)
 	}
+	// Live view: the pullers publish to the hub while someone watches.
+	liveHub := live.NewHub(live.HubConfig{})
 	manager := ingest.NewManager(ingest.Options{
 		SpoolRoot:       spoolDir.Root,
 		Index:           idx,
@@ -97,6 +100,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Logger:          logger,
 		Motion:          motionOptions(cfg, db),
 		Events:          db, // camera-side (ONVIF metadata) events
+		Live:            liveHub,
 	})
 	manager.Update(cams)
 	reg.MustRegister(metrics.NewMotionCollector(manager))
@@ -130,6 +134,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Prober:          api.LimitProbes(api.ProberFunc(probe.Probe), 2),
 		Cameras:         cameraRegistry,
 		Pullers:         manager,
+		Live:            liveHub,
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

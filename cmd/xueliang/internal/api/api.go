@@ -88,9 +88,24 @@ type Server struct {
 	// handler unit tests only; the server always sets it.
 	Auth Auth
 
-	initOnce sync.Once
-	m        *apiMetrics
-	ready    readiness
+	// Live serves the live view (live.go): the ingest pullers' fan-out;
+	// nil answers 501.
+	Live LiveSource
+	// LiveOrigins are the host patterns of other origins whose pages may
+	// open a live WebSocket (websocket.AcceptOptions.OriginPatterns); the
+	// server's own origin is always allowed.
+	LiveOrigins []string
+	// TicketKey signs live-view tickets; empty means a random key per
+	// process (tickets do not survive a restart). TicketTTL defaults to
+	// DefaultTicketTTL.
+	TicketKey []byte
+	TicketTTL time.Duration
+
+	initOnce   sync.Once
+	ticketOnce sync.Once
+	m          *apiMetrics
+	lm         *liveMetrics
+	ready      readiness
 }
 
 // Route is one method + path pattern served by Handler, and the action it
@@ -118,7 +133,7 @@ func (s *Server) table() []route {
 		{Route{"POST", "/api/v1/probe", ActProbe}, s.probeCamera},
 	}
 	var all []route
-	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes()} {
+	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.liveRoutes()} {
 		all = append(all, part...)
 	}
 	return all
@@ -152,7 +167,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
-	s.initOnce.Do(func() { s.m = newMetrics(s.Registerer) })
+	s.initOnce.Do(func() { s.m, s.lm = newMetrics(s.Registerer), newLiveMetrics(s.Registerer) })
 	mux := http.NewServeMux()
 	for _, r := range s.table() {
 		// guard (auth.go) authenticates, authorizes and audits.
