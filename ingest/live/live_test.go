@@ -14,7 +14,7 @@ var (
 	testPPS = []byte{0x68, 0xce, 0x3c, 0x80}
 )
 
-func keyAU(n byte) [][]byte { return [][]byte{testSPS, testPPS, {0x65, 0x88, n}} }
+func keyAU(n byte) [][]byte   { return [][]byte{testSPS, testPPS, {0x65, 0x88, n}} }
 func deltaAU(n byte) [][]byte { return [][]byte{{0x41, 0x9a, n}} }
 
 func newTestStream(t *testing.T, ring int) *Stream {
