@@ -89,7 +89,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		return fmt.Errorf("camera registry: %w", err)
 	}
 	// Live view: the pullers publish to the hub while someone watches.
-	liveHub := live.NewHub(live.HubConfig{})
+	liveHub := live.NewHub(live.HubConfig{Ring: cfg.Live.ViewerRing})
 	manager := ingest.NewManager(ingest.Options{
 		SpoolRoot:       spoolDir.Root,
 		Index:           idx,
@@ -135,6 +135,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Cameras:         cameraRegistry,
 		Pullers:         manager,
 		Live:            liveHub,
+		LiveOrigins:     cfg.Live.AllowedOrigins,
+		TicketTTL:       cfg.Live.TicketTTL,
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

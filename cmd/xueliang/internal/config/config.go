@@ -40,6 +40,7 @@ type Config struct {
 	Storage   Storage   `yaml:"storage"`
 	Upload    Upload    `yaml:"upload"`
 	Replay    Replay    `yaml:"replay"`
+	Live      Live      `yaml:"live"`
 	Motion    Motion    `yaml:"motion"`
 	Secrets   Secrets   `yaml:"secrets"`
 	Auth      Auth      `yaml:"auth"`
@@ -139,6 +140,21 @@ type Replay struct {
 	// MaxWindow is the longest window one replay request may ask for.
 	// It defaults to 24h.
 	MaxWindow time.Duration `yaml:"max_window"`
+}
+
+// Live configures the live view (ingest/live, GET /api/v1/cameras/{id}/live).
+type Live struct {
+	// ViewerRing is the units (video frames and audio packets) a viewer may
+	// fall behind before it is cut to the next keyframe. It defaults to
+	// 512 (about 10 s of 25 fps video with audio).
+	ViewerRing int `yaml:"viewer_ring"`
+	// TicketTTL is how long a browser's live ticket is valid. It defaults
+	// to 30s.
+	TicketTTL time.Duration `yaml:"ticket_ttl"`
+	// AllowedOrigins are the host patterns (path.Match) of other origins
+	// whose pages may open the live WebSocket; the API's own origin always
+	// may. Empty by default.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // Secrets configures the key that seals camera credentials at rest.
@@ -258,6 +274,7 @@ func Default() Config {
 		Index:  Index{CommitWindow: 100 * time.Millisecond},
 		Upload: Upload{Workers: 6, MaxBackoff: 30 * time.Second},
 		Replay: Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
+		Live:   Live{ViewerRing: 512, TicketTTL: 30 * time.Second},
 		Auth:   Auth{SessionTTL: 12 * time.Hour},
 		Motion: Motion{FPS: 5, Cols: 32, Rows: 18, PrePad: time.Second, PostPad: 2 * time.Second, QueueSize: 50},
 	}
@@ -417,6 +434,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Replay.GapTolerance <= 0 || c.Replay.GapTolerance > 10*time.Second {
 		bad("replay.gap_tolerance", "want (0, 10s], got %s", c.Replay.GapTolerance)
+	}
+	if c.Live.ViewerRing < 8 || c.Live.ViewerRing > 65536 {
+		bad("live.viewer_ring", "want 8..65536, got %d", c.Live.ViewerRing)
+	}
+	if c.Live.TicketTTL < time.Second || c.Live.TicketTTL > 10*time.Minute {
+		bad("live.ticket_ttl", "want 1s..10m, got %s", c.Live.TicketTTL)
 	}
 	if c.Replay.MaxWindow < time.Minute {
 		bad("replay.max_window", "want at least 1m, got %s", c.Replay.MaxWindow)
