@@ -230,9 +230,10 @@ func (s *Stream) publishLocked(u *Unit) {
 // Subscribe adds a viewer. It starts with the kept GOP when there is one,
 // otherwise with the next keyframe.
 func (s *Stream) Subscribe() *Viewer {
-	v := &Viewer{s: s, ch: make(chan *Unit, s.ring), done: make(chan struct{}), needKey: true}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The ring has room for the kept GOP on top of its size.
+	v := &Viewer{s: s, ch: make(chan *Unit, s.ring+len(s.gop)), done: make(chan struct{}), needKey: true}
 	s.viewers[v] = struct{}{}
 	s.stats.Joined++
 	s.active.Store(true)
