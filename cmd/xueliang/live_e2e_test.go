@@ -239,6 +239,10 @@ func TestLiveView(t *testing.T) {
 		}
 	})
 
+	t.Run("Chromium", func(t *testing.T) {
+		checkLivePlayback(t, playLiveInChromium(t, srv, "cam1"))
+	})
+
 	t.Run("SlowViewer", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
