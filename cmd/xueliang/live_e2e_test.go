@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/jpeg"
 	"io"
 	"net"
 	"net/http"
@@ -241,6 +242,36 @@ func TestLiveView(t *testing.T) {
 
 	t.Run("Chromium", func(t *testing.T) {
 		checkLivePlayback(t, playLiveInChromium(t, srv, "cam1"))
+	})
+
+	t.Run("Snapshot", func(t *testing.T) {
+		get := func(cam string) ([]byte, string) {
+			resp, err := http.Get(srv.base + "/api/v1/cameras/" + cam + "/snapshot.jpg")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" {
+				t.Fatalf("%s snapshot: %d %s", cam, resp.StatusCode, b)
+			}
+			return b, resp.Header.Get("X-Snapshot-Time")
+		}
+		for _, cam := range []string{"cam1", "cam2"} {
+			b, at := get(cam)
+			img, err := jpeg.Decode(bytes.NewReader(b))
+			if err != nil || img.Bounds().Dx() != 320 || img.Bounds().Dy() != 240 {
+				t.Fatalf("%s snapshot: %v %v", cam, err, img.Bounds())
+			}
+			// Served again within a second: the cached one.
+			if b2, at2 := get(cam); !bytes.Equal(b, b2) || at2 != at {
+				t.Errorf("%s: second snapshot within 1 s differs (%s, %s)", cam, at, at2)
+			}
+			time.Sleep(2500 * time.Millisecond) // past the cache and a GOP
+			if _, at3 := get(cam); at3 == at {
+				t.Errorf("%s: snapshot after 2.5 s is still the keyframe of %s", cam, at)
+			}
+		}
 	})
 
 	t.Run("SlowViewer", func(t *testing.T) {

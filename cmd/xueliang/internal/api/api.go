@@ -100,11 +100,15 @@ type Server struct {
 	// DefaultTicketTTL.
 	TicketKey []byte
 	TicketTTL time.Duration
+	// DecodeKeyframe serves GET …/snapshot.jpg (snapshot.go) with Live;
+	// nil answers 501.
+	DecodeKeyframe KeyframeDecoder
 
 	initOnce   sync.Once
 	ticketOnce sync.Once
 	m          *apiMetrics
 	lm         *liveMetrics
+	snaps      snapshots
 	ready      readiness
 }
 
@@ -133,7 +137,7 @@ func (s *Server) table() []route {
 		{Route{"POST", "/api/v1/probe", ActProbe}, s.probeCamera},
 	}
 	var all []route
-	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.liveRoutes()} {
+	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.liveRoutes(), s.snapshotRoutes()} {
 		all = append(all, part...)
 	}
 	return all
