@@ -304,6 +304,9 @@ func TestLiveView(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := len(slow.frags)
+		if m := scrapeMetrics(t, srv); m[`xueliang_live_viewers{camera="cam4",protocol="mse"}`] != 2 {
+			t.Errorf("viewers metric %v with two viewers", m[`xueliang_live_viewers{camera="cam4",protocol="mse"}`])
+		}
 		t.Log("slow viewer stops reading for 15 s")
 		time.Sleep(15 * time.Second)
 		if err := readFrags(ctx, sc, slow, 1<<30, time.Now().Add(8*time.Second), nil); err != nil {
@@ -337,8 +340,17 @@ func TestLiveView(t *testing.T) {
 			t.Fatalf("slow viewer was never cut: %s", describeSeqs(sj.Frames))
 		}
 		m := scrapeMetrics(t, srv)
-		if d := m[`xueliang_live_viewer_drops_total{camera="cam4",protocol="mse"}`]; d < 1 {
-			t.Errorf("drops metric %v", d)
+		if d := m[`xueliang_live_viewer_drops_total{camera="cam4",protocol="mse"}`]; d < float64(cuts) {
+			t.Errorf("drops metric %v, %d cuts seen", d, cuts)
+		}
+		if b := m[`xueliang_live_sent_bytes_total{camera="cam4",protocol="mse"}`]; b < 1e6 {
+			t.Errorf("sent bytes metric %v", b)
+		}
+		if n := m[`xueliang_live_latency_seconds_count{protocol="mse"}`]; n < float64(len(fj.Frames)) {
+			t.Errorf("latency observations %v, fast viewer alone got %d frames", n, len(fj.Frames))
+		}
+		if v := m[`xueliang_live_viewers{camera="cam4",protocol="mse"}`]; v != 0 {
+			t.Errorf("viewers metric %v after both left", v)
 		}
 		// The recording of the same span is SEI-exact.
 		first, last := fj.Frames[0].Stamp.Captured, fj.Frames[len(fj.Frames)-1].Stamp.Captured

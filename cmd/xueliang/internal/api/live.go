@@ -228,7 +228,6 @@ func (s *Server) liveView(w http.ResponseWriter, r *http.Request) {
 	sent, reason := s.pumpLive(ctx, conn, v, &live.Muxer{NoAudio: noAudio}, id)
 	v.Close()
 	lm.viewers.WithLabelValues(id, protoMSE).Dec()
-	lm.drops.WithLabelValues(id, protoMSE).Add(float64(v.Drops()))
 	s.Logger.Info("live view ended", "camera", id, "stream", name, "bytes", sent, "drops", v.Drops(), "reason", reason)
 	s.auditLiveEnd(r, id, name, start, sent, v.Drops(), reason)
 }
@@ -249,7 +248,13 @@ func (s *Server) pumpLive(ctx context.Context, conn *websocket.Conn, v *live.Vie
 		bytes.Add(float64(len(b)))
 		return nil
 	}
+	drops := s.lm.drops.WithLabelValues(camera, protoMSE)
+	var lastDrops int64
 	for {
+		if d := v.Drops(); d != lastDrops {
+			drops.Add(float64(d - lastDrops))
+			lastDrops = d
+		}
 		u, err := v.Next(ctx)
 		if err != nil {
 			return sent, "client closed"
