@@ -435,3 +435,10 @@ func paramsChanged(v recording.Video, au [][]byte) (recording.Video, bool) {
 	}
 	return out, changed
 }
+
+// Session returns the current session (nil when none).
+func (s *Stream) Session() *Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sess
+}

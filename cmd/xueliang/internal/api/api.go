@@ -109,6 +109,7 @@ type Server struct {
 	m          *apiMetrics
 	lm         *liveMetrics
 	snaps      snapshots
+	whep       whepSessions
 	ready      readiness
 }
 
@@ -137,7 +138,7 @@ func (s *Server) table() []route {
 		{Route{"POST", "/api/v1/probe", ActProbe}, s.probeCamera},
 	}
 	var all []route
-	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.liveRoutes(), s.snapshotRoutes()} {
+	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.liveRoutes(), s.snapshotRoutes(), s.whepRoutes()} {
 		all = append(all, part...)
 	}
 	return all
