@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v4"
 
 	"xueliang/index"
 	"xueliang/ingest/live"
@@ -242,6 +243,14 @@ func TestLiveView(t *testing.T) {
 
 	t.Run("Chromium", func(t *testing.T) {
 		checkLivePlayback(t, playLiveInChromium(t, srv, "cam1"))
+	})
+
+	t.Run("WHEP", func(t *testing.T) {
+		checkWHEP(t, srv, "cam1")
+		// H.265 is not carried: 415, play it through MSE.
+		if _, code, _ := whepClient(t, srv, "cam2", func(*webrtc.TrackRemote) {}); code != http.StatusUnsupportedMediaType {
+			t.Fatalf("WHEP for the H.265 camera: %d", code)
+		}
 	})
 
 	t.Run("Snapshot", func(t *testing.T) {
