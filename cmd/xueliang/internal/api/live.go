@@ -95,8 +95,9 @@ func (s *Server) verifyTicket(raw, camera string) (*Principal, error) {
 	if !ok {
 		return nil, errBadTicket
 	}
-	body, err1 := base64.RawURLEncoding.DecodeString(b64)
-	got, err2 := base64.RawURLEncoding.DecodeString(sig)
+	strict := base64.RawURLEncoding.Strict() // one spelling per ticket
+	body, err1 := strict.DecodeString(b64)
+	got, err2 := strict.DecodeString(sig)
 	if err1 != nil || err2 != nil {
 		return nil, errBadTicket
 	}
