@@ -168,6 +168,9 @@ func TestLiveView(t *testing.T) {
 	for i := 1; i <= 4; i++ {
 		fmt.Fprintf(&cams, "  - id: cam%d\n    url: %s/cam%d\n    township: Huiting\n", i, rtsp, i)
 	}
+	// cam5 records camsim's cam1 and reads camsim's cam2 (H.265) as its
+	// sub stream (motion analysis).
+	fmt.Fprintf(&cams, "  - id: cam5\n    url: %s/cam1\n    sub_url: %s/cam2\n    motion: true\n    township: Huiting\n", rtsp, rtsp)
 	srv := startServer(t, "live:\n  viewer_ring: 32\ncameras:\n"+cams.String())
 	for i := 1; i <= 4; i++ {
 		waitLive(t, srv, fmt.Sprintf("cam%d", i))
@@ -239,6 +242,38 @@ func TestLiveView(t *testing.T) {
 				}
 			})
 		}
+	})
+
+	t.Run("SubStream", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		// No sub stream is read for cam1: 503.
+		if _, resp, err := dialLive(ctx, srv, "cam1", "stream=sub", "", nil); err == nil || resp == nil || resp.StatusCode != 503 {
+			t.Fatalf("cam1 sub: %v %v", err, resp)
+		}
+		var c *websocket.Conn
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			var resp *http.Response
+			var err error
+			if c, resp, err = dialLive(ctx, srv, "cam5", "stream=sub", "", nil); err == nil {
+				break
+			}
+			if resp == nil || resp.StatusCode != 503 || time.Now().After(deadline) {
+				t.Fatalf("cam5 sub: %v %v", err, resp)
+			}
+		}
+		defer c.CloseNow()
+		clip := &liveClip{dialed: time.Now()}
+		readHeader(t, ctx, c, clip)
+		if !strings.HasPrefix(clip.header.Codecs[0], "hvc1.") {
+			t.Fatalf("sub stream header %+v", clip.header)
+		}
+		if err := readFrags(ctx, c, clip, 60, time.Now().Add(15*time.Second), nil); err != nil || len(clip.frags) < 60 {
+			t.Fatalf("sub stream: %d fragments, %v", len(clip.frags), err)
+		}
+		c.Close(websocket.StatusNormalClosure, "")
+		j := judgeMP4(t, clip.file(t))
+		checkContinuous(t, "cam5 sub stream", "cam2", j.Frames)
 	})
 
 	t.Run("Chromium", func(t *testing.T) {
