@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/url"
 	"time"
+	"xueliang/ingest/live"
 
 	"xueliang/ingest/segmenter"
 	"xueliang/storage/recording"
@@ -83,4 +84,8 @@ type Options struct {
 	// track (events.go). Nil: the track is still read and
 	// counted, the events are not recorded.
 	Events EventSink
+	// Live receives every camera's access units for live viewers
+	// (ingest/live): the main stream's, and the sub stream's while the
+	// puller reads it. Nil disables live view.
+	Live *live.Hub
 }

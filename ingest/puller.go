@@ -18,6 +18,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/pion/rtp"
 
+	"xueliang/ingest/live"
 	"xueliang/ingest/rtpdepack"
 	"xueliang/ingest/rtspconn"
 	"xueliang/ingest/rtsperr"
@@ -494,6 +495,9 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 	}
 	p.setClient(c)
 	defer p.setClient(nil)
+	if pl.live != nil {
+		defer pl.live.EndSession()
+	}
 	p.log.Info("session started", "url", p.red.URL())
 
 	err = c.Wait()
@@ -617,6 +621,8 @@ type pipeline struct {
 	// stream feeds the analyser); mcodec is their codec.
 	mw     *motionWorker
 	mcodec recording.VideoCodec
+	// live is the main stream's fan-out to live viewers (nil: off).
+	live *live.Stream
 
 	mu                    sync.Mutex
 	anchored, offsetSeen  bool
@@ -646,6 +652,9 @@ func (p *Puller) newPipeline(c *gortsplib.Client, w *segmenter.Writer, medi *des
 		return nil, fmt.Errorf("create video decoder: %w", err)
 	}
 	pl.mcodec = pl.sess.Video.Codec
+	if p.opts.Live != nil {
+		pl.live = p.opts.Live.Stream(p.cfg.ID, live.Main)
+	}
 	p.mu.Lock()
 	if p.motion != nil && p.motion.keyOnly {
 		pl.mw = p.motion
@@ -717,6 +726,9 @@ func (pl *pipeline) onVideo(pkt *rtp.Packet) {
 	if pl.mw != nil && key {
 		pl.mw.offer(pl.anchorWall.Add(ticksToWall(pts-pl.anchorPTS)), pl.mcodec, au) // never blocks
 	}
+	if pl.live != nil && pl.live.Active() { // one atomic load without viewers
+		pl.live.PublishVideo(pts, dts, au, key, recvTime) // copies, never blocks
+	}
 	if err := pl.w.WriteVideo(pts, dts, au, key); err != nil {
 		pl.countErr(&pl.writeErrs)
 		return
@@ -754,6 +766,9 @@ func (pl *pipeline) anchor(pts int64, recvTime, ntp time.Time, ntpOK bool) bool 
 		return false
 	}
 	pl.anchorWall, pl.anchorPTS, pl.anchored = anchor, pts, true
+	if pl.live != nil {
+		pl.live.StartSession(live.Session{Video: s.Video, Audio: s.Audio, Anchor: anchor, AnchorPTS: pts})
+	}
 	p.update(func(st *Status) { st.Connected, st.SessionStart = true, anchor })
 	p.log.Info("recording", "anchor", anchor, "rtcp_anchor", ntpOK, "codec", s.Video.Codec.String(), "audio", s.Audio != nil)
 	return true
@@ -778,6 +793,9 @@ func (pl *pipeline) onAudio(medi *description.Media, dec func(*rtp.Packet) ([][]
 	}
 	if len(aus) == 0 {
 		return
+	}
+	if pl.live != nil && pl.live.Active() {
+		pl.live.PublishAudio(pts, aus, pl.p.opts.Now())
 	}
 	if err := pl.w.WriteAudio(pts, aus); err != nil {
 		pl.countErr(&pl.writeErrs)

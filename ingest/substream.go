@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"xueliang/ingest/live"
 	"xueliang/ingest/rtsperr"
 	"xueliang/storage/recording"
 
@@ -93,6 +94,11 @@ func (p *Puller) subSession(ctx context.Context, w *motionWorker) (err error) {
 		return fmt.Errorf("setup video: %w", err)
 	}
 
+	var ls *live.Stream // live viewers of the sub stream (nil: off)
+	if p.opts.Live != nil {
+		ls = p.opts.Live.Stream(p.cfg.ID, live.Sub)
+		defer ls.EndSession()
+	}
 	var (
 		mu        sync.Mutex
 		anchored  bool
@@ -120,6 +126,22 @@ func (p *Puller) subSession(ctx context.Context, w *motionWorker) (err error) {
 				anchor = ntp
 			}
 			anchorPTS, anchored = pts, true
+			if ls != nil {
+				ls.StartSession(live.Session{Video: recording.Video{Codec: codec, VPS: vt.vps, SPS: vt.sps, PPS: vt.pps},
+					Anchor: anchor, AnchorPTS: pts})
+			}
+		}
+		if ls != nil {
+			// DTS only while watched: the extractor restarts at a keyframe.
+			if ls.Active() {
+				if dts, ok, err := vt.extractDTS(au, pts, key); err != nil {
+					vt.resetDTS()
+				} else if ok {
+					ls.PublishVideo(pts, dts, au, key, p.opts.Now())
+				}
+			} else {
+				vt.resetDTS()
+			}
 		}
 		w.offer(anchor.Add(ticksToWall(pts-anchorPTS)), codec, au)
 	})

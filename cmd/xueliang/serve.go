@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,11 +19,14 @@ import (
 	"xueliang/cmd/xueliang/internal/metrics"
 	"xueliang/cmd/xueliang/internal/replay"
 	"xueliang/ingest"
+	"xueliang/ingest/decode"
+	"xueliang/ingest/live"
 	"xueliang/ingest/probe"
 	"xueliang/ingest/segmenter"
 	"xueliang/storage"
 	"xueliang/storage/local"
 	"xueliang/storage/reconcile"
+	"xueliang/storage/recording"
 	"xueliang/storage/s3"
 	"xueliang/storage/spool"
 )
@@ -97,6 +101,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	if err != nil {
 		return fmt.Errorf("camera registry: %w", err)
 	}
+	// Live view: the pullers publish to the hub while someone watches.
+	liveHub := live.NewHub(live.HubConfig{Ring: cfg.Live.ViewerRing})
 	manager := ingest.NewManager(ingest.Options{
 		SpoolRoot:       spoolDir.Root,
 		Index:           idx,
@@ -107,6 +113,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Logger:          logger,
 		Motion:          motionOptions(cfg, db),
 		Events:          db, // camera-side (ONVIF metadata) events
+		Live:            liveHub,
 	})
 	manager.Update(cams)
 	reg.MustRegister(metrics.NewMotionCollector(manager))
@@ -155,6 +162,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Cameras:         cameraRegistry,
 		Pullers:         manager,
 		Exports:         exports,
+		Live:            liveHub,
+		LiveOrigins:     cfg.Live.AllowedOrigins,
+		TicketTTL:       cfg.Live.TicketTTL,
+		DecodeKeyframe:  decodeKeyframe,
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -222,6 +233,23 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	err = g.Wait()
 	stopUploader()
 	return errors.Join(err, <-upDone)
+}
+
+// decodeKeyframe decodes one keyframe with libavcodec (live snapshots).
+func decodeKeyframe(codec recording.VideoCodec, au [][]byte) (image.Image, error) {
+	d, err := decode.New(codec)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	f, err := d.DecodeIntra(au)
+	if err != nil {
+		return nil, err
+	}
+	if f == nil {
+		return nil, errors.New("keyframe decoded to no picture")
+	}
+	return f.Image(), nil
 }
 
 // openStore opens the S3 backend when storage.s3.endpoint is set, the local

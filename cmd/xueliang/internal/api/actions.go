@@ -14,6 +14,7 @@ const (
 	ActProbe       Action = "probe"        // POST /api/v1/probe
 	ActArchiveRead Action = "archive.read" // timelines, motion search, camera events
 	ActReplay      Action = "replay"       // replay.mp4 and exports
+	ActLive        Action = "live"         // live view and its tickets
 	ActAuditRead   Action = "audit.read"   // query the audit log
 	ActUserAdmin   Action = "user.admin"   // users, roles, other users' tokens
 	ActSession     Action = "session"      // login (anonymous), logout, own identity and tokens

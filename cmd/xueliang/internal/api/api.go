@@ -90,9 +90,29 @@ type Server struct {
 	// Exports runs signed exports (exports.go); nil answers 501.
 	Exports Exporter
 
-	initOnce sync.Once
-	m        *apiMetrics
-	ready    readiness
+	// Live serves the live view (live.go): the ingest pullers' fan-out;
+	// nil answers 501.
+	Live LiveSource
+	// LiveOrigins are the host patterns of other origins whose pages may
+	// open a live WebSocket (websocket.AcceptOptions.OriginPatterns); the
+	// server's own origin is always allowed.
+	LiveOrigins []string
+	// TicketKey signs live-view tickets; empty means a random key per
+	// process (tickets do not survive a restart). TicketTTL defaults to
+	// DefaultTicketTTL.
+	TicketKey []byte
+	TicketTTL time.Duration
+	// DecodeKeyframe serves GET …/snapshot.jpg (snapshot.go) with Live;
+	// nil answers 501.
+	DecodeKeyframe KeyframeDecoder
+
+	initOnce   sync.Once
+	ticketOnce sync.Once
+	m          *apiMetrics
+	lm         *liveMetrics
+	snaps      snapshots
+	whep       whepSessions
+	ready      readiness
 }
 
 // Route is one method + path pattern served by Handler, and the action it
@@ -120,7 +140,7 @@ func (s *Server) table() []route {
 		{Route{"POST", "/api/v1/probe", ActProbe}, s.probeCamera},
 	}
 	var all []route
-	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.exportRoutes()} {
+	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.exportRoutes(), s.liveRoutes(), s.snapshotRoutes(), s.whepRoutes()} {
 		all = append(all, part...)
 	}
 	return all
@@ -154,7 +174,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
-	s.initOnce.Do(func() { s.m = newMetrics(s.Registerer) })
+	s.initOnce.Do(func() { s.m, s.lm = newMetrics(s.Registerer), newLiveMetrics(s.Registerer) })
 	mux := http.NewServeMux()
 	for _, r := range s.table() {
 		// guard (auth.go) authenticates, authorizes and audits.

@@ -120,11 +120,16 @@ func (a *auditWriter) finish() {
 }
 
 // auditPath is the path and query, bounded. Tokens are never accepted in
-// the query, so none can end up here.
+// the query; a live-view ticket is, and is redacted.
 func auditPath(r *http.Request) string {
 	p := r.URL.Path
-	if r.URL.RawQuery != "" {
-		p += "?" + r.URL.RawQuery
+	raw := r.URL.RawQuery
+	if q := r.URL.Query(); q.Has("ticket") {
+		q.Set("ticket", "redacted") // a live-view ticket (live.go) is a credential
+		raw = q.Encode()
+	}
+	if raw != "" {
+		p += "?" + raw
 	}
 	if len(p) > 1024 {
 		p = p[:1024]

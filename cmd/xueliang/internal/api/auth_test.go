@@ -47,6 +47,7 @@ var roleMatrix = map[Action][]string{
 	ActProbe:       {admin, installer},
 	ActArchiveRead: {admin, operator},
 	ActReplay:      {admin, operator},
+	ActLive:        {admin, operator},
 	ActAuditRead:   {admin, auditor},
 	ActUserAdmin:   {admin},
 	ActSession:     {admin, installer, operator, auditor},

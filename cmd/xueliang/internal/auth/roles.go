@@ -24,7 +24,7 @@ var Roles = []string{RoleAdmin, RoleInstaller, RoleOperator, RoleAuditor}
 // and the metrics scrape token are handled by the API guard, not here.
 var roleActions = map[string][]string{
 	RoleInstaller: {"ready", "camera.read", "camera.write", "probe", "session"},
-	RoleOperator:  {"ready", "camera.read", "archive.read", "replay", "session"},
+	RoleOperator:  {"ready", "camera.read", "archive.read", "replay", "live", "session"},
 	RoleAuditor:   {"ready", "camera.read", "audit.read", "session"},
 }
 

@@ -41,6 +41,7 @@ type Config struct {
 	Upload    Upload    `yaml:"upload"`
 	Replay    Replay    `yaml:"replay"`
 	Export    Export    `yaml:"export"`
+	Live      Live      `yaml:"live"`
 	Motion    Motion    `yaml:"motion"`
 	Secrets   Secrets   `yaml:"secrets"`
 	Auth      Auth      `yaml:"auth"`
@@ -166,6 +167,21 @@ type Export struct {
 	Expiry time.Duration `yaml:"expiry"`
 }
 
+// Live configures the live view (ingest/live, GET /api/v1/cameras/{id}/live).
+type Live struct {
+	// ViewerRing is the units (video frames and audio packets) a viewer may
+	// fall behind before it is cut to the next keyframe. It defaults to
+	// 512 (about 10 s of 25 fps video with audio).
+	ViewerRing int `yaml:"viewer_ring"`
+	// TicketTTL is how long a browser's live ticket is valid. It defaults
+	// to 30s.
+	TicketTTL time.Duration `yaml:"ticket_ttl"`
+	// AllowedOrigins are the host patterns (path.Match) of other origins
+	// whose pages may open the live WebSocket; the API's own origin always
+	// may. Empty by default.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
 // Secrets configures the key that seals camera credentials at rest.
 type Secrets struct {
 	// KeyFile holds the AES-256 key: 32 raw bytes, 64 hex digits or base64
@@ -284,6 +300,7 @@ func Default() Config {
 		Upload: Upload{Workers: 6, MaxBackoff: 30 * time.Second},
 		Replay: Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
 		Export: Export{MaxConcurrent: 2, Expiry: 24 * time.Hour},
+		Live:   Live{ViewerRing: 512, TicketTTL: 30 * time.Second},
 		Auth:   Auth{SessionTTL: 12 * time.Hour},
 		Motion: Motion{FPS: 5, Cols: 32, Rows: 18, PrePad: time.Second, PostPad: 2 * time.Second, QueueSize: 50},
 	}
@@ -455,6 +472,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Replay.GapTolerance <= 0 || c.Replay.GapTolerance > 10*time.Second {
 		bad("replay.gap_tolerance", "want (0, 10s], got %s", c.Replay.GapTolerance)
+	}
+	if c.Live.ViewerRing < 8 || c.Live.ViewerRing > 65536 {
+		bad("live.viewer_ring", "want 8..65536, got %d", c.Live.ViewerRing)
+	}
+	if c.Live.TicketTTL < time.Second || c.Live.TicketTTL > 10*time.Minute {
+		bad("live.ticket_ttl", "want 1s..10m, got %s", c.Live.TicketTTL)
 	}
 	if c.Replay.MaxWindow < time.Minute {
 		bad("replay.max_window", "want at least 1m, got %s", c.Replay.MaxWindow)
