@@ -142,11 +142,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 			return fmt.Errorf("debug.pprof_listen: %w", err)
 		}
 	}
-	httpServer := &http.Server{
-		Handler:           apiServer.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	httpServer := newHTTPServer(apiServer.Handler(), logger)
 	logger.Info("server started", "listen", ln.Addr().String(), "cameras", len(cams), "data_dir", cfg.DataDir)
 
 	// The uploader outlives the pullers so that segments they close while
@@ -196,6 +192,21 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	err = g.Wait()
 	stopUploader()
 	return errors.Join(err, <-upDone)
+}
+
+// maxHeaderBytes bounds a request's header block (net/http's default is
+// 1 MiB): a legitimate client sends a bearer token and a few headers.
+const maxHeaderBytes = 16 << 10
+
+// newHTTPServer is the API's http.Server: larger header blocks are
+// answered 431 before any handler, audit or authentication runs.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 // openStore opens the S3 backend when storage.s3.endpoint is set, the local

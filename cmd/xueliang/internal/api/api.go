@@ -87,6 +87,9 @@ type Server struct {
 	// log (auth.go). Nil lets every request through with no principal: for
 	// handler unit tests only; the server always sets it.
 	Auth Auth
+	// LoginThrottle holds back failed logins per account and client
+	// address (throttle.go). It defaults to LoginThrottleDefaults.
+	LoginThrottle *LoginThrottle
 
 	initOnce sync.Once
 	m        *apiMetrics
@@ -151,6 +154,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.LoginThrottle == nil {
+		s.LoginThrottle = &LoginThrottle{}
 	}
 	s.initOnce.Do(func() { s.m = newMetrics(s.Registerer) })
 	mux := http.NewServeMux()

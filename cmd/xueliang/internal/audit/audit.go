@@ -64,9 +64,11 @@ func unixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// Seal fills r.PrevHash (Genesis when empty: the first entry) and r.Hash.
-// It is the seal function for index.DB.AppendAudit.
+// Seal caps r's fields (CapRecord), fills r.PrevHash (Genesis when empty:
+// the first entry) and r.Hash. It is the seal function for
+// index.DB.AppendAudit, so every entry written through it is bounded.
 func Seal(r *index.AuditRecord) {
+	CapRecord(r)
 	if r.PrevHash == "" {
 		r.PrevHash = Genesis
 	}

@@ -277,6 +277,10 @@ type UserPatch struct {
 
 var userNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
+// ValidUserName reports whether name is a well-formed user name (the
+// bootstrap principal's included); no stored user has any other.
+func ValidUserName(name string) bool { return userNameRe.MatchString(name) }
+
 func validate(fe FieldErrors, name, role string, password *string, townships []string) {
 	if !userNameRe.MatchString(name) {
 		fe["name"] = "want 1-64 of [A-Za-z0-9._@-] starting with a letter or digit"
