@@ -32,6 +32,7 @@ func newAuth(cfg config.Config, db *index.DB, logger *slog.Logger) (*auth.Servic
 		Store:          db,
 		BootstrapToken: bootstrap,
 		SessionTTL:     cfg.Auth.SessionTTL,
+		MaxAPITokenTTL: cfg.Auth.MaxAPITokenTTL,
 		Logger:         logger.With("component", "auth"),
 	}
 	users, err := db.Users(context.Background())

@@ -185,6 +185,10 @@ type Auth struct {
 	BootstrapTokenFile string `yaml:"bootstrap_token_file"`
 	// SessionTTL is the lifetime of a login session. It defaults to 12h.
 	SessionTTL time.Duration `yaml:"session_ttl"`
+	// MaxAPITokenTTL is the longest lifetime of an API token of a user who
+	// is not an admin (a token asked without one gets it). It defaults to
+	// 2160h (90 days).
+	MaxAPITokenTTL time.Duration `yaml:"max_api_token_ttl"`
 	// MetricsToken (or MetricsTokenFile) lets Prometheus scrape /metrics
 	// with "Authorization: Bearer <token>" without a user; admins can
 	// always scrape. Empty (the default): admins only.
@@ -258,7 +262,7 @@ func Default() Config {
 		Index:  Index{CommitWindow: 100 * time.Millisecond},
 		Upload: Upload{Workers: 6, MaxBackoff: 30 * time.Second},
 		Replay: Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
-		Auth:   Auth{SessionTTL: 12 * time.Hour},
+		Auth:   Auth{SessionTTL: 12 * time.Hour, MaxAPITokenTTL: 90 * 24 * time.Hour},
 		Motion: Motion{FPS: 5, Cols: 32, Rows: 18, PrePad: time.Second, PostPad: 2 * time.Second, QueueSize: 50},
 	}
 }
@@ -436,6 +440,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.SessionTTL < time.Minute || c.Auth.SessionTTL > 31*24*time.Hour {
 		bad("auth.session_ttl", "want 1m..744h, got %s", c.Auth.SessionTTL)
+	}
+	if c.Auth.MaxAPITokenTTL < time.Hour || c.Auth.MaxAPITokenTTL > 366*24*time.Hour {
+		bad("auth.max_api_token_ttl", "want 1h..8784h, got %s", c.Auth.MaxAPITokenTTL)
 	}
 	if s3 := c.Storage.S3; s3.Endpoint != "" {
 		if _, _, err := net.SplitHostPort(s3.Endpoint); err != nil {
