@@ -39,6 +39,24 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	db.SetCommitWindow(cfg.Index.CommitWindow)
 	defer func() { err = errors.Join(err, db.Close()) }()
 
+	// The audit chain's head is signed and written outside the index at
+	// start, while it moves and at shutdown (audit/anchor.go); it stops
+	// after everything that appends entries has stopped.
+	anchorer, err := newAnchorer(cfg, db, logger)
+	if err != nil {
+		return err
+	}
+	if err := anchorer.Anchor(ctx); err != nil {
+		return fmt.Errorf("audit anchor: %w", err)
+	}
+	anchorCtx, stopAnchorer := context.WithCancel(context.WithoutCancel(ctx))
+	anchorDone := make(chan error, 1)
+	go func() { anchorDone <- anchorer.Run(anchorCtx) }()
+	defer func() {
+		stopAnchorer()
+		err = errors.Join(err, <-anchorDone)
+	}()
+
 	store, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
