@@ -30,7 +30,8 @@ type LoginThrottle struct {
 	// defaults to 1h.
 	Forget time.Duration
 	// MaxKeys bounds the keys remembered (accounts + addresses); when full,
-	// the oldest forgotten-or-not key is evicted. It defaults to 100000.
+	// forgotten keys are dropped, then an arbitrary eighth. It defaults to
+	// 100000.
 	MaxKeys int
 
 	mu   sync.Mutex
@@ -125,20 +126,25 @@ func (t *LoginThrottle) fail(now time.Time, key string, free int) {
 	}
 }
 
-// evict drops forgotten keys, or when none is, the one failed longest ago.
+// evict drops forgotten keys and, when that is not enough, an arbitrary
+// eighth of the others (map order), so that the walk is paid once per
+// MaxKeys/8 new keys, not per failure, under a flood of addresses.
 func (t *LoginThrottle) evict(now time.Time) {
-	var oldest string
 	for k, e := range t.keys {
 		if now.Sub(e.last) > t.Forget && !now.Before(e.until) {
 			delete(t.keys, k)
-			continue
-		}
-		if oldest == "" || e.last.Before(t.keys[oldest].last) {
-			oldest = k
 		}
 	}
-	if len(t.keys) >= t.MaxKeys && oldest != "" {
-		delete(t.keys, oldest)
+	if len(t.keys) < t.MaxKeys {
+		return
+	}
+	drop := max(1, t.MaxKeys/8)
+	for k := range t.keys {
+		if drop == 0 {
+			break
+		}
+		delete(t.keys, k)
+		drop--
 	}
 }
 
