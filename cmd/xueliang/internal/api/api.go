@@ -7,6 +7,8 @@
 // 422 with a machine-readable "code" when the camera cannot be probed.
 // guard (auth.go) adds 401 (no valid bearer token), 403 (role or township)
 // and 503 (the audit entry could not be written) to every route but /healthz.
+// POST /api/v1/login adds 429 with Retry-After while the account or the
+// client address is throttled after failed logins (throttle.go).
 package api
 
 import (
