@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -63,9 +64,19 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
 		return nil, errors.New("open index: empty path")
 	}
 	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("open index: %w", err)
 		}
+	}
+	// SQLite creates a new database with the umask's mode (0644) and its
+	// -wal and -shm files with the database's: create it 0600 first. An
+	// existing file keeps its mode (an operator may have chosen it).
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("open index: %w", err)
+		}
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("open index: %w", err)
 	}
 	w, err := sql.Open(driverName, dsn(path, false))
 	if err != nil {

@@ -32,6 +32,7 @@ func newAuth(cfg config.Config, db *index.DB, logger *slog.Logger) (*auth.Servic
 		Store:          db,
 		BootstrapToken: bootstrap,
 		SessionTTL:     cfg.Auth.SessionTTL,
+		MaxAPITokenTTL: cfg.Auth.MaxAPITokenTTL,
 		Logger:         logger.With("component", "auth"),
 	}
 	users, err := db.Users(context.Background())
@@ -46,11 +47,27 @@ func newAuth(cfg config.Config, db *index.DB, logger *slog.Logger) (*auth.Servic
 	return svc, metricsToken, nil
 }
 
+// newAnchorer loads (creating it on first start) the audit anchor key and
+// returns the anchor writer.
+func newAnchorer(cfg config.Config, db *index.DB, logger *slog.Logger) (*audit.Anchorer, error) {
+	key, created, err := audit.LoadOrCreateKey(cfg.AuditKeyFile())
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		logger.Info("audit anchor key created", "path", cfg.AuditKeyFile())
+	}
+	return &audit.Anchorer{Head: db, Key: key, Path: cfg.AuditAnchorFile(), Interval: cfg.Audit.AnchorInterval,
+		Logger: logger.With("component", "audit")}, nil
+}
+
 const auditUsage = `usage: xueliang audit verify --config FILE
 
-Checks the hash chain of the audit log in the index: exits 0 and prints
-"audit log OK: N entries" when intact, or names the first edited or
-deleted entry and exits 1.
+Opens the index read-only and checks the hash chain of the audit log,
+then the log against the last signed anchor (audit.anchor_file, signed
+with audit.key_file): exits 0 and prints "audit log OK: N entries" when
+intact, or names the first edited or deleted entry, or says that the
+tail was cut off or the chain rewritten since the anchor, and exits 1.
 `
 
 // runAudit runs "xueliang audit ...".
@@ -75,27 +92,54 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	ctx := context.Background()
-	if _, err := os.Stat(cfg.Index.Path); err != nil && cfg.Index.PostgresURL == "" {
-		fmt.Fprintf(stderr, "xueliang audit verify: index %s: %v\n", cfg.Index.Path, err)
-		return 2
+	// SQLite is opened read-only (query_only), so verifying cannot change
+	// the file it judges; PostgreSQL through the configured URL.
+	var db interface {
+		audit.Scanner
+		Close() error
 	}
-	db, err := openConfiguredIndex(ctx, cfg.Index, nil)
+	if cfg.Index.PostgresURL != "" {
+		db, err = openConfiguredIndex(ctx, cfg.Index, nil)
+	} else {
+		db, err = index.OpenAuditReader(ctx, cfg.Index.Path)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "xueliang audit verify: %v\n", err)
 		return 2
 	}
 	defer db.Close()
-	n, head, err := audit.Verify(ctx, db)
+	anchor, aerr := audit.ReadAnchor(cfg.AuditAnchorFile())
+	var key []byte
+	if aerr == nil {
+		key, aerr = audit.ReadKey(cfg.AuditKeyFile())
+	}
+	var n int64
+	var head string
+	if aerr == nil {
+		n, head, err = audit.VerifyAnchored(ctx, db, anchor, key)
+	} else {
+		n, head, err = audit.Verify(ctx, db)
+	}
 	var bad *audit.BadEntryError
+	var badAnchor *audit.AnchorError
 	switch {
 	case errors.As(err, &bad):
 		fmt.Fprintf(stdout, "audit log BROKEN at entry %d: %s (%d entries before it verified)\n", bad.ID, bad.Reason, n)
+		return 1
+	case errors.As(err, &badAnchor):
+		fmt.Fprintf(stdout, "audit log BROKEN: %v (%d entries verified, last hash %s)\n", badAnchor, n, head)
 		return 1
 	case err != nil:
 		fmt.Fprintf(stderr, "xueliang audit verify: %v\n", err)
 		return 2
 	}
 	fmt.Fprintf(stdout, "audit log OK: %d entries, last hash %s\n", n, head)
+	if aerr != nil {
+		// Without an anchor a cut tail or a rewritten chain cannot be seen.
+		fmt.Fprintf(stdout, "WARNING: not checked against an anchor (%v): truncation and rewriting are not detected\n", aerr)
+	} else {
+		fmt.Fprintf(stdout, "anchored: entry %d of %s matches\n", anchor.ID, anchor.At.UTC().Format(time.RFC3339))
+	}
 	return 0
 }
 

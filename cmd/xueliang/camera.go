@@ -27,7 +27,8 @@ const cameraUsage = `usage: xueliang camera <command> [flags]
 
 add, list, rm and import talk to a running server's API:
   --server URL         API base URL (default $XUELIANG_SERVER or http://127.0.0.1:8080)
-  --token T            bearer token (default $XUELIANG_TOKEN)
+  --token-file F       read the bearer token from F (default $XUELIANG_TOKEN;
+                       a token is never taken from the command line)
 
 add flags:
   --id ID              20-digit GB/T 28181 device ID (default: the server
@@ -57,7 +58,7 @@ probe flags:
   --timeout D          bound on connecting + waiting for a keyframe (default 10s)
   --server URL         probe through a running server's API (e.g. http://127.0.0.1:8080)
                        instead of from this machine
-  --token T            bearer token for --server (or XUELIANG_TOKEN)
+  --token-file F       bearer token for --server (or $XUELIANG_TOKEN)
 
 exit status: 0 ok; 2 usage; 1 other failure (e.g. the server cannot be reached);
   3 unreachable, 4 unauthorized, 5 not_found, 6 no_video,
@@ -130,7 +131,7 @@ func runCameraProbe(ctx context.Context, args []string, stdin io.Reader, stdout,
 	fs.StringVar(&f.snapshot, "snapshot", "", "write the snapshot JPEG here")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "connect + first keyframe bound")
 	fs.StringVar(&f.server, "server", "", "probe through this server's API")
-	fs.StringVar(&f.token, "token", os.Getenv("XUELIANG_TOKEN"), "bearer token for --server")
+	tokenFlags(fs, &f.token)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2

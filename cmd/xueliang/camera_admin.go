@@ -61,8 +61,33 @@ func serverFlags(fs *flag.FlagSet) (server, token *string) {
 		def = defaultServer
 	}
 	server = fs.String("server", def, "server API base URL (or XUELIANG_SERVER)")
-	token = fs.String("token", os.Getenv("XUELIANG_TOKEN"), "bearer token (or XUELIANG_TOKEN)")
+	token = new(string)
+	tokenFlags(fs, token)
 	return server, token
+}
+
+// TokenEnv holds the bearer token of the API commands.
+const TokenEnv = "XUELIANG_TOKEN"
+
+// tokenFlags sets *token from $XUELIANG_TOKEN, or from the file named by
+// --token-file (its first line). --token on the command line is refused: a
+// process's arguments are visible to every local user (ps, /proc).
+func tokenFlags(fs *flag.FlagSet, token *string) {
+	*token = os.Getenv(TokenEnv)
+	fs.Func("token-file", "read the bearer token from this file (or set "+TokenEnv+")", func(path string) error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		if *token = strings.TrimSpace(line); *token == "" {
+			return fmt.Errorf("%s holds no token", path)
+		}
+		return nil
+	})
+	fs.Func("token", "refused: use --token-file or "+TokenEnv, func(string) error {
+		return errors.New("a token on the command line is visible to every local user: use --token-file FILE or " + TokenEnv)
+	})
 }
 
 func newAPIClient(server, token string) *apiClient {

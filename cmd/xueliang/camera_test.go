@@ -27,6 +27,10 @@ func TestCameraProbeCLI(t *testing.T) {
 	if err := os.WriteFile(badPW, []byte("Wr0ng-pw\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("t0ken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +61,7 @@ func TestCameraProbeCLI(t *testing.T) {
 			wantCode: 4, wantErr: []string{"unauthorized: ", "wrong credentials"}, noLeakText: "Wr0ng-pw"},
 		{name: "local unreachable", args: []string{"probe", "rtsp://" + closed + "/cam1"},
 			wantCode: 3, wantErr: []string{"unreachable: ", "connection refused"}},
-		{name: "server h264 with snapshot", args: []string{"probe", base + "/cam1", "--user", user, "--password-file", goodPW, "--server", srv.URL, "--token", "t0ken", "--snapshot", filepath.Join(dir, "server.jpg")},
+		{name: "server h264 with snapshot", args: []string{"probe", base + "/cam1", "--user", user, "--password-file", goodPW, "--server", srv.URL, "--token-file", tokenFile, "--snapshot", filepath.Join(dir, "server.jpg")},
 			wantOut: []string{"camera    rtsp://installer:xxxxx@" + host + "/cam1", "video     H264 320x240, 25.00 fps"}, snapshot: true, snapW: 320, snapH: 240},
 		{name: "server wrong password", args: []string{"probe", base + "/cam1", "--user", user, "--password-file", badPW, "--server", srv.URL},
 			wantCode: 4, wantErr: []string{"unauthorized: ", "wrong credentials"}, noLeakText: "Wr0ng-pw"},

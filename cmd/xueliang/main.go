@@ -2,7 +2,7 @@
 //
 //	xueliang serve --config FILE   run the server
 //	xueliang camera probe URL      check a camera before adding it
-//	xueliang audit verify --config FILE   check the audit log's hash chain
+//	xueliang audit verify --config FILE   check the audit log (chain and signed anchor)
 //	xueliang user add NAME --role R --config FILE   create a user (password on stdin)
 //	xueliang camera add|list|rm|import   manage the camera registry (through the API)
 //	xueliang version               print the version
@@ -33,8 +33,9 @@ commands:
   serve --config FILE   record the configured cameras and serve the HTTP API
   camera probe URL      check a camera (codec, size, fps, bitrate, snapshot)
   audit verify --config FILE
-                        check the audit log's hash chain; names the first
-                        edited or deleted entry
+                        check the audit log's hash chain and its signed
+                        anchor (read-only); names the first edited or
+                        deleted entry, a cut tail or a rewritten chain
   user add NAME --role ROLE [--townships A,B] --config FILE
                         create a user in the index (password on stdin)
   camera add|list|rm|import   manage the camera registry through the API

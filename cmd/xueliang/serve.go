@@ -43,6 +43,24 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	db.SetCommitWindow(cfg.Index.CommitWindow)
 	defer func() { err = errors.Join(err, db.Close()) }()
 
+	// The audit chain's head is signed and written outside the index at
+	// start, while it moves and at shutdown (audit/anchor.go); it stops
+	// after everything that appends entries has stopped.
+	anchorer, err := newAnchorer(cfg, db, logger)
+	if err != nil {
+		return err
+	}
+	if err := anchorer.Anchor(ctx); err != nil {
+		return fmt.Errorf("audit anchor: %w", err)
+	}
+	anchorCtx, stopAnchorer := context.WithCancel(context.WithoutCancel(ctx))
+	anchorDone := make(chan error, 1)
+	go func() { anchorDone <- anchorer.Run(anchorCtx) }()
+	defer func() {
+		stopAnchorer()
+		err = errors.Join(err, <-anchorDone)
+	}()
+
 	store, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -178,11 +196,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 			return fmt.Errorf("debug.pprof_listen: %w", err)
 		}
 	}
-	httpServer := &http.Server{
-		Handler:           apiServer.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	httpServer := newHTTPServer(apiServer.Handler(), logger)
 	logger.Info("server started", "listen", ln.Addr().String(), "cameras", len(cams), "data_dir", cfg.DataDir)
 
 	// The uploader outlives the pullers so that segments they close while
@@ -250,6 +264,21 @@ func decodeKeyframe(codec recording.VideoCodec, au [][]byte) (image.Image, error
 		return nil, errors.New("keyframe decoded to no picture")
 	}
 	return f.Image(), nil
+}
+
+// maxHeaderBytes bounds a request's header block (net/http's default is
+// 1 MiB): a legitimate client sends a bearer token and a few headers.
+const maxHeaderBytes = 16 << 10
+
+// newHTTPServer is the API's http.Server: larger header blocks are
+// answered 431 before any handler, audit or authentication runs.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 // openStore opens the S3 backend when storage.s3.endpoint is set, the local

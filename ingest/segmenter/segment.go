@@ -59,11 +59,11 @@ func (w *Writer) openSegmentLocked(s vsample) (err error) {
 	for range 1000 {
 		key = recording.SegmentKey(w.cfg.CameraID, start)
 		path := filepath.Join(w.cfg.SpoolRoot, filepath.FromSlash(key))
-		if err = os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err = os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return fmt.Errorf("open segment: %w", err)
 		}
 		// Read-write: the index worker hashes the closed file.
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, os.ErrExist) {
 			// A file of the same instant exists (clock jump): never
 			// overwrite recorded bytes, shift by 1 ns.

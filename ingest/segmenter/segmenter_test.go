@@ -123,6 +123,9 @@ func (h *harness) checkSegments(want int, contiguous bool) []recording.Segment {
 		if !bytes.HasPrefix(data, s.Init) {
 			t.Errorf("segment %d: file does not start with the init", i)
 		}
+		// Footage is private to the server's user (issue #22.9).
+		checkMode(t, path, 0o600)
+		checkMode(t, filepath.Dir(path), 0o700)
 		frags := h.idx.Fragments(s.ID)
 		if len(frags) == 0 {
 			t.Fatalf("segment %d without fragments", i)
@@ -185,6 +188,17 @@ func (h *harness) checkSegments(want int, contiguous bool) []recording.Segment {
 		segmentertest.Decode(t, path)
 	}
 	return segs
+}
+
+func checkMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != want {
+		t.Errorf("%s: mode %#o, want %#o", path, got, want)
+	}
 }
 
 func absDur(d time.Duration) time.Duration {

@@ -28,7 +28,7 @@ func NewDir(root string) (Dir, error) {
 	if err != nil {
 		return Dir{}, fmt.Errorf("spool dir %s: %w", root, err)
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return Dir{}, fmt.Errorf("spool dir: %w", err)
 	}
 	return Dir{Root: abs}, nil
@@ -49,10 +49,10 @@ func (d Dir) Create(key string) (*os.File, error) {
 	}
 	p := d.Path(key)
 	parent := filepath.Dir(p)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return nil, fmt.Errorf("create spool file %s: %w", key, err)
 	}
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create spool file %s: %w", key, err)
 	}

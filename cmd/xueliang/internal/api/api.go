@@ -7,6 +7,8 @@
 // 422 with a machine-readable "code" when the camera cannot be probed.
 // guard (auth.go) adds 401 (no valid bearer token), 403 (role or township)
 // and 503 (the audit entry could not be written) to every route but /healthz.
+// POST /api/v1/login adds 429 with Retry-After while the account or the
+// client address is throttled after failed logins (throttle.go).
 package api
 
 import (
@@ -89,6 +91,9 @@ type Server struct {
 	Auth Auth
 	// Exports runs signed exports (exports.go); nil answers 501.
 	Exports Exporter
+	// LoginThrottle holds back failed logins per account and client
+	// address (throttle.go). It defaults to LoginThrottleDefaults.
+	LoginThrottle *LoginThrottle
 
 	// Live serves the live view (live.go): the ingest pullers' fan-out;
 	// nil answers 501.
@@ -173,6 +178,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.LoginThrottle == nil {
+		s.LoginThrottle = &LoginThrottle{}
 	}
 	s.initOnce.Do(func() { s.m, s.lm = newMetrics(s.Registerer), newLiveMetrics(s.Registerer) })
 	mux := http.NewServeMux()

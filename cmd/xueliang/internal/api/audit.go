@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
+
+	"xueliang/cmd/xueliang/internal/audit"
 	"xueliang/index"
 )
 
@@ -119,8 +123,9 @@ func (a *auditWriter) finish() {
 	a.WriteHeader(http.StatusOK)
 }
 
-// auditPath is the path and query, bounded. Tokens are never accepted in
-// the query; a live-view ticket is, and is redacted.
+// auditPath is the path and query, bounded (audit.Seal caps it again with
+// a marker). Tokens are never accepted in the query; a live-view ticket
+// is, and is redacted.
 func auditPath(r *http.Request) string {
 	p := r.URL.Path
 	raw := r.URL.RawQuery
@@ -131,10 +136,33 @@ func auditPath(r *http.Request) string {
 	if raw != "" {
 		p += "?" + raw
 	}
-	if len(p) > 1024 {
-		p = p[:1024]
+	return audit.Cap(p, audit.MaxPath)
+}
+
+var queryKeyRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
+
+// auditAnonymousPath is the path of an unauthenticated request with its
+// query's keys only ("?camera=…&x=…"; a key that is not a short
+// identifier becomes "?"): an anonymous caller cannot write its own text
+// into the log.
+func auditAnonymousPath(r *http.Request) string {
+	p := r.URL.Path
+	if r.URL.RawQuery == "" {
+		return audit.Cap(p, audit.MaxPath)
 	}
-	return p
+	keys := make([]string, 0, 4)
+	for _, kv := range strings.Split(r.URL.RawQuery, "&") {
+		k, _, _ := strings.Cut(kv, "=")
+		if len(keys) == 16 {
+			keys = append(keys, "…")
+			break
+		}
+		if !queryKeyRe.MatchString(k) {
+			k = "?" // not a parameter name of ours: not the caller's text either
+		}
+		keys = append(keys, k+"=…")
+	}
+	return audit.Cap(p+"?"+strings.Join(keys, "&"), audit.MaxPath)
 }
 
 // auditRange is the time range a request asks for: start/end (replay,

@@ -62,6 +62,9 @@ type authFixture struct {
 	s   *Server
 	// users maps a matrix role to its user name.
 	users map[string]string
+	// adminTok is an API token of the admin (the bootstrap token stops
+	// working once an enabled admin exists).
+	adminTok string
 }
 
 func newAuthFixture(t *testing.T) *authFixture {
@@ -92,6 +95,7 @@ func newAuthFixture(t *testing.T) *authFixture {
 	f.s = &Server{Index: db, Auth: svc, MetricsToken: testScrape,
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "# metrics\n") })}
 	f.s.Handler() // fills the defaults guard uses
+	f.adminTok = f.token(t, admin)
 	return f
 }
 
@@ -198,9 +202,10 @@ func TestRoleMatrix(t *testing.T) {
 			}
 		}
 	}
-	// The bootstrap token is an admin; the scrape token opens /metrics only.
-	if rec := do(t, mux, "GET", "/api/v1/users", testBootstrap, nil); rec.Code != 299 {
-		t.Errorf("bootstrap token: %d", rec.Code)
+	// The bootstrap token stops once an admin exists (TestBootstrapToken);
+	// the scrape token opens /metrics only.
+	if rec := do(t, mux, "GET", "/api/v1/users", testBootstrap, nil); rec.Code != 401 {
+		t.Errorf("bootstrap token with an admin: %d", rec.Code)
 	}
 	if rec := do(t, mux, "GET", "/metrics", testScrape, nil); rec.Code != 299 {
 		t.Errorf("scrape token on /metrics: %d", rec.Code)
@@ -275,7 +280,7 @@ func TestAuthFlow(t *testing.T) {
 	f := newAuthFixture(t)
 	h := f.s.Handler()
 
-	rec := do(t, h, "POST", "/api/v1/users", testBootstrap, map[string]any{"name": "-bad", "role": "root", "password": "short"})
+	rec := do(t, h, "POST", "/api/v1/users", f.adminTok, map[string]any{"name": "-bad", "role": "root", "password": "short"})
 	var fe struct {
 		Fields map[string]string `json:"fields"`
 	}
@@ -283,11 +288,11 @@ func TestAuthFlow(t *testing.T) {
 	if rec.Code != 400 || fe.Fields["name"] == "" || fe.Fields["role"] == "" || fe.Fields["password"] == "" {
 		t.Fatalf("bad user: %d %s", rec.Code, rec.Body)
 	}
-	rec = do(t, h, "POST", "/api/v1/users", testBootstrap, map[string]any{"name": "li", "role": "operator", "password": testPassword, "townships": []string{"A"}})
+	rec = do(t, h, "POST", "/api/v1/users", f.adminTok, map[string]any{"name": "li", "role": "operator", "password": testPassword, "townships": []string{"A"}})
 	if rec.Code != 201 || strings.Contains(rec.Body.String(), "argon2") || strings.Contains(rec.Body.String(), testPassword) {
 		t.Fatalf("create user: %d %s", rec.Code, rec.Body)
 	}
-	if rec := do(t, h, "POST", "/api/v1/users", testBootstrap, map[string]any{"name": "li", "role": "operator", "password": testPassword}); rec.Code != 409 {
+	if rec := do(t, h, "POST", "/api/v1/users", f.adminTok, map[string]any{"name": "li", "role": "operator", "password": testPassword}); rec.Code != 409 {
 		t.Fatalf("duplicate user: %d", rec.Code)
 	}
 
@@ -350,10 +355,10 @@ func TestAuthFlow(t *testing.T) {
 	}
 
 	// PATCH: bad field, then disable.
-	if rec := do(t, h, "PATCH", "/api/v1/users/li", testBootstrap, map[string]any{"role": "god"}); rec.Code != 400 {
+	if rec := do(t, h, "PATCH", "/api/v1/users/li", f.adminTok, map[string]any{"role": "god"}); rec.Code != 400 {
 		t.Fatalf("patch role: %d", rec.Code)
 	}
-	if rec := do(t, h, "PATCH", "/api/v1/users/nobody", testBootstrap, map[string]any{"disabled": true}); rec.Code != 404 {
+	if rec := do(t, h, "PATCH", "/api/v1/users/nobody", f.adminTok, map[string]any{"disabled": true}); rec.Code != 404 {
 		t.Fatalf("patch unknown: %d", rec.Code)
 	}
 
@@ -401,12 +406,12 @@ func TestAuthFlow(t *testing.T) {
 		t.Fatalf("audit entries missing (failed login %v, login %v, timeline %v, denied %v): %s",
 			sawFailedLogin, sawLogin, sawTimeline, sawDenied, rec.Body)
 	}
-	rec = do(t, h, "GET", "/api/v1/audit?camera=camB&from=2000-01-01T00:00:00Z", testBootstrap, nil)
+	rec = do(t, h, "GET", "/api/v1/audit?camera=camB&from=2000-01-01T00:00:00Z", f.adminTok, nil)
 	decode(t, rec, &entries)
 	if len(entries.Entries) != 1 || entries.Entries[0].Camera != "camB" {
 		t.Fatalf("audit by camera: %s", rec.Body)
 	}
-	if rec := do(t, h, "GET", "/api/v1/audit?limit=0", testBootstrap, nil); rec.Code != 400 {
+	if rec := do(t, h, "GET", "/api/v1/audit?limit=0", f.adminTok, nil); rec.Code != 400 {
 		t.Fatalf("limit=0: %d", rec.Code)
 	}
 	if _, _, err := audit.Verify(context.Background(), f.db); err != nil {
@@ -428,7 +433,7 @@ func TestAuditFailClosed(t *testing.T) {
 	f := newAuthFixture(t)
 	f.s.Auth = failingAudit{f.svc}
 	h := f.s.Handler()
-	rec := do(t, h, "GET", "/api/v1/me", testBootstrap, nil)
+	rec := do(t, h, "GET", "/api/v1/me", f.adminTok, nil)
 	if rec.Code != 503 || strings.Contains(rec.Body.String(), "bootstrap") {
 		t.Fatalf("me without audit: %d %s", rec.Code, rec.Body)
 	}
@@ -484,7 +489,7 @@ func TestMetricsAuth(t *testing.T) {
 		want        int
 	}{
 		{"anonymous", "", 401}, {"scrape token", testScrape, 200}, {"admin", f.token(t, admin), 200},
-		{"bootstrap", testBootstrap, 200}, {"operator", f.token(t, operator), 403},
+		{"bootstrap after an admin exists", testBootstrap, 401}, {"operator", f.token(t, operator), 403},
 	} {
 		if rec := do(t, h, "GET", "/metrics", tc.token, nil); rec.Code != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, rec.Code, tc.want)

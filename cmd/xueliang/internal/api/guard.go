@@ -26,7 +26,10 @@ func bearer(r *http.Request) string {
 //
 //   - GET /healthz is anonymous and not audited.
 //   - POST /api/v1/login is anonymous; every attempt is audited with the
-//     user name tried.
+//     user name tried when it is a well-formed one, and the query's keys
+//     without their values. Every field of an entry is capped
+//     (audit.CapRecord), so no request makes a row larger than
+//     audit.MaxEntryBytes.
 //   - GET /metrics takes Server.MetricsToken or an admin's token; GET
 //     /readyz any user's. Neither is audited (scrapes would drown the log).
 //   - Everything else needs "Authorization: Bearer <token>": 401 when it is
@@ -96,12 +99,19 @@ func (s *Server) guard(rt Route, h http.Handler) http.Handler {
 			At: s.Now().UTC(), Remote: remoteHost(r), Method: r.Method, Path: auditPath(r),
 			Action: string(rt.Action),
 		}
-		if cameraRoute {
+		switch {
+		case p == nil:
+			// Anonymous (login): nothing the caller chose but the user
+			// name, validated by the handler, reaches the log; the query
+			// is recorded by its keys only (auditAnonymousPath).
+			rec.Path = auditAnonymousPath(r)
+		case cameraRoute:
 			rec.Camera = r.PathValue("id")
-		} else {
+			rec.From, rec.To = auditRange(r)
+		default:
 			rec.Camera = r.URL.Query().Get("camera")
+			rec.From, rec.To = auditRange(r)
 		}
-		rec.From, rec.To = auditRange(r)
 		aw := &auditWriter{ResponseWriter: w, append: func(status int) error {
 			if p != nil {
 				rec.User, rec.Role = p.User, p.Role

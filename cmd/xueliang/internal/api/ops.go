@@ -128,7 +128,14 @@ type apiMetrics struct {
 	replayTTFB     prometheus.Histogram
 	replayDuration prometheus.Histogram
 	replayBytes    prometheus.Counter
+	loginFailures  *prometheus.CounterVec // reason
 }
+
+// Reasons of xueliang_api_login_failures_total.
+const (
+	loginBadCredentials = "bad_credentials"
+	loginThrottled      = "throttled"
+)
 
 // replayCodes are the values of the code label: the statuses replay
 // answers, and "aborted" for a stream cut after its headers.
@@ -154,12 +161,18 @@ func newMetrics(reg prometheus.Registerer) *apiMetrics {
 			Name: "xueliang_replay_sent_bytes_total",
 			Help: "Body bytes sent by replay responses.",
 		}),
+		loginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xueliang_api_login_failures_total",
+			Help: "Refused logins: bad_credentials (unknown user or wrong password) or throttled (429, too many failures of the account or the client address).",
+		}, []string{"reason"}),
 	}
+	m.loginFailures.WithLabelValues(loginBadCredentials)
+	m.loginFailures.WithLabelValues(loginThrottled)
 	for _, c := range replayCodes {
 		m.replayRequests.WithLabelValues(c)
 	}
 	if reg != nil {
-		reg.MustRegister(m.replayRequests, m.replayTTFB, m.replayDuration, m.replayBytes)
+		reg.MustRegister(m.replayRequests, m.replayTTFB, m.replayDuration, m.replayBytes, m.loginFailures)
 	}
 	return m
 }

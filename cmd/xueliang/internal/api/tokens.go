@@ -2,7 +2,9 @@ package api
 
 import (
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 	"xueliang/cmd/xueliang/internal/auth"
 )
@@ -91,23 +93,39 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !readBody(w, r, &body) {
 		return
 	}
-	note := noteFrom(r.Context())
-	if note != nil {
-		note.user = body.User
-	}
 	fe := map[string]string{}
-	if body.User == "" {
+	switch {
+	case body.User == "":
 		fe["user"] = "required"
+	case !auth.ValidUserName(body.User):
+		fe["user"] = "not a valid user name"
 	}
 	if body.Password == "" {
 		fe["password"] = "required"
 	}
+	note := noteFrom(r.Context())
+	if note != nil && fe["user"] == "" {
+		// Only a well-formed name reaches the audit log (validated first).
+		note.user = body.User
+	}
 	if len(fe) > 0 {
+		noteAudit(r.Context(), "login refused: malformed request")
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "user and password are required", "fields": fe})
+		return
+	}
+	addr := remoteHost(r)
+	if wait := s.LoginThrottle.Check(s.Now(), body.User, addr); wait > 0 {
+		s.m.loginFailures.WithLabelValues(loginThrottled).Inc()
+		secs := int64(math.Ceil(wait.Seconds()))
+		noteAudit(r.Context(), "login throttled: retry after %ds", secs)
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		writeError(w, http.StatusTooManyRequests, "too many failed logins: retry after %d seconds", secs)
 		return
 	}
 	sess, err := s.Auth.Login(r.Context(), body.User, body.Password)
 	if errors.Is(err, auth.ErrBadCredentials) {
+		s.LoginThrottle.Fail(s.Now(), body.User, addr)
+		s.m.loginFailures.WithLabelValues(loginBadCredentials).Inc()
 		noteAudit(r.Context(), "login failed")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="xueliang"`)
 		writeError(w, http.StatusUnauthorized, "bad user name or password")
@@ -117,6 +135,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, "login", err)
 		return
 	}
+	s.LoginThrottle.Succeed(body.User)
 	if note != nil {
 		note.role = sess.Identity.Role
 	}

@@ -7,8 +7,11 @@
 // next entry's PrevHash. The chain has no secret key: it proves the log was
 // not edited by someone who did not also rewrite every later entry, which
 // is what an append-only table plus a periodic off-site copy of the last
-// hash make expensive. Truncating the newest entries is detected only
-// against such a copy (Verify reports the last hash for that purpose).
+// hash make expensive. Truncating the newest entries, or rewriting the
+// chain from an edited entry on, is detected against such a copy: the
+// signed Anchor (anchor.go) that the server keeps outside the database,
+// checked by VerifyAnchored. Every field is capped before sealing
+// (limits.go), so no request makes an entry large.
 package audit
 
 import (
@@ -64,9 +67,11 @@ func unixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// Seal fills r.PrevHash (Genesis when empty: the first entry) and r.Hash.
-// It is the seal function for index.DB.AppendAudit.
+// Seal caps r's fields (CapRecord), fills r.PrevHash (Genesis when empty:
+// the first entry) and r.Hash. It is the seal function for
+// index.DB.AppendAudit, so every entry written through it is bounded.
 func Seal(r *index.AuditRecord) {
+	CapRecord(r)
 	if r.PrevHash == "" {
 		r.PrevHash = Genesis
 	}

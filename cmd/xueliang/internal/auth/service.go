@@ -79,6 +79,10 @@ type Service struct {
 	BootstrapToken string
 	// SessionTTL is the lifetime of a login session. It defaults to 12h.
 	SessionTTL time.Duration
+	// MaxAPITokenTTL is the longest lifetime of an API token of a user who
+	// is not an admin: a token asked without a lifetime gets this one, a
+	// longer one is refused. It defaults to 90 days (2160h).
+	MaxAPITokenTTL time.Duration
 	// Argon2 are the cost parameters of new password hashes. They default
 	// to DefaultArgon2.
 	Argon2 Argon2Params
@@ -94,6 +98,9 @@ type Service struct {
 	hashing chan struct{}
 }
 
+// DefaultMaxAPITokenTTL is Service.MaxAPITokenTTL's default.
+const DefaultMaxAPITokenTTL = 90 * 24 * time.Hour
+
 // maxConcurrentHashes bounds the password hashes computed at once.
 const maxConcurrentHashes = 4
 
@@ -101,6 +108,9 @@ func (s *Service) init() {
 	s.once.Do(func() {
 		if s.SessionTTL <= 0 {
 			s.SessionTTL = 12 * time.Hour
+		}
+		if s.MaxAPITokenTTL <= 0 {
+			s.MaxAPITokenTTL = DefaultMaxAPITokenTTL
 		}
 		if s.Argon2 == (Argon2Params{}) {
 			s.Argon2 = DefaultArgon2
@@ -127,6 +137,17 @@ func (s *Service) Authenticate(ctx context.Context, tok string) (Identity, error
 	if s.BootstrapToken != "" {
 		h := sha256.Sum256([]byte(tok))
 		if subtle.ConstantTimeCompare(h[:], s.bootHash[:]) == 1 {
+			// The bootstrap token exists to create the first admin; once
+			// an enabled one exists it is refused (a leaked install
+			// secret must not stay an admin forever).
+			has, err := s.hasEnabledAdmin(ctx)
+			if err != nil {
+				return Identity{}, fmt.Errorf("authenticate: %w", err)
+			}
+			if has {
+				s.Logger.Warn("bootstrap token refused: an enabled admin exists; remove it from the configuration")
+				return Identity{}, ErrUnauthenticated
+			}
 			return Identity{User: BootstrapUser, Role: RoleAdmin}, nil
 		}
 	}
@@ -155,6 +176,11 @@ func (s *Service) Authenticate(ctx context.Context, tok string) (Identity, error
 	if u.Disabled {
 		return Identity{}, ErrUnauthenticated
 	}
+	// The lifetime cap holds also for a token issued while its user was an
+	// admin (or before the cap existed).
+	if t.Kind == KindAPI && u.Role != RoleAdmin && !now.Before(t.Created.Add(s.MaxAPITokenTTL)) {
+		return Identity{}, ErrUnauthenticated
+	}
 	// Last use is kept to the minute: a write per request would contend
 	// with recording on the index's single writer.
 	if now.Sub(t.LastUsed) > time.Minute {
@@ -163,6 +189,20 @@ func (s *Service) Authenticate(ctx context.Context, tok string) (Identity, error
 		}
 	}
 	return Identity{User: u.Name, Role: u.Role, Townships: u.Townships, TokenID: TokenID(hash)}, nil
+}
+
+// hasEnabledAdmin reports whether a user with the admin role is enabled.
+func (s *Service) hasEnabledAdmin(ctx context.Context) (bool, error) {
+	us, err := s.Store.Users(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, u := range us {
+		if u.Role == RoleAdmin && !u.Disabled {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Session is a login's answer.
@@ -279,6 +319,10 @@ type UserPatch struct {
 
 var userNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
+// ValidUserName reports whether name is a well-formed user name (the
+// bootstrap principal's included); no stored user has any other.
+func ValidUserName(name string) bool { return userNameRe.MatchString(name) }
+
 func validate(fe FieldErrors, name, role string, password *string, townships []string) {
 	if !userNameRe.MatchString(name) {
 		fe["name"] = "want 1-64 of [A-Za-z0-9._@-] starting with a letter or digit"
@@ -321,9 +365,10 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (UserInfo, error) 
 	return userInfo(u), nil
 }
 
-// UpdateUser applies p to an existing user. A new password or disabling
-// the user ends its login sessions (API tokens stay, but a disabled user's
-// tokens do not authenticate).
+// UpdateUser applies p to an existing user. A new password revokes all of
+// the user's tokens, sessions and API tokens; disabling the user ends its
+// sessions (its API tokens stay, but a disabled user's tokens do not
+// authenticate).
 func (s *Service) UpdateUser(ctx context.Context, name string, p UserPatch) (UserInfo, error) {
 	s.init()
 	u, err := s.Store.User(ctx, name)
@@ -361,7 +406,9 @@ func (s *Service) UpdateUser(ctx context.Context, name string, p UserPatch) (Use
 			return UserInfo{}, err
 		}
 		for _, t := range toks {
-			if t.Kind == KindSession {
+			// A password reset (the answer to a leaked account) revokes
+			// every token; disabling ends sessions only.
+			if t.Kind == KindSession || p.Password != nil {
 				if err := s.Store.DeleteToken(ctx, t.Hash); err != nil && !errors.Is(err, index.ErrNotFound) {
 					return UserInfo{}, err
 				}
@@ -419,7 +466,9 @@ type IssuedToken struct {
 	TokenInfo
 }
 
-// CreateToken issues a long-lived API token for user; ttl 0 never expires.
+// CreateToken issues a long-lived API token for user. ttl 0 never expires
+// for an admin; for anyone else it is MaxAPITokenTTL, and a longer ttl is
+// a FieldErrors.
 func (s *Service) CreateToken(ctx context.Context, user, name string, ttl time.Duration) (IssuedToken, error) {
 	s.init()
 	fe := FieldErrors{}
@@ -431,6 +480,20 @@ func (s *Service) CreateToken(ctx context.Context, user, name string, ttl time.D
 	}
 	if ttl < 0 {
 		fe["ttl"] = "must not be negative"
+	}
+	if len(fe) == 0 {
+		u, err := s.Store.User(ctx, user)
+		if err != nil {
+			return IssuedToken{}, err
+		}
+		if u.Role != RoleAdmin {
+			switch {
+			case ttl == 0:
+				ttl = s.MaxAPITokenTTL
+			case ttl > s.MaxAPITokenTTL:
+				fe["ttl"] = fmt.Sprintf("at most %s for a %s", s.MaxAPITokenTTL, u.Role)
+			}
+		}
 	}
 	if len(fe) > 0 {
 		return IssuedToken{}, fe

@@ -44,6 +44,7 @@ type Config struct {
 	Live      Live      `yaml:"live"`
 	Motion    Motion    `yaml:"motion"`
 	Secrets   Secrets   `yaml:"secrets"`
+	Audit     Audit     `yaml:"audit"`
 	Auth      Auth      `yaml:"auth"`
 	Debug     Debug     `yaml:"debug"`
 	Cameras   []Camera  `yaml:"cameras"`
@@ -194,6 +195,37 @@ type Secrets struct {
 // DefaultKeyFile is where the generated credential key lives.
 func (c *Config) DefaultKeyFile() string { return filepath.Join(c.DataDir, "secret.key") }
 
+// Audit configures the anchoring of the audit log's hash chain
+// (docs/operations.md, "Audit chain anchoring").
+type Audit struct {
+	// KeyFile holds the HMAC key that signs anchors (64 hex digits, mode
+	// 0600), created on first start. Keep it off the disk that holds the
+	// index where possible. It defaults to <data_dir>/audit.key.
+	KeyFile string `yaml:"key_file"`
+	// AnchorFile receives the signed head of the chain. It defaults to
+	// <data_dir>/audit.anchor.
+	AnchorFile string `yaml:"anchor_file"`
+	// AnchorInterval is how often the head is anchored while it moves
+	// (also at start and at shutdown). It defaults to 10s.
+	AnchorInterval time.Duration `yaml:"anchor_interval"`
+}
+
+// AuditKeyFile is audit.key_file or its default.
+func (c *Config) AuditKeyFile() string {
+	if c.Audit.KeyFile != "" {
+		return c.Audit.KeyFile
+	}
+	return filepath.Join(c.DataDir, "audit.key")
+}
+
+// AuditAnchorFile is audit.anchor_file or its default.
+func (c *Config) AuditAnchorFile() string {
+	if c.Audit.AnchorFile != "" {
+		return c.Audit.AnchorFile
+	}
+	return filepath.Join(c.DataDir, "audit.anchor")
+}
+
 // Motion configures motion analysis (cameras with motion: true;
 // docs/motion.md). Cameras with a sub_url are analysed on the sub stream at
 // FPS frames per second, the others on the main stream's keyframes.
@@ -226,6 +258,10 @@ type Auth struct {
 	BootstrapTokenFile string `yaml:"bootstrap_token_file"`
 	// SessionTTL is the lifetime of a login session. It defaults to 12h.
 	SessionTTL time.Duration `yaml:"session_ttl"`
+	// MaxAPITokenTTL is the longest lifetime of an API token of a user who
+	// is not an admin (a token asked without one gets it). It defaults to
+	// 2160h (90 days).
+	MaxAPITokenTTL time.Duration `yaml:"max_api_token_ttl"`
 	// MetricsToken (or MetricsTokenFile) lets Prometheus scrape /metrics
 	// with "Authorization: Bearer <token>" without a user; admins can
 	// always scrape. Empty (the default): admins only.
@@ -301,7 +337,8 @@ func Default() Config {
 		Replay: Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
 		Export: Export{MaxConcurrent: 2, Expiry: 24 * time.Hour},
 		Live:   Live{ViewerRing: 512, TicketTTL: 30 * time.Second},
-		Auth:   Auth{SessionTTL: 12 * time.Hour},
+		Auth:   Auth{SessionTTL: 12 * time.Hour, MaxAPITokenTTL: 90 * 24 * time.Hour},
+		Audit:  Audit{AnchorInterval: 10 * time.Second},
 		Motion: Motion{FPS: 5, Cols: 32, Rows: 18, PrePad: time.Second, PostPad: 2 * time.Second, QueueSize: 50},
 	}
 }
@@ -503,6 +540,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.SessionTTL < time.Minute || c.Auth.SessionTTL > 31*24*time.Hour {
 		bad("auth.session_ttl", "want 1m..744h, got %s", c.Auth.SessionTTL)
+	}
+	if c.Audit.AnchorInterval < time.Second || c.Audit.AnchorInterval > time.Hour {
+		bad("audit.anchor_interval", "want 1s..1h, got %s", c.Audit.AnchorInterval)
+	}
+	if c.Audit.KeyFile != "" && c.Audit.KeyFile == c.Index.Path {
+		bad("audit.key_file", "must not be the index")
+	}
+	if c.Auth.MaxAPITokenTTL < time.Hour || c.Auth.MaxAPITokenTTL > 366*24*time.Hour {
+		bad("auth.max_api_token_ttl", "want 1h..8784h, got %s", c.Auth.MaxAPITokenTTL)
 	}
 	if s3 := c.Storage.S3; s3.Endpoint != "" {
 		if _, _, err := net.SplitHostPort(s3.Endpoint); err != nil {

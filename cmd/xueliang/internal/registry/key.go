@@ -71,7 +71,7 @@ func LoadSealer(keyFile string, lookup func(string) (string, bool), defaultPath 
 	if err != nil {
 		return nil, KeyGenerated, fmt.Errorf("credential key: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(defaultPath), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(defaultPath), 0o700); err != nil {
 		return nil, KeyGenerated, fmt.Errorf("credential key: %w", err)
 	}
 	// O_EXCL: two processes starting at once never overwrite each other's key.

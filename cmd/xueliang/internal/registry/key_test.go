@@ -72,3 +72,33 @@ func TestLoadSealer(t *testing.T) {
 		t.Fatalf("world-readable key file: %v", err)
 	}
 }
+
+// TestKeyFileChecks (issue #22.9): the generated key and its directory are
+// private; a key in a directory others may write (who could swap it for a
+// key they know) is refused.
+func TestKeyFileChecks(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	path := filepath.Join(dir, "secret.key")
+	noEnv := func(string) (string, bool) { return "", false }
+	if _, src, err := LoadSealer("", noEnv, path); err != nil || src != KeyGenerated {
+		t.Fatalf("generate: %v %v", src, err)
+	}
+	for p, want := range map[string]os.FileMode{path: 0o600, dir: 0o700} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != want {
+			t.Fatalf("%s: %v, want %#o", p, err, want)
+		}
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadSealer("", noEnv, path); err == nil || !strings.Contains(err.Error(), "writable by others") {
+		t.Fatalf("key in a world-writable directory: %v", err)
+	}
+	if _, err := NewSealerFromFile(path); err == nil {
+		t.Fatal("NewSealerFromFile accepted the key in a world-writable directory")
+	}
+	os.Chmod(dir, 0o700)
+	if _, err := NewSealerFromFile(path); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -9,7 +9,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -105,6 +107,17 @@ func NewSealerFromFile(path string) (*Sealer, error) {
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("credential key %s: mode %#o lets others read it; chmod 600", path, fi.Mode().Perm())
+	}
+	if uid, foreign := foreignOwner(fi); foreign {
+		return nil, fmt.Errorf("credential key %s: owned by uid %d, not by the server's user", path, uid)
+	}
+	// Whoever may write the directory may swap the key for one they know.
+	dir := filepath.Dir(path)
+	if di, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("credential key: %w", err)
+	} else if di.Mode().Perm()&0o022 != 0 && di.Mode()&fs.ModeSticky == 0 {
+		return nil, fmt.Errorf("credential key %s: directory %s (mode %#o) is writable by others; chmod go-w %s",
+			path, dir, di.Mode().Perm(), dir)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
