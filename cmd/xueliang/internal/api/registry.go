@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -265,7 +266,8 @@ func (s *Server) putCamera(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "township %q is not one of yours", in.Township)
 		return
 	}
-	if old, err := s.Cameras.Get(r.Context(), id); err == nil && !p.InScope(old.Township) {
+	old, err := s.Cameras.Get(r.Context(), id)
+	if err == nil && !p.InScope(old.Township) {
 		writeError(w, http.StatusNotFound, "unknown camera %q", id)
 		return
 	}
@@ -274,6 +276,7 @@ func (s *Server) putCamera(w http.ResponseWriter, r *http.Request) {
 		s.registryError(w, r, "put camera", err)
 		return
 	}
+	noteEndpointChange(r.Context(), old, c, in)
 	out := newCameraJSON(c, s.online()[c.ID])
 	out.Outcome = outcome
 	status := http.StatusOK
@@ -312,9 +315,37 @@ func (s *Server) patchCamera(w http.ResponseWriter, r *http.Request) {
 		s.registryError(w, r, "patch camera", err)
 		return
 	}
+	noteEndpointChange(r.Context(), old, c, in)
 	out := newCameraJSON(c, s.online()[c.ID])
 	out.Outcome = outcome
 	writeJSON(w, http.StatusOK, out)
+}
+
+// noteEndpointChange audits a write that moved a registered camera to a
+// new stream endpoint (host, port or scheme of main_url or sub_url), and
+// whether its stored password was dropped because none was given.
+func noteEndpointChange(ctx context.Context, old, c index.Camera, in cameras.Input) {
+	if !old.Registered() || cameras.SameEndpoints(old, c) {
+		return
+	}
+	noteAudit(ctx, "stream endpoint changed: main_url %s -> %s, sub_url %s -> %s",
+		hostPort(old.MainURL), hostPort(c.MainURL), hostPort(old.SubURL), hostPort(c.SubURL))
+	if old.SealedPassword != "" && c.SealedPassword == "" && in.Password == nil {
+		noteAudit(ctx, "stored camera password dropped: the new endpoint needs it given again")
+	}
+}
+
+// hostPort is the host[:port] of a stream URL, bounded, "-" when none.
+func hostPort(raw string) string {
+	u, err := url.Parse(raw)
+	if raw == "" || err != nil || u.Host == "" {
+		return "-"
+	}
+	h := u.Host
+	if len(h) > 80 {
+		h = h[:80]
+	}
+	return h
 }
 
 // deleteCamera removes a camera from the registry: recording stops; its
@@ -378,11 +409,24 @@ func (s *Server) importCameras(w http.ResponseWriter, r *http.Request) {
 		s.registryError(w, r, "import cameras", err)
 		return
 	}
+	if dropped := countDropped(rep.Rows); dropped > 0 && !dryRun {
+		noteAudit(r.Context(), "stored camera password dropped on %d rows: new stream endpoint without a password", dropped)
+	}
 	if len(denied) > 0 {
 		rep.Rows = append(rep.Rows, denied...)
 		rep.Failed += len(denied)
 	}
 	writeJSON(w, http.StatusOK, rep)
+}
+
+func countDropped(rows []cameras.RowResult) int {
+	n := 0
+	for _, r := range rows {
+		if r.PasswordDropped {
+			n++
+		}
+	}
+	return n
 }
 
 // sites serves GET /api/v1/sites: townships → villages with camera counts

@@ -21,7 +21,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -190,32 +192,42 @@ func (s *Service) Put(ctx context.Context, id string, in Input) (index.Camera, O
 
 // putLocked writes v unless dryRun or unchanged, logging a write at level.
 func (s *Service) putLocked(ctx context.Context, v validated, dryRun bool, level slog.Level) (index.Camera, Outcome, error) {
+	c, out, _, err := s.putDropLocked(ctx, v, dryRun, level)
+	return c, out, err
+}
+
+// putDropLocked is putLocked that also reports whether the stored password
+// was dropped (buildDrop).
+func (s *Service) putDropLocked(ctx context.Context, v validated, dryRun bool, level slog.Level) (index.Camera, Outcome, bool, error) {
 	old, err := s.lookup(ctx, v.id)
 	if err != nil {
-		return index.Camera{}, Failed, err
+		return index.Camera{}, Failed, false, err
 	}
 	if old.Source == index.SourceConfig {
-		return index.Camera{}, Failed, fmt.Errorf("%w: %s", ErrReadOnly, v.id)
+		return index.Camera{}, Failed, false, fmt.Errorf("%w: %s", ErrReadOnly, v.id)
 	}
-	c, same, err := s.build(v, old)
+	c, same, dropped, err := s.buildDrop(v, old)
 	if err != nil {
-		return index.Camera{}, Failed, err
+		return index.Camera{}, Failed, false, err
 	}
 	out := Updated
 	switch {
 	case !old.Registered():
 		out = Created
 	case same:
-		return old, Unchanged, nil
+		return old, Unchanged, false, nil
 	}
 	if dryRun {
-		return c, out, nil
+		return c, out, dropped, nil
 	}
 	if err := s.Store.PutCamera(ctx, c); err != nil {
-		return index.Camera{}, Failed, err
+		return index.Camera{}, Failed, false, err
+	}
+	if dropped {
+		s.log().Log(ctx, level, "camera endpoint changed, stored password dropped", "camera", c.ID)
 	}
 	s.log().Log(ctx, level, "camera written", "camera", c.ID, "outcome", string(out), "township", c.Township, "enabled", c.Enabled)
-	return c, out, nil
+	return c, out, dropped, nil
 }
 
 // Delete removes a camera from the registry: its puller stops; its footage
@@ -254,6 +266,13 @@ func (s *Service) lookup(ctx context.Context, id string) (index.Camera, error) {
 // it is the same as old (ignoring timestamps and the sealing's random
 // nonce).
 func (s *Service) build(v validated, old index.Camera) (index.Camera, bool, error) {
+	c, same, _, err := s.buildDrop(v, old)
+	return c, same, err
+}
+
+// buildDrop is build that also reports whether old's stored password was
+// dropped because an endpoint changed (SameEndpoints) and none was given.
+func (s *Service) buildDrop(v validated, old index.Camera) (index.Camera, bool, bool, error) {
 	now := s.now().UTC()
 	c := index.Camera{
 		ID: v.id, Name: v.name, Township: v.township, Village: v.village, Lat: v.lat, Lon: v.lon,
@@ -267,12 +286,18 @@ func (s *Service) build(v validated, old index.Camera) (index.Camera, bool, erro
 	oldPass, err := s.open(old)
 	if err != nil {
 		if v.password == nil && v.username != "" {
-			return index.Camera{}, false, &ValidationError{Fields: FieldErrors{
+			return index.Camera{}, false, false, &ValidationError{Fields: FieldErrors{
 				"password": "the stored password cannot be decrypted with this server's key; send it again"}}
 		}
 		oldPass = "\x00unreadable" // differs from every valid password: resealed
 	}
-	newPass := oldPass
+	newPass, dropped := oldPass, false
+	if v.password == nil && old.Registered() && !SameEndpoints(old, c) {
+		// The stored password is only ever sent where it was sent before:
+		// a new host, port or scheme needs the password given again
+		// (an installer must not redirect it to a host of theirs).
+		newPass, dropped = "", oldPass != ""
+	}
 	if v.password != nil {
 		newPass = *v.password
 	}
@@ -286,11 +311,11 @@ func (s *Service) build(v validated, old index.Camera) (index.Camera, bool, erro
 		c.SealedPassword = old.SealedPassword
 	default:
 		if c.SealedPassword, err = s.Sealer.Seal([]byte(newPass)); err != nil {
-			return index.Camera{}, false, err
+			return index.Camera{}, false, false, err
 		}
 	}
 	same := old.Registered() && samePass && sameFields(c, old)
-	return c, same, nil
+	return c, same, dropped && c.Username != "", nil
 }
 
 // open returns the clear password of c ("" when none).
@@ -306,6 +331,47 @@ func (s *Service) open(c index.Camera) (string, error) {
 		return "", fmt.Errorf("camera %s credentials: %w", c.ID, err)
 	}
 	return string(b), nil
+}
+
+// SameEndpoints reports whether every stream endpoint (scheme, host and
+// port of main_url and sub_url) of c is one old already had: only then is
+// old's stored password kept without being given again.
+func SameEndpoints(old, c index.Camera) bool {
+	have := map[string]bool{}
+	for _, raw := range []string{old.MainURL, old.SubURL} {
+		if e, ok := endpoint(raw); ok {
+			have[e] = true
+		}
+	}
+	for _, raw := range []string{c.MainURL, c.SubURL} {
+		if raw == "" {
+			continue
+		}
+		if e, ok := endpoint(raw); !ok || !have[e] {
+			return false
+		}
+	}
+	return true
+}
+
+// endpoint is "scheme://host:port" of an rtsp(s) URL, with the default
+// port filled in and the host lower-cased.
+func endpoint(raw string) (string, bool) {
+	if raw == "" {
+		return "", false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return "", false
+	}
+	port := u.Port()
+	if port == "" {
+		port = "554"
+		if u.Scheme == "rtsps" {
+			port = "322"
+		}
+	}
+	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), true
 }
 
 func sameFields(a, b index.Camera) bool {

@@ -314,3 +314,29 @@ func TestNextIDAndSites(t *testing.T) {
 		t.Fatalf("Sites = %+v\nwant %+v", sites, want)
 	}
 }
+
+// TestImportNewHostDropsPassword (issue #22 point 2): an import row without
+// a password that moves a camera to another host drops the stored password
+// and says so; the same host keeps it.
+func TestImportNewHostDropsPassword(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	in := validInput(1)
+	if _, err := f.svc.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	row := ImportRow{Row: 2, ID: in.ID, Name: in.Name, Township: in.Township, Village: in.Village,
+		MainURL: "rtsp://127.0.0.1:8554/cam1?x=1", Username: "admin"}
+	rep, err := f.svc.Import(ctx, []ImportRow{row}, false)
+	if err != nil || rep.Rows[0].PasswordDropped || !strings.Contains(f.last()[0].URL, "s3cr3t") {
+		t.Fatalf("same endpoint: %+v %v %v", rep, err, f.last())
+	}
+	row.MainURL = "rtsp://198.51.100.4:8554/cam1"
+	rep, err = f.svc.Import(ctx, []ImportRow{row}, false)
+	if err != nil || !rep.Rows[0].PasswordDropped || rep.Updated != 1 {
+		t.Fatalf("new host: %+v %v", rep, err)
+	}
+	if got := f.last()[0].URL; got != "rtsp://admin@198.51.100.4:8554/cam1" {
+		t.Fatalf("ingest URL after the move %q, want no password", got)
+	}
+}
