@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"syscall"
 	"time"
 
 	"xueliang/ingest/segmenter"
@@ -79,6 +80,10 @@ type Options struct {
 	// Motion configures motion analysis of the cameras with Motion set
 	// (motion.go); a nil Motion.Sink disables it.
 	Motion MotionOptions
+	// DialControl, when set, is the net.Dialer Control of every RTSP
+	// connection (camnet.Policy.Control): it runs after name resolution,
+	// for every address tried, and refuses the disallowed ones.
+	DialControl func(network, address string, c syscall.RawConn) error
 	// Events receives the events cameras report on their ONVIF metadata
 	// track (events.go). Nil: the track is still read and
 	// counted, the events are not recorded.

@@ -437,6 +437,7 @@ func (p *Puller) dial(ctx context.Context, rawURL string) (c *gortsplib.Client, 
 		tr = gortsplib.TransportUDP
 	}
 	d = &rtspconn.Dialer{}
+	d.Control = p.opts.DialControl
 	c = &gortsplib.Client{
 		Scheme:      u.Scheme,
 		Host:        u.Host,

@@ -10,6 +10,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 
+	"xueliang/ingest/camnet"
 	"xueliang/ingest/segmenter/segmentertest"
 )
 
@@ -80,5 +81,30 @@ func TestPullerFailureClasses(t *testing.T) {
 				t.Errorf("password in LastError %q", st.LastError)
 			}
 		})
+	}
+}
+
+// TestPullerDialControl (issue #22 point 5): with a camera network policy
+// that refuses loopback, the puller never reaches a camera on loopback,
+// and its status says why.
+func TestPullerDialControl(t *testing.T) {
+	t.Parallel()
+	clip := segmentertest.ReadTS(t, segmentertest.GenerateTS(t, t.TempDir(), segmentertest.ClipOptions{Seconds: 2}))
+	srv := startServer(t, clip, false)
+	idx := segmentertest.NewFakeIndex()
+	opts := testOptions(t, idx, &closedLog{})
+	opts.DialControl = (&camnet.Policy{Allowed: camnet.DefaultAllowed()}).Control
+	p := NewPuller(CameraConfig{ID: "cam", URL: srv.url}, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, 15*time.Second, "a failed session", func() bool { return p.Status().Reconnects > 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st := p.Status()
+	if st.Connected || st.LastErrorClass != ErrClassConnect || !strings.Contains(st.LastError, camnet.ErrRefused.Error()) {
+		t.Fatalf("status %+v, want a refused connection", st)
 	}
 }

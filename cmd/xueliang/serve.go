@@ -77,12 +77,30 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	uploader := spool.NewUploader(spoolDir, store, idx, spool.UploaderConfig{Workers: cfg.Upload.Workers, MaxBackoff: cfg.Upload.MaxBackoff},
 		logger)
 
+	// Listen first: the camera network policy refuses the server's own
+	// ports (camnet).
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close() // Serve closes it too; this covers the returns before
+	var pprofLn net.Listener
+	if cfg.Debug.PprofListen != "" {
+		if pprofLn, err = net.Listen("tcp", cfg.Debug.PprofListen); err != nil {
+			return fmt.Errorf("debug.pprof_listen: %w", err)
+		}
+		defer pprofLn.Close()
+	}
+	camNets := cfg.CameraPolicy(listenPorts(ln, pprofLn)...)
+	reg.MustRegister(metrics.NewCameraNetworkCollector(camNets))
+
 	// The camera registry (config-file cameras plus those added through the
 	// API) decides what is recorded; every change is applied live.
 	cameraRegistry, err := openRegistry(ctx, cfg, db, logger)
 	if err != nil {
 		return err
 	}
+	cameraRegistry.Networks = camNets
 	cams, err := cameraRegistry.IngestConfigs(ctx)
 	if err != nil {
 		return fmt.Errorf("camera registry: %w", err)
@@ -97,6 +115,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Logger:          logger,
 		Motion:          motionOptions(cfg, db),
 		Events:          db, // camera-side (ONVIF metadata) events
+		DialControl:     camNets.Control,
 	})
 	manager.Update(cams)
 	reg.MustRegister(metrics.NewMotionCollector(manager))
@@ -128,19 +147,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Registerer:      reg,
 		ReadyChecks:     []api.ReadyCheck{api.IndexCheck(db), api.StoreCheck(store)},
 		Prober:          api.LimitProbes(api.ProberFunc(probe.Probe), 2),
+		CameraNetworks:  camNets,
 		Cameras:         cameraRegistry,
 		Pullers:         manager,
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	var pprofLn net.Listener
-	if cfg.Debug.PprofListen != "" {
-		if pprofLn, err = net.Listen("tcp", cfg.Debug.PprofListen); err != nil {
-			ln.Close()
-			return fmt.Errorf("debug.pprof_listen: %w", err)
-		}
 	}
 	httpServer := &http.Server{
 		Handler:           apiServer.Handler(),
@@ -196,6 +205,21 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	err = g.Wait()
 	stopUploader()
 	return errors.Join(err, <-upDone)
+}
+
+// listenPorts are the TCP ports of the server's listeners (nil ones
+// skipped).
+func listenPorts(lns ...net.Listener) []uint16 {
+	var out []uint16
+	for _, ln := range lns {
+		if ln == nil {
+			continue
+		}
+		if a, ok := ln.Addr().(*net.TCPAddr); ok {
+			out = append(out, uint16(a.Port))
+		}
+	}
+	return out
 }
 
 // openStore opens the S3 backend when storage.s3.endpoint is set, the local

@@ -26,6 +26,7 @@ import (
 
 	"xueliang/cmd/xueliang/internal/replay"
 	"xueliang/index"
+	"xueliang/ingest/camnet"
 	"xueliang/storage/recording"
 )
 
@@ -77,6 +78,9 @@ type Server struct {
 	// Prober serves POST /api/v1/probe (typically LimitProbes of
 	// ProberFunc(probe.Probe)); nil answers 501.
 	Prober Prober
+	// CameraNetworks, when set, bounds where probes connect (the dialer of
+	// every probe refuses other addresses: code not_allowed).
+	CameraNetworks *camnet.Policy
 	// Cameras is the camera registry (registry.go); nil serves a read-only
 	// camera list from Index and 501 for registry writes.
 	Cameras CameraRegistry

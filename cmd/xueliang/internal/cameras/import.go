@@ -177,6 +177,7 @@ func (s *Service) Import(ctx context.Context, rows []ImportRow, dryRun bool) (Im
 		res := &rep.Rows[i]
 		res.Row, res.ID = r.Row, strings.TrimSpace(r.ID)
 		v, bad := r.validate(s.policy())
+		bad = s.checkNetworks(ctx, v, bad)
 		if first, ok := dup[i]; ok {
 			markDuplicate(bad, first)
 		}

@@ -51,6 +51,31 @@ type Store interface {
 	UnregisterCamera(ctx context.Context, id string, now time.Time) error
 }
 
+// NetworkPolicy checks a stream URL's host and port (*camnet.Policy).
+type NetworkPolicy interface {
+	CheckURL(ctx context.Context, raw string) error
+}
+
+// checkNetworks adds a field error for each stream URL of v outside the
+// allowed networks.
+func (s *Service) checkNetworks(ctx context.Context, v validated, bad FieldErrors) FieldErrors {
+	if s.Networks == nil {
+		return bad
+	}
+	for field, raw := range map[string]string{"main_url": v.mainURL, "sub_url": v.subURL} {
+		if raw == "" || bad[field] != "" {
+			continue
+		}
+		if err := s.Networks.CheckURL(ctx, raw); err != nil {
+			if bad == nil {
+				bad = FieldErrors{}
+			}
+			bad[field] = err.Error() + " (camera_networks.allowed in the server configuration)"
+		}
+	}
+	return bad
+}
+
 // Defaults are the server-wide recording settings a camera inherits.
 type Defaults struct {
 	SegmentDuration, MaxFragmentDuration time.Duration
@@ -69,6 +94,10 @@ type Service struct {
 	// OnChange receives the complete list of cameras to record after every
 	// change (ingest.Manager.Update). Nil ignores.
 	OnChange func([]ingest.CameraConfig)
+	// Networks, when set, refuses main_url and sub_url hosts outside the
+	// allowed camera networks (camnet.Policy); the dialer checks again at
+	// every connection.
+	Networks NetworkPolicy
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; it defaults to time.Now.
@@ -138,6 +167,7 @@ func (s *Service) Get(ctx context.Context, id string) (index.Camera, error) {
 // Create registers a new camera; ErrExists when the ID is registered.
 func (s *Service) Create(ctx context.Context, in Input) (index.Camera, error) {
 	v, bad := validate(in, s.policy())
+	bad = s.checkNetworks(ctx, v, bad)
 	if bad != nil {
 		return index.Camera{}, &ValidationError{Fields: bad}
 	}
@@ -172,6 +202,7 @@ func (s *Service) Put(ctx context.Context, id string, in Input) (index.Camera, O
 		in.ID = id
 	}
 	v, bad := validate(in, s.policy())
+	bad = s.checkNetworks(ctx, v, bad)
 	if in.ID != id {
 		if bad == nil {
 			bad = FieldErrors{}

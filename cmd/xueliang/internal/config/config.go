@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"xueliang/ingest/camnet"
 )
 
 // Config is the whole server configuration.
@@ -44,7 +46,21 @@ type Config struct {
 	Secrets   Secrets   `yaml:"secrets"`
 	Auth      Auth      `yaml:"auth"`
 	Debug     Debug     `yaml:"debug"`
-	Cameras   []Camera  `yaml:"cameras"`
+	// CameraNetworks bounds where the server connects as an RTSP client.
+	CameraNetworks CameraNetworks `yaml:"camera_networks"`
+	Cameras        []Camera       `yaml:"cameras"`
+}
+
+// CameraNetworks is the allow-list of the networks cameras may be in, for
+// recording, probing and camera URLs written through the API
+// (docs/operations.md, "Security (network and cameras)").
+type CameraNetworks struct {
+	// Allowed lists CIDRs (or single addresses). It defaults to the private
+	// ranges 10.0.0.0/8, 172.16.0.0/12 and 192.168.0.0/16. Loopback
+	// (127.0.0.0/8, ::1) and link-local (169.254.0.0/16, fe80::/10) are
+	// refused unless listed themselves (0.0.0.0/0 does not open them); the
+	// server's own listening ports on its own addresses are always refused.
+	Allowed []string `yaml:"allowed"`
 }
 
 // Debug holds diagnostics that are off by default.
@@ -255,11 +271,12 @@ func Default() Config {
 			Transport:           "tcp",
 			FsyncInterval:       10 * time.Second,
 		},
-		Index:  Index{CommitWindow: 100 * time.Millisecond},
-		Upload: Upload{Workers: 6, MaxBackoff: 30 * time.Second},
-		Replay: Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
-		Auth:   Auth{SessionTTL: 12 * time.Hour},
-		Motion: Motion{FPS: 5, Cols: 32, Rows: 18, PrePad: time.Second, PostPad: 2 * time.Second, QueueSize: 50},
+		Index:          Index{CommitWindow: 100 * time.Millisecond},
+		Upload:         Upload{Workers: 6, MaxBackoff: 30 * time.Second},
+		Replay:         Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
+		Auth:           Auth{SessionTTL: 12 * time.Hour},
+		CameraNetworks: CameraNetworks{Allowed: []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}},
+		Motion:         Motion{FPS: 5, Cols: 32, Rows: 18, PrePad: time.Second, PostPad: 2 * time.Second, QueueSize: 50},
 	}
 }
 
@@ -379,6 +396,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
+	}
+	if _, err := camnet.ParsePrefixes(c.CameraNetworks.Allowed); err != nil {
+		bad("camera_networks.allowed", "%v", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -579,4 +599,11 @@ func setScalar(f reflect.Value, s string) error {
 		return fmt.Errorf("unsupported kind %s", f.Kind())
 	}
 	return nil
+}
+
+// CameraPolicy returns the camera network policy of c; ownPorts are the
+// server's listening ports.
+func (c *Config) CameraPolicy(ownPorts ...uint16) *camnet.Policy {
+	allowed, _ := camnet.ParsePrefixes(c.CameraNetworks.Allowed) // validated
+	return &camnet.Policy{Allowed: allowed, OwnPorts: ownPorts}
 }
