@@ -91,6 +91,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		}
 		defer pprofLn.Close()
 	}
+	connLimit := api.LimitListener(ln, cfg.HTTP.MaxConnections)
+	reg.MustRegister(connLimit)
 	camNets := cfg.CameraPolicy(listenPorts(ln, pprofLn)...)
 	reg.MustRegister(metrics.NewCameraNetworkCollector(camNets))
 
@@ -148,14 +150,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		ReadyChecks:     []api.ReadyCheck{api.IndexCheck(db), api.StoreCheck(store)},
 		Prober:          api.LimitProbes(api.ProberFunc(probe.Probe), 2),
 		CameraNetworks:  camNets,
-		Cameras:         cameraRegistry,
-		Pullers:         manager,
+		Limits: api.Limits{ReplayPerUser: cfg.HTTP.ReplayPerUser, MotionPerUser: cfg.HTTP.MotionSearchPerUser,
+			ReplayDeadline: cfg.HTTP.ReplayDeadline, MotionDeadline: cfg.HTTP.MotionSearchDeadline, WriteStall: cfg.HTTP.WriteStall},
+		Cameras: cameraRegistry,
+		Pullers: manager,
 	}
-	httpServer := &http.Server{
-		Handler:           apiServer.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	httpServer := newHTTPServer(cfg.HTTP, apiServer.Handler(), logger)
 	logger.Info("server started", "listen", ln.Addr().String(), "cameras", len(cams), "data_dir", cfg.DataDir)
 
 	// The uploader outlives the pullers so that segments they close while
@@ -188,7 +188,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		return nil
 	})
 	g.Go(func() error {
-		if err := httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := httpServer.Serve(connLimit); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
 		}
 		return nil
@@ -205,6 +205,19 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	err = g.Wait()
 	stopUploader()
 	return errors.Join(err, <-upDone)
+}
+
+// newHTTPServer is the API's http.Server. It has no WriteTimeout: that
+// would cut replays, which have their own deadline and write-stall bound
+// (api.Limits).
+func newHTTPServer(c config.HTTP, h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       c.ReadTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 // listenPorts are the TCP ports of the server's listeners (nil ones

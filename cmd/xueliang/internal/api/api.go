@@ -87,6 +87,8 @@ type Server struct {
 	// Pullers reports which cameras are online (the ingest manager); nil
 	// means none is.
 	Pullers PullerStatus
+	// Limits bound the replays and motion searches of each user (limits.go).
+	Limits Limits
 	// Auth authenticates and authorizes every request and keeps the audit
 	// log (auth.go). Nil lets every request through with no principal: for
 	// handler unit tests only; the server always sets it.
@@ -94,6 +96,7 @@ type Server struct {
 
 	initOnce sync.Once
 	m        *apiMetrics
+	slots    userSlots
 	ready    readiness
 }
 
@@ -118,7 +121,7 @@ func (s *Server) table() []route {
 		{Route{"GET", "/readyz", ActReady}, s.readyz},
 		{Route{"GET", "/metrics", ActMetrics}, s.metrics},
 		{Route{"GET", "/api/v1/cameras/{id}/timeline", ActArchiveRead}, s.timeline},
-		{Route{"GET", "/api/v1/cameras/{id}/replay.mp4", ActReplay}, s.instrumentReplay(s.replay)},
+		{Route{"GET", "/api/v1/cameras/{id}/replay.mp4", ActReplay}, s.limited(kindReplay, s.instrumentReplay(s.replay))},
 		{Route{"POST", "/api/v1/probe", ActProbe}, s.probeCamera},
 	}
 	var all []route
@@ -153,6 +156,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Now == nil {
 		s.Now = time.Now
 	}
+	s.Limits.fill()
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -399,6 +403,12 @@ func (s *Server) cameraExists(w http.ResponseWriter, r *http.Request, id string)
 }
 
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		// The request's own deadline (Limits), not a failure of the server.
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "%s ran longer than the request's deadline: narrow it", what)
+		return
+	}
 	s.Logger.Error("request failed", "op", what, "path", r.URL.Path, "err", err)
 	writeError(w, http.StatusInternalServerError, "internal error: %s", what)
 }

@@ -1,14 +1,25 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"xueliang/cmd/xueliang/internal/cameras"
 	"xueliang/cmd/xueliang/internal/registry"
 	"xueliang/index"
+	"xueliang/storage/recording"
 )
 
 // TestPatchNewHostDropsPassword (issue #22 point 2): an installer who
@@ -88,5 +99,255 @@ func TestPatchNewHostDropsPassword(t *testing.T) {
 	rec := do(t, h, "PATCH", "/api/v1/cameras/"+id, tok, map[string]any{"main_url": "rtsp://10.9.9.9/main", "password": regSecret})
 	if rec.Code != 200 || !strings.Contains(url(), "Hik-Secret") {
 		t.Fatalf("new host with password: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// blockingMotion is the index with a motion scan that waits for release.
+type blockingMotion struct {
+	*index.DB
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingMotion) ScanMotion(ctx context.Context, camera string, from, to time.Time, mask *[recording.MotionSummaryWords]uint64, fn func(recording.MotionChunk) error) error {
+	b.started <- struct{}{}
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return b.DB.ScanMotion(ctx, camera, from, to, mask, fn)
+}
+
+// TestMotionSearchLimits (issue #22 point 4): one user runs at most
+// MotionPerUser searches at once (429 beyond, counted), and a search ends
+// at its deadline with 503.
+func TestMotionSearchLimits(t *testing.T) {
+	db, m0 := motionFixture(t)
+	bm := &blockingMotion{DB: db, started: make(chan struct{}, 4), release: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	s := &Server{Index: bm, Registerer: reg, Limits: Limits{MotionPerUser: 1}}
+	h := s.Handler()
+	body := map[string]any{"from": m0, "to": m0.Add(10 * time.Minute)}
+	first := make(chan int, 1)
+	go func() { first <- postJSON(t, h, "/api/v1/cameras/cam1/motion/search", body, nil) }()
+	<-bm.started
+	if code := postJSON(t, h, "/api/v1/cameras/cam2/motion/search", body, nil); code != http.StatusTooManyRequests {
+		t.Fatalf("second concurrent search of the same user: %d, want 429", code)
+	}
+	close(bm.release)
+	if code := <-first; code != 200 {
+		t.Fatalf("first search: %d", code)
+	}
+	if code := postJSON(t, h, "/api/v1/cameras/cam2/motion/search", body, nil); code != 200 {
+		t.Fatalf("search after the first ended: %d", code)
+	}
+	if v := testutil.ToFloat64(s.m.limited.WithLabelValues(kindMotion)); v != 1 {
+		t.Errorf("limited counter %v, want 1", v)
+	}
+
+	// A deadline that has passed before the scan: 503, counted.
+	s2 := &Server{Index: db, Limits: Limits{MotionDeadline: time.Nanosecond}}
+	h2 := s2.Handler()
+	for _, path := range []string{"/api/v1/cameras/cam1/motion/search", "/api/v1/motion/search"} {
+		b := map[string]any{"from": m0, "to": m0.Add(10 * time.Minute)}
+		if path == "/api/v1/motion/search" {
+			b["cameras"] = []string{"cam1", "cam2"}
+		}
+		if code := postJSON(t, h2, path, b, nil); code != http.StatusServiceUnavailable {
+			t.Fatalf("%s past its deadline: %d, want 503", path, code)
+		}
+	}
+	if v := testutil.ToFloat64(s2.m.deadlines.WithLabelValues(kindMotion)); v != 2 {
+		t.Errorf("deadline counter %v, want 2", v)
+	}
+}
+
+// TestLimitedPerUser: the limit is per user (another user is not held
+// back) and applies to replay through guard.
+func TestLimitedPerUser(t *testing.T) {
+	f := newAuthFixture(t)
+	f.s.Limits = Limits{ReplayPerUser: 2}
+	f.s.Handler()
+	started, release := make(chan struct{}, 8), make(chan struct{})
+	rt := Route{"GET", "/api/v1/cameras/{id}/replay.mp4", ActReplay}
+	mux := http.NewServeMux()
+	mux.Handle(rt.Method+" "+rt.Path, f.s.guard(rt, f.s.limited(kindReplay, func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+		w.WriteHeader(200)
+	})))
+	op, ad := f.token(t, operator), f.token(t, admin)
+	codes := make(chan int, 2)
+	for range 2 {
+		go func() { codes <- do(t, mux, "GET", "/api/v1/cameras/camA/replay.mp4", op, nil).Code }()
+		<-started
+	}
+	if c := do(t, mux, "GET", "/api/v1/cameras/camA/replay.mp4", op, nil).Code; c != http.StatusTooManyRequests {
+		t.Fatalf("third replay of the operator: %d, want 429", c)
+	}
+	go func() { codes <- do(t, mux, "GET", "/api/v1/cameras/camA/replay.mp4", ad, nil).Code }()
+	<-started // the admin is not held back by the operator's replays
+	close(release)
+	for range 3 {
+		if c := <-codes; c != 200 {
+			t.Fatalf("replay: %d", c)
+		}
+	}
+	recs, err := f.db.QueryAudit(context.Background(), index.AuditQuery{User: f.users[operator], Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range recs {
+		found = found || r.Status == 429 && strings.Contains(r.Detail, "in progress")
+	}
+	if !found {
+		t.Errorf("the 429 is not audited: %+v", recs)
+	}
+}
+
+// TestReplayOutlivesReadTimeout (issue #22 point 4): the server's
+// ReadTimeout (which cancels a request whose connection read times out)
+// does not cut a replay that streams for longer.
+func TestReplayOutlivesReadTimeout(t *testing.T) {
+	s := &Server{}
+	s.Handler()
+	const chunks = 8
+	h := s.limited(kindReplay, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "video/mp4")
+		for i := range chunks {
+			select {
+			case <-r.Context().Done():
+				return // as replay does: the stream ends with the context
+			case <-time.After(100 * time.Millisecond):
+			}
+			fmt.Fprintf(w, "chunk%d;", i)
+			http.NewResponseController(w).Flush()
+		}
+	})
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ReadTimeout = 200 * time.Millisecond // a quarter of the stream
+	srv.Start()
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), fmt.Sprintf("chunk%d;", chunks-1)) {
+		t.Fatalf("the stream was cut: %q", b)
+	}
+}
+
+// TestReplayWriteStall (issue #22 point 4): a client that stops reading
+// loses its replay after WriteStall instead of holding it for ever.
+func TestReplayWriteStall(t *testing.T) {
+	s := &Server{Limits: Limits{WriteStall: 300 * time.Millisecond}}
+	s.Handler()
+	done := make(chan error, 1)
+	h := s.limited(kindReplay, func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := w.Write(buf); err != nil {
+				done <- err
+				return
+			}
+		}
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+	select {
+	case err := <-done:
+		t.Logf("the stalled replay ended: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("a client that reads nothing still holds its replay after 60 s")
+	}
+}
+
+// TestConnLimiter (issue #22 point 4): beyond the cap a connection is
+// closed at once and counted; closing one frees its place.
+func TestConnLimiter(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := LimitListener(ln, 2)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })}
+	go srv.Serve(cl)
+	defer srv.Close()
+	get := func(c net.Conn) error {
+		if _, err := fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return err
+		}
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, err := http.ReadResponse(bufio.NewReader(c), nil)
+		return err
+	}
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := get(c); err != nil { // keep-alive: the connection stays open
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := get(c); err == nil {
+		t.Fatal("a third connection was served over a cap of 2")
+	}
+	c.Close()
+	if cl.Refused() != 1 || cl.Open() != 2 {
+		t.Fatalf("refused %d open %d, want 1 and 2", cl.Refused(), cl.Open())
+	}
+	held[0].Close()
+	for deadline := time.Now().Add(30 * time.Second); cl.Open() != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("open %d after a close", cl.Open())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := get(c); err != nil {
+		t.Fatalf("after a close: %v", err)
+	}
+}
+
+func TestMergeNewest(t *testing.T) {
+	at := func(min int, cam string) motionIntervalJSON {
+		return motionIntervalJSON{Camera: cam, Start: time.Date(2026, 1, 1, 0, min, 0, 0, time.UTC)}
+	}
+	a := []motionIntervalJSON{at(9, "a"), at(5, "a"), at(1, "a")}
+	b := []motionIntervalJSON{at(9, "b"), at(7, "b"), at(2, "b")}
+	got, cut := mergeNewest(a, b, 4)
+	want := []string{"09a", "09b", "07b", "05a"}
+	for i, w := range want {
+		if fmt.Sprintf("%02d%s", got[i].Start.Minute(), got[i].Camera) != w {
+			t.Fatalf("merged %v, want %v", got, want)
+		}
+	}
+	if len(got) != 4 || !cut {
+		t.Fatalf("%d intervals, cut=%v", len(got), cut)
+	}
+	if got, cut := mergeNewest(a, nil, 3); len(got) != 3 || cut {
+		t.Fatalf("exact fit: %d %v", len(got), cut)
 	}
 }

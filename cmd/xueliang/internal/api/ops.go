@@ -128,6 +128,8 @@ type apiMetrics struct {
 	replayTTFB     prometheus.Histogram
 	replayDuration prometheus.Histogram
 	replayBytes    prometheus.Counter
+	limited        *prometheus.CounterVec // kind
+	deadlines      *prometheus.CounterVec // kind
 }
 
 // replayCodes are the values of the code label: the statuses replay
@@ -155,11 +157,23 @@ func newMetrics(reg prometheus.Registerer) *apiMetrics {
 			Help: "Body bytes sent by replay responses.",
 		}),
 	}
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "xueliang_http_requests_limited_total",
+		Help: "Requests answered 429 because their user had as many of this kind in progress as allowed.",
+	}, []string{"kind"})
+	m.deadlines = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "xueliang_http_request_deadlines_total",
+		Help: "Replays and motion searches ended by their deadline.",
+	}, []string{"kind"})
 	for _, c := range replayCodes {
 		m.replayRequests.WithLabelValues(c)
 	}
+	for _, k := range []string{kindReplay, kindMotion} {
+		m.limited.WithLabelValues(k)
+		m.deadlines.WithLabelValues(k)
+	}
 	if reg != nil {
-		reg.MustRegister(m.replayRequests, m.replayTTFB, m.replayDuration, m.replayBytes)
+		reg.MustRegister(m.replayRequests, m.replayTTFB, m.replayDuration, m.replayBytes, m.limited, m.deadlines)
 	}
 	return m
 }
