@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"xueliang/cmd/xueliang/internal/api"
+	"xueliang/cmd/xueliang/internal/auth"
 	"xueliang/cmd/xueliang/internal/config"
 	"xueliang/cmd/xueliang/internal/metrics"
 	"xueliang/cmd/xueliang/internal/replay"
@@ -182,7 +183,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 			ids = append(ids, c.ID)
 		}
 		if _, err := reconcile.Run(gctx, reconcile.Config{Index: db, Store: store, Spool: spoolDir, Cameras: ids,
-			Logger: logger}); err != nil && gctx.Err() == nil {
+			Logger: logger, Audit: reconcileAudit(authSvc)}); err != nil && gctx.Err() == nil {
 			logger.Error("reconcile failed", "err", err)
 		}
 		return nil
@@ -205,6 +206,23 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	err = g.Wait()
 	stopUploader()
 	return errors.Join(err, <-upDone)
+}
+
+// reconcileAudit records reconciliation's changes to the index (a row
+// marked lost, an orphan object imported) in the audit log, as the user
+// "system".
+func reconcileAudit(svc *auth.Service) func(context.Context, reconcile.Finding) error {
+	return func(ctx context.Context, f reconcile.Finding) error {
+		return svc.AppendAudit(ctx, reconcileRecord(time.Now(), f))
+	}
+}
+
+// reconcileRecord is the audit entry of a reconciliation finding.
+func reconcileRecord(now time.Time, f reconcile.Finding) index.AuditRecord {
+	return index.AuditRecord{
+		At: now.UTC(), User: "system", Method: "RECONCILE", Path: "reconcile", Action: "reconcile." + string(f.Kind),
+		Camera: f.Camera, From: f.Start.UTC(), To: f.End.UTC(), Status: http.StatusOK, Detail: "object " + f.Key,
+	}
 }
 
 // newHTTPServer is the API's http.Server. It has no WriteTimeout: that

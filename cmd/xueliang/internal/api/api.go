@@ -193,6 +193,24 @@ type timelineJSON struct {
 	// with motion per minute, for heat bars (motion.go).
 	Motion         []motionIntervalJSON `json:"motion"`
 	MotionActivity []motionMinuteJSON   `json:"motion_activity"`
+	// Lost are recorded segments whose object was lost from the store
+	// (reconciliation found neither the object nor a spool copy): the
+	// gaps there are footage that existed.
+	Lost []lostJSON `json:"lost"`
+}
+
+type lostJSON struct {
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	ObjectKey string    `json:"object_key"`
+	// MarkedAt is when reconciliation found the loss.
+	MarkedAt time.Time `json:"marked_at"`
+}
+
+// LostIndex lists lost segments (*index.DB); an Index without it shows
+// none.
+type LostIndex interface {
+	LostSegments(ctx context.Context, camera string, from, to time.Time) ([]index.LostSegment, error)
 }
 
 func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
@@ -239,6 +257,17 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 	if out.Motion, out.MotionActivity, err = s.timelineMotion(r.Context(), id, from, to); err != nil {
 		s.internal(w, r, "motion", err)
 		return
+	}
+	out.Lost = []lostJSON{}
+	if li, ok := s.Index.(LostIndex); ok {
+		lost, err := li.LostSegments(r.Context(), id, from, to)
+		if err != nil {
+			s.internal(w, r, "lost segments", err)
+			return
+		}
+		for _, l := range lost {
+			out.Lost = append(out.Lost, lostJSON{Start: l.Start.UTC(), End: l.End.UTC(), ObjectKey: l.ObjectKey, MarkedAt: l.Lost.UTC()})
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -349,5 +350,46 @@ func TestMergeNewest(t *testing.T) {
 	}
 	if got, cut := mergeNewest(a, nil, 3); len(got) != 3 || cut {
 		t.Fatalf("exact fit: %d %v", len(got), cut)
+	}
+}
+
+// TestTimelineLost (issue #22 point 8): a segment reconciliation marked
+// lost leaves the spans (a gap: it cannot be replayed) and is listed as
+// lost on the timeline.
+func TestTimelineLost(t *testing.T) {
+	ctx := context.Background()
+	db, m0 := motionFixture(t)
+	var ids []int64
+	for i := range 3 {
+		seg := recording.Segment{CameraID: "cam1", Start: m0.Add(time.Duration(i) * time.Minute),
+			ObjectKey: recording.SegmentKey("cam1", m0.Add(time.Duration(i)*time.Minute))}
+		if err := db.CreateSegment(ctx, &seg); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.FinishSegment(ctx, seg.ID, seg.Start.Add(time.Minute), 100, "ab"); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.MarkStored(ctx, seg.ID); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, seg.ID)
+	}
+	at := m0.Add(2 * time.Hour)
+	if err := db.MarkLost(ctx, ids[1], at); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Index: db, Now: func() time.Time { return m0.Add(time.Hour) }}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/cameras/cam1/timeline?from="+m0.Format(time.RFC3339)+"&to="+m0.Add(time.Hour).Format(time.RFC3339), nil))
+	var out timelineJSON
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 {
+		t.Fatalf("%d %s %v", rec.Code, rec.Body, err)
+	}
+	if len(out.Lost) != 1 || !out.Lost[0].Start.Equal(m0.Add(time.Minute)) || !out.Lost[0].End.Equal(m0.Add(2*time.Minute)) ||
+		!out.Lost[0].MarkedAt.Equal(at) {
+		t.Fatalf("lost %+v", out.Lost)
+	}
+	if len(out.Spans) != 2 {
+		t.Fatalf("spans %+v: the lost minute must be a gap", out.Spans)
 	}
 }
