@@ -74,6 +74,11 @@ type Options struct {
 	// Now is the wall clock used to anchor sessions without RTCP sender
 	// reports. It defaults to time.Now.
 	Now func() time.Time
+	// MaxClockSkew bounds how far a camera's RTCP wall clock may be from
+	// Now when a session is anchored: beyond it (a camera set to UTC+8, a
+	// drifting or hostile clock) the session is anchored to the receive
+	// time instead and Status.ClockUntrusted is set. It defaults to 5s.
+	MaxClockSkew time.Duration
 	// Jitter returns a number in [0,1) scaling each backoff wait. It
 	// defaults to math/rand/v2.Float64.
 	Jitter func() float64

@@ -115,6 +115,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Quota:           quota,
 		FsyncInterval:   cfg.Recording.FsyncInterval,
 		StaggerSegments: cfg.Recording.StaggerSegments,
+		MaxClockSkew:    cfg.Recording.MaxClockSkew,
 		Logger:          logger,
 		Motion:          motionOptions(cfg, db),
 		Events:          db, // camera-side (ONVIF metadata) events

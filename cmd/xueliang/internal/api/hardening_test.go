@@ -393,3 +393,21 @@ func TestTimelineLost(t *testing.T) {
 		t.Fatalf("spans %+v: the lost minute must be a gap", out.Spans)
 	}
 }
+
+// TestCameraClockStatus (issue #22 point 6): the camera API shows a camera
+// whose clock was refused, and the measured offset.
+func TestCameraClockStatus(t *testing.T) {
+	_, svc := newRegistryServer(t) // the registry with config camera cam1
+	s := &Server{Index: svc.Store.(*index.DB), Cameras: svc, Pullers: fakePullers{"cam1": {Connected: true, ClockUntrusted: true,
+		ClockOffset: 8 * time.Hour, ClockOffsetKnown: true}}}
+	h := s.Handler()
+	code, out := call(t, h, "GET", "/api/v1/cameras/cam1", "")
+	if code != 200 || out["clock_untrusted"] != true || out["clock_offset_seconds"] != float64(8*3600) {
+		t.Fatalf("camera: %d %v", code, out)
+	}
+	code, list := call(t, h, "GET", "/api/v1/cameras", "")
+	cams, _ := list["cameras"].([]any)
+	if code != 200 || len(cams) != 1 || cams[0].(map[string]any)["clock_untrusted"] != true {
+		t.Fatalf("list: %d %v", code, list)
+	}
+}

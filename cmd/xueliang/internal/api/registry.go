@@ -57,24 +57,30 @@ func (s *Server) registryRoutes() []route {
 // cameraJSON is a camera as the API shows it. It has no password field:
 // has_password says whether one is stored.
 type cameraJSON struct {
-	ID              string     `json:"id"`
-	Name            string     `json:"name"`
-	Township        string     `json:"township"`
-	Village         string     `json:"village"`
-	Lat             *float64   `json:"lat,omitempty"`
-	Lon             *float64   `json:"lon,omitempty"`
-	MainURL         string     `json:"main_url,omitempty"`
-	SubURL          string     `json:"sub_url,omitempty"`
-	Username        string     `json:"username,omitempty"`
-	HasPassword     bool       `json:"has_password"`
-	Transport       string     `json:"transport,omitempty"`
-	SegmentDuration string     `json:"segment_duration,omitempty"`
-	Motion          bool       `json:"motion"`
-	Enabled         bool       `json:"enabled"`
-	Online          bool       `json:"online"`
-	Source          string     `json:"source"`
-	Created         *time.Time `json:"created,omitempty"`
-	Updated         *time.Time `json:"updated,omitempty"`
+	ID              string   `json:"id"`
+	Name            string   `json:"name"`
+	Township        string   `json:"township"`
+	Village         string   `json:"village"`
+	Lat             *float64 `json:"lat,omitempty"`
+	Lon             *float64 `json:"lon,omitempty"`
+	MainURL         string   `json:"main_url,omitempty"`
+	SubURL          string   `json:"sub_url,omitempty"`
+	Username        string   `json:"username,omitempty"`
+	HasPassword     bool     `json:"has_password"`
+	Transport       string   `json:"transport,omitempty"`
+	SegmentDuration string   `json:"segment_duration,omitempty"`
+	Motion          bool     `json:"motion"`
+	Enabled         bool     `json:"enabled"`
+	Online          bool     `json:"online"`
+	// ClockUntrusted: the camera's RTCP wall clock was off the server's by
+	// more than recording.max_clock_skew when its session started, so its
+	// footage is timed by the receive time. ClockOffsetSeconds is the
+	// measured camera − server offset (absent until measured).
+	ClockUntrusted     bool       `json:"clock_untrusted"`
+	ClockOffsetSeconds *float64   `json:"clock_offset_seconds,omitempty"`
+	Source             string     `json:"source"`
+	Created            *time.Time `json:"created,omitempty"`
+	Updated            *time.Time `json:"updated,omitempty"`
 	// Outcome is set by PUT: created, updated or unchanged.
 	Outcome cameras.Outcome `json:"outcome,omitempty"`
 }
@@ -97,6 +103,27 @@ func newCameraJSON(c index.Camera, online bool) cameraJSON {
 		out.Updated = &t
 	}
 	return out
+}
+
+// withStatus adds the puller status of c to out.
+func withStatus(out cameraJSON, st ingest.Status, ok bool) cameraJSON {
+	if !ok {
+		return out
+	}
+	out.ClockUntrusted = st.ClockUntrusted
+	if st.ClockOffsetKnown {
+		v := st.ClockOffset.Seconds()
+		out.ClockOffsetSeconds = &v
+	}
+	return out
+}
+
+// status returns the puller status of every running camera.
+func (s *Server) status() map[string]ingest.Status {
+	if s.Pullers == nil {
+		return nil
+	}
+	return s.Pullers.Status()
 }
 
 // online returns the set of connected cameras.
@@ -149,7 +176,7 @@ func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, "list cameras", err)
 		return
 	}
-	live := s.online()
+	live, sts := s.online(), s.status()
 	p := principalFrom(r.Context())
 	township, village, text := q.Get("township"), q.Get("village"), strings.ToLower(q.Get("q"))
 	out := make([]cameraJSON, 0, len(cams))
@@ -164,7 +191,8 @@ func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
 			text != "" && !strings.Contains(strings.ToLower(c.ID), text) && !strings.Contains(strings.ToLower(c.Name), text):
 			continue
 		}
-		out = append(out, newCameraJSON(c, live[c.ID]))
+		st, ok := sts[c.ID]
+		out = append(out, withStatus(newCameraJSON(c, live[c.ID]), st, ok))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"cameras": out})
 }
@@ -247,7 +275,8 @@ func (s *Server) getCamera(w http.ResponseWriter, r *http.Request) {
 		s.registryError(w, r, "get camera", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, newCameraJSON(c, s.online()[c.ID]))
+	st, ok := s.status()[c.ID]
+	writeJSON(w, http.StatusOK, withStatus(newCameraJSON(c, s.online()[c.ID]), st, ok))
 }
 
 // putCamera registers or replaces a camera (idempotent: the answer's

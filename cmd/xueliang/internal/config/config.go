@@ -117,6 +117,10 @@ type Recording struct {
 	// (a process crash loses nothing written; this bounds power loss).
 	// It defaults to 10s.
 	FsyncInterval time.Duration `yaml:"fsync_interval"`
+	// MaxClockSkew: a camera whose RTCP wall clock is further than this
+	// from the server's when a session starts is recorded on the receive
+	// time instead (flagged in its status and metrics). It defaults to 5s.
+	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
 }
 
 // Index configures the metadata index.
@@ -297,6 +301,7 @@ func Default() Config {
 			StaggerSegments:     true,
 			Transport:           "tcp",
 			FsyncInterval:       10 * time.Second,
+			MaxClockSkew:        5 * time.Second,
 		},
 		Index:  Index{CommitWindow: 100 * time.Millisecond},
 		Upload: Upload{Workers: 6, MaxBackoff: 30 * time.Second},
@@ -478,6 +483,9 @@ func (c *Config) Validate() error {
 	}
 	if r.FsyncInterval < 0 {
 		bad("recording.fsync_interval", "must not be negative")
+	}
+	if r.MaxClockSkew < 100*time.Millisecond || r.MaxClockSkew > time.Hour {
+		bad("recording.max_clock_skew", "want 100ms..1h, got %s", r.MaxClockSkew)
 	}
 	if !validTransport(r.Transport) {
 		bad("recording.transport", "want tcp or udp, got %q", r.Transport)
