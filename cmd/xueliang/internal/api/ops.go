@@ -128,8 +128,8 @@ type apiMetrics struct {
 	replayTTFB     prometheus.Histogram
 	replayDuration prometheus.Histogram
 	replayBytes    prometheus.Counter
-	limited        *prometheus.CounterVec // kind
-	deadlines      *prometheus.CounterVec // kind
+	limited        *prometheus.CounterVec // op
+	deadlines      *prometheus.CounterVec // op
 }
 
 // replayCodes are the values of the code label: the statuses replay
@@ -160,11 +160,11 @@ func newMetrics(reg prometheus.Registerer) *apiMetrics {
 	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "xueliang_http_requests_limited_total",
 		Help: "Requests answered 429 because their user had as many of this kind in progress as allowed.",
-	}, []string{"kind"})
+	}, []string{"op"})
 	m.deadlines = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "xueliang_http_request_deadlines_total",
 		Help: "Replays and motion searches ended by their deadline.",
-	}, []string{"kind"})
+	}, []string{"op"})
 	for _, c := range replayCodes {
 		m.replayRequests.WithLabelValues(c)
 	}
