@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"syscall"
 	"time"
 	"xueliang/ingest/live"
 
@@ -74,12 +75,21 @@ type Options struct {
 	// Now is the wall clock used to anchor sessions without RTCP sender
 	// reports. It defaults to time.Now.
 	Now func() time.Time
+	// MaxClockSkew bounds how far a camera's RTCP wall clock may be from
+	// Now when a session is anchored: beyond it (a camera set to UTC+8, a
+	// drifting or hostile clock) the session is anchored to the receive
+	// time instead and Status.ClockUntrusted is set. It defaults to 5s.
+	MaxClockSkew time.Duration
 	// Jitter returns a number in [0,1) scaling each backoff wait. It
 	// defaults to math/rand/v2.Float64.
 	Jitter func() float64
 	// Motion configures motion analysis of the cameras with Motion set
 	// (motion.go); a nil Motion.Sink disables it.
 	Motion MotionOptions
+	// DialControl, when set, is the net.Dialer Control of every RTSP
+	// connection (camnet.Policy.Control): it runs after name resolution,
+	// for every address tried, and refuses the disallowed ones.
+	DialControl func(network, address string, c syscall.RawConn) error
 	// Events receives the events cameras report on their ONVIF metadata
 	// track (events.go). Nil: the track is still read and
 	// counted, the events are not recorded.

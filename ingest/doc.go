@@ -13,8 +13,10 @@
 //
 // Clock: a session's wall clock is anchored once, at its first recorded
 // video access unit: the RTCP sender report's NTP time of that packet when
-// one is known (PacketNTP), else the receive time (Options.Now). Later sender
-// reports only log the camera-server clock offset. Each session starts a new
+// one is known (PacketNTP) and within Options.MaxClockSkew of the receive
+// time, else the receive time (Options.Now; a refused camera clock sets
+// Status.ClockUntrusted and counts ClockRejections). Later sender reports
+// only log the camera-server clock offset. Each session starts a new
 // segment.
 //
 // Supervision: a session ends on error, EOF or read timeout; the segment in

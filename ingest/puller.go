@@ -65,6 +65,12 @@ type Status struct {
 	// valid when ClockOffsetKnown.
 	ClockOffset      time.Duration
 	ClockOffsetKnown bool
+	// ClockUntrusted: the current session's RTCP wall clock was off the
+	// server's by more than Options.MaxClockSkew when it was anchored, so
+	// it is anchored to the receive time. ClockRejections counts such
+	// sessions (main and sub stream).
+	ClockUntrusted  bool
+	ClockRejections int64
 
 	// ConnectAttempts counts RTSP sessions started (each dial).
 	ConnectAttempts int64
@@ -129,6 +135,9 @@ func NewPuller(cfg CameraConfig, opts Options) *Puller {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxClockSkew <= 0 {
+		opts.MaxClockSkew = 5 * time.Second
 	}
 	if opts.Jitter == nil {
 		opts.Jitter = rand.Float64
@@ -438,6 +447,7 @@ func (p *Puller) dial(ctx context.Context, rawURL string) (c *gortsplib.Client, 
 		tr = gortsplib.TransportUDP
 	}
 	d = &rtspconn.Dialer{}
+	d.Control = p.opts.DialControl
 	c = &gortsplib.Client{
 		Scheme:      u.Scheme,
 		Host:        u.Host,
@@ -755,9 +765,10 @@ func (pl *pipeline) onVideo(pkt *rtp.Packet) {
 // session started.
 func (pl *pipeline) anchor(pts int64, recvTime, ntp time.Time, ntpOK bool) bool {
 	p := pl.p
-	anchor := recvTime
-	if ntpOK {
-		anchor = ntp
+	anchor, rejected := clockAnchor(recvTime, ntp, ntpOK, p.opts.MaxClockSkew)
+	if rejected {
+		p.log.Warn("camera clock off the server's, session anchored to the receive time",
+			"offset", ntp.Sub(recvTime), "max_clock_skew", p.opts.MaxClockSkew)
 	}
 	s := pl.sess
 	s.Anchor, s.AnchorPTS = anchor, pts
@@ -769,9 +780,28 @@ func (pl *pipeline) anchor(pts int64, recvTime, ntp time.Time, ntpOK bool) bool 
 	if pl.live != nil {
 		pl.live.StartSession(live.Session{Video: s.Video, Audio: s.Audio, Anchor: anchor, AnchorPTS: pts})
 	}
-	p.update(func(st *Status) { st.Connected, st.SessionStart = true, anchor })
-	p.log.Info("recording", "anchor", anchor, "rtcp_anchor", ntpOK, "codec", s.Video.Codec.String(), "audio", s.Audio != nil)
+	p.update(func(st *Status) {
+		st.Connected, st.SessionStart, st.ClockUntrusted = true, anchor, rejected
+		if rejected {
+			st.ClockRejections++
+		}
+	})
+	p.log.Info("recording", "anchor", anchor, "rtcp_anchor", ntpOK && !rejected, "codec", s.Video.Codec.String(), "audio", s.Audio != nil)
 	return true
+}
+
+// clockAnchor is the wall clock of a session's first access unit, received
+// at recvTime: the RTCP sender report's time ntp when there is one (ntpOK)
+// within maxSkew of recvTime, recvTime otherwise; rejected reports an
+// RTCP time refused for being off by more than maxSkew.
+func clockAnchor(recvTime, ntp time.Time, ntpOK bool, maxSkew time.Duration) (anchor time.Time, rejected bool) {
+	if !ntpOK {
+		return recvTime, false
+	}
+	if d := ntp.Sub(recvTime); d > maxSkew || d < -maxSkew {
+		return recvTime, true
+	}
+	return ntp, false
 }
 
 // onAudio handles one audio RTP packet of medi, decoded by dec.

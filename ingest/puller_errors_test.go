@@ -10,6 +10,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 
+	"xueliang/ingest/camnet"
 	"xueliang/ingest/segmenter/segmentertest"
 )
 
@@ -78,6 +79,103 @@ func TestPullerFailureClasses(t *testing.T) {
 			}
 			if strings.Contains(st.LastError, "s3cret") {
 				t.Errorf("password in LastError %q", st.LastError)
+			}
+		})
+	}
+}
+
+// TestPullerDialControl (issue #22 point 5): with a camera network policy
+// that refuses loopback, the puller never reaches a camera on loopback,
+// and its status says why.
+func TestPullerDialControl(t *testing.T) {
+	t.Parallel()
+	clip := segmentertest.ReadTS(t, segmentertest.GenerateTS(t, t.TempDir(), segmentertest.ClipOptions{Seconds: 2}))
+	srv := startServer(t, clip, false)
+	idx := segmentertest.NewFakeIndex()
+	opts := testOptions(t, idx, &closedLog{})
+	opts.DialControl = (&camnet.Policy{Allowed: camnet.DefaultAllowed()}).Control
+	p := NewPuller(CameraConfig{ID: "cam", URL: srv.url}, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, 15*time.Second, "a failed session", func() bool { return p.Status().Reconnects > 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st := p.Status()
+	if st.Connected || st.LastErrorClass != ErrClassConnect || !strings.Contains(st.LastError, camnet.ErrRefused.Error()) {
+		t.Fatalf("status %+v, want a refused connection", st)
+	}
+}
+
+// TestClockAnchor (issue #22 point 6): an RTCP wall clock within
+// MaxClockSkew of the receive time anchors the session; one further off
+// (a camera set to UTC+8, a hostile one) is refused for the receive time.
+func TestClockAnchor(t *testing.T) {
+	recv := time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name     string
+		ntp      time.Time
+		ntpOK    bool
+		want     time.Time
+		rejected bool
+	}{
+		{"no sender report", time.Time{}, false, recv, false},
+		{"camera 1 s ahead", recv.Add(time.Second), true, recv.Add(time.Second), false},
+		{"camera 4.9 s behind", recv.Add(-4900 * time.Millisecond), true, recv.Add(-4900 * time.Millisecond), false},
+		{"camera on UTC+8", recv.Add(8 * time.Hour), true, recv, true},
+		{"camera 6 s behind", recv.Add(-6 * time.Second), true, recv, true},
+		{"camera in 1970", time.Unix(0, 0), true, recv, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, rejected := clockAnchor(recv, tc.ntp, tc.ntpOK, 5*time.Second)
+			if !got.Equal(tc.want) || rejected != tc.rejected {
+				t.Fatalf("clockAnchor = %v, %v; want %v, %v", got, rejected, tc.want, tc.rejected)
+			}
+		})
+	}
+}
+
+// TestPullerCameraClock (issue #22 point 6): a camera whose RTCP sender
+// reports put it 8 h ahead (UTC+8 set as UTC) is recorded on the receive
+// time and flagged; one 2 s ahead is trusted.
+func TestPullerCameraClock(t *testing.T) {
+	t.Parallel()
+	clip := segmentertest.ReadTS(t, segmentertest.GenerateTS(t, t.TempDir(), segmentertest.ClipOptions{Seconds: 2}))
+	for _, tc := range []struct {
+		name      string
+		offset    time.Duration
+		untrusted bool
+	}{
+		{"UTC+8", 8 * time.Hour, true},
+		{"2 s ahead", 2 * time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startServer(t, clip, false)
+			srv.srClock = func() time.Time { return time.Now().Add(tc.offset) }
+			opts := testOptions(t, segmentertest.NewFakeIndex(), &closedLog{})
+			p := NewPuller(CameraConfig{ID: "cam", URL: srv.url}, opts)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx) }()
+			<-srv.played
+			go srv.feed(ctx, t, clip, 1000)
+			waitFor(t, 15*time.Second, "recording", func() bool { return p.Status().Frames > 10 })
+			st := p.Status()
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			skew := st.SessionStart.Sub(time.Now())
+			switch {
+			case st.ClockUntrusted != tc.untrusted || (st.ClockRejections == 1) != tc.untrusted:
+				t.Fatalf("untrusted %v, rejections %d, want %v", st.ClockUntrusted, st.ClockRejections, tc.untrusted)
+			case tc.untrusted && (skew > time.Minute || skew < -time.Minute):
+				t.Fatalf("session anchored at %v, %v from now: the camera's clock was used", st.SessionStart, skew)
+			case !tc.untrusted && skew < time.Second:
+				t.Fatalf("session anchored %v from now: the trusted RTCP clock (+2 s) was not used", skew)
 			}
 		})
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"xueliang/ingest/segmenter"
@@ -36,6 +37,24 @@ type rtspServer struct {
 	mu       sync.Mutex
 	sessions []*gortsplib.ServerSession
 	played   chan struct{}
+
+	// srClock, when set, is the camera's wall clock: feed sends an RTCP
+	// sender report with it before every video access unit, and skips the
+	// first keyframe (the client ignores a sender report before it has
+	// received an RTP packet, so the session is anchored at the second).
+	srClock func() time.Time
+}
+
+// senderReport sends an RTCP sender report mapping RTP time ts of the
+// video track to wall clock at.
+func (s *rtspServer) senderReport(ts uint32, at time.Time) {
+	var ssrc uint32
+	for _, f := range s.stream.Stats().Medias[s.vmedi].Formats {
+		ssrc = f.LocalSSRC
+	}
+	secs := uint64(at.Unix() + 2208988800) // NTP era 0
+	frac := uint64(at.Nanosecond()) << 32 / 1e9
+	s.stream.WritePacketRTCP(s.vmedi, &rtcp.SenderReport{SSRC: ssrc, NTPTime: secs<<32 | frac, RTPTime: ts})
 }
 
 func (s *rtspServer) OnDescribe(*gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
@@ -175,6 +194,9 @@ func (s *rtspServer) feed(ctx context.Context, t *testing.T, clip *segmentertest
 				return
 			case <-time.After(time.Until(at)):
 			}
+			if e.au.Video && s.srClock != nil && loop == 0 && e.t == 0 {
+				continue
+			}
 			if e.au.Video {
 				pkts, err := venc.Encode(e.au.NALUs)
 				if err != nil {
@@ -182,6 +204,9 @@ func (s *rtspServer) feed(ctx context.Context, t *testing.T, clip *segmentertest
 					return
 				}
 				ts := rtpBase + uint32(loop*clipDur+e.au.PTS-v0)
+				if s.srClock != nil {
+					s.senderReport(ts, s.srClock())
+				}
 				for _, p := range pkts {
 					p.Timestamp = ts
 					s.stream.WritePacketRTP(s.vmedi, p)

@@ -121,9 +121,13 @@ func (p *Puller) subSession(ctx context.Context, w *motionWorker) (err error) {
 			if !key {
 				return // the decoder needs a keyframe first anyway
 			}
-			anchor = p.opts.Now()
-			if ntp, ok := c.PacketNTP(medi, pkt); ok {
-				anchor = ntp
+			now := p.opts.Now()
+			ntp, ok := c.PacketNTP(medi, pkt)
+			var rejected bool
+			anchor, rejected = clockAnchor(now, ntp, ok, p.opts.MaxClockSkew)
+			if rejected {
+				p.log.Warn("sub stream clock off the server's, anchored to the receive time", "offset", ntp.Sub(now))
+				p.update(func(st *Status) { st.ClockRejections++ })
 			}
 			anchorPTS, anchored = pts, true
 			if ls != nil {

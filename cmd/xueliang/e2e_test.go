@@ -167,7 +167,9 @@ func startServer(t *testing.T, cfg string) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	cfg = fmt.Sprintf("listen: %s\ndata_dir: %s\n", addr, filepath.Join(dir, "data")) + cfg
+	// The cameras are camsim on loopback: allow it besides the default
+	// private ranges (the default refuses loopback).
+	cfg = fmt.Sprintf("listen: %s\ndata_dir: %s\ncamera_networks:\n  allowed: [127.0.0.0/8, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16]\n", addr, filepath.Join(dir, "data")) + cfg
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ import (
 // (8 KiB) gets through.
 func TestHTTPServerMaxHeaderBytes(t *testing.T) {
 	reached := 0
-	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	srv := newHTTPServer(config.Default().HTTP, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		reached++
 		w.WriteHeader(http.StatusNoContent)
 	}), slog.New(slog.DiscardHandler))

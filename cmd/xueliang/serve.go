@@ -14,10 +14,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"xueliang/cmd/xueliang/internal/api"
+	"xueliang/cmd/xueliang/internal/auth"
 	"xueliang/cmd/xueliang/internal/config"
 	"xueliang/cmd/xueliang/internal/export"
 	"xueliang/cmd/xueliang/internal/metrics"
 	"xueliang/cmd/xueliang/internal/replay"
+	"xueliang/index"
 	"xueliang/ingest"
 	"xueliang/ingest/decode"
 	"xueliang/ingest/live"
@@ -109,12 +111,32 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	uploader := spool.NewUploader(spoolDir, store, idx, spool.UploaderConfig{Workers: cfg.Upload.Workers, MaxBackoff: cfg.Upload.MaxBackoff},
 		logger)
 
+	// Listen first: the camera network policy refuses the server's own
+	// ports (camnet).
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close() // Serve closes it too; this covers the returns before
+	var pprofLn net.Listener
+	if cfg.Debug.PprofListen != "" {
+		if pprofLn, err = net.Listen("tcp", cfg.Debug.PprofListen); err != nil {
+			return fmt.Errorf("debug.pprof_listen: %w", err)
+		}
+		defer pprofLn.Close()
+	}
+	connLimit := api.LimitListener(ln, cfg.HTTP.MaxConnections)
+	reg.MustRegister(connLimit)
+	camNets := cfg.CameraPolicy(listenPorts(ln, pprofLn)...)
+	reg.MustRegister(metrics.NewCameraNetworkCollector(camNets))
+
 	// The camera registry (config-file cameras plus those added through the
 	// API) decides what is recorded; every change is applied live.
 	cameraRegistry, err := openRegistry(ctx, cfg, db, logger)
 	if err != nil {
 		return err
 	}
+	cameraRegistry.Networks = camNets
 	cams, err := cameraRegistry.IngestConfigs(ctx)
 	if err != nil {
 		return fmt.Errorf("camera registry: %w", err)
@@ -128,10 +150,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Quota:           quota,
 		FsyncInterval:   cfg.Recording.FsyncInterval,
 		StaggerSegments: cfg.Recording.StaggerSegments,
+		MaxClockSkew:    cfg.Recording.MaxClockSkew,
 		Logger:          logger,
 		Motion:          motionOptions(cfg, db),
 		Events:          db, // camera-side (ONVIF metadata) events
 		Live:            liveHub,
+		DialControl:     camNets.Control,
 	})
 	manager.Update(cams)
 	reg.MustRegister(metrics.NewMotionCollector(manager))
@@ -184,19 +208,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		LiveOrigins:     cfg.Live.AllowedOrigins,
 		TicketTTL:       cfg.Live.TicketTTL,
 		DecodeKeyframe:  decodeKeyframe,
+		CameraNetworks:  camNets,
+		Limits: api.Limits{ReplayPerUser: cfg.HTTP.ReplayPerUser, MotionPerUser: cfg.HTTP.MotionSearchPerUser,
+			ReplayDeadline: cfg.HTTP.ReplayDeadline, MotionDeadline: cfg.HTTP.MotionSearchDeadline, WriteStall: cfg.HTTP.WriteStall},
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	var pprofLn net.Listener
-	if cfg.Debug.PprofListen != "" {
-		if pprofLn, err = net.Listen("tcp", cfg.Debug.PprofListen); err != nil {
-			ln.Close()
-			return fmt.Errorf("debug.pprof_listen: %w", err)
-		}
-	}
-	httpServer := newHTTPServer(apiServer.Handler(), logger)
+	httpServer := newHTTPServer(cfg.HTTP, apiServer.Handler(), logger)
 	logger.Info("server started", "listen", ln.Addr().String(), "cameras", len(cams), "data_dir", cfg.DataDir)
 
 	// The uploader outlives the pullers so that segments they close while
@@ -224,13 +240,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 			ids = append(ids, c.ID)
 		}
 		if _, err := reconcile.Run(gctx, reconcile.Config{Index: db, Store: store, Spool: spoolDir, Cameras: ids,
-			Logger: logger}); err != nil && gctx.Err() == nil {
+			Logger: logger, Audit: reconcileAudit(authSvc)}); err != nil && gctx.Err() == nil {
 			logger.Error("reconcile failed", "err", err)
 		}
 		return nil
 	})
 	g.Go(func() error {
-		if err := httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := httpServer.Serve(connLimit); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
 		}
 		return nil
@@ -270,15 +286,52 @@ func decodeKeyframe(codec recording.VideoCodec, au [][]byte) (image.Image, error
 // 1 MiB): a legitimate client sends a bearer token and a few headers.
 const maxHeaderBytes = 16 << 10
 
-// newHTTPServer is the API's http.Server: larger header blocks are
-// answered 431 before any handler, audit or authentication runs.
-func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+// reconcileAudit records reconciliation's changes to the index (a row
+// marked lost, an orphan object imported) in the audit log, as the user
+// "system".
+func reconcileAudit(svc *auth.Service) func(context.Context, reconcile.Finding) error {
+	return func(ctx context.Context, f reconcile.Finding) error {
+		return svc.AppendAudit(ctx, reconcileRecord(time.Now(), f))
+	}
+}
+
+// reconcileRecord is the audit entry of a reconciliation finding.
+func reconcileRecord(now time.Time, f reconcile.Finding) index.AuditRecord {
+	return index.AuditRecord{
+		At: now.UTC(), User: "system", Method: "RECONCILE", Path: "reconcile", Action: "reconcile." + string(f.Kind),
+		Camera: f.Camera, From: f.Start.UTC(), To: f.End.UTC(), Status: http.StatusOK, Detail: "object " + f.Key,
+	}
+}
+
+// newHTTPServer is the API's http.Server. Larger header blocks than
+// maxHeaderBytes are answered 431 before any handler, audit or
+// authentication runs. It has no WriteTimeout: that would cut replays and
+// live views, which have their own deadline and write-stall bound
+// (api.Limits).
+func newHTTPServer(c config.HTTP, h http.Handler, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       c.ReadTimeout,
+		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+}
+
+// listenPorts are the TCP ports of the server's listeners (nil ones
+// skipped).
+func listenPorts(lns ...net.Listener) []uint16 {
+	var out []uint16
+	for _, ln := range lns {
+		if ln == nil {
+			continue
+		}
+		if a, ok := ln.Addr().(*net.TCPAddr); ok {
+			out = append(out, uint16(a.Port))
+		}
+	}
+	return out
 }
 
 // openStore opens the S3 backend when storage.s3.endpoint is set, the local

@@ -38,6 +38,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 
+	"xueliang/ingest/camnet"
 	"xueliang/ingest/decode"
 	"xueliang/ingest/rtsperr"
 	"xueliang/storage/recording"
@@ -60,6 +61,9 @@ var (
 	ErrUnsupportedCodec = errors.New("unsupported video codec")
 	// ErrNoKeyframe: no keyframe arrived within the timeout.
 	ErrNoKeyframe = errors.New("no keyframe")
+	// ErrNotAllowed: the camera's address is outside the allowed camera
+	// networks (a dialer that refuses with camnet.ErrRefused).
+	ErrNotAllowed = errors.New("camera address not allowed")
 	// ErrRTSP: any other RTSP failure (bad URL, protocol error, SETUP or
 	// PLAY refused, stream ended).
 	ErrRTSP = errors.New("rtsp error")
@@ -73,6 +77,7 @@ const (
 	CodeNoVideo          = "no_video"
 	CodeUnsupportedCodec = "unsupported_codec"
 	CodeNoKeyframe       = "no_keyframe"
+	CodeNotAllowed       = "not_allowed"
 	CodeRTSP             = "rtsp_error"
 )
 
@@ -86,6 +91,7 @@ var codes = []struct {
 	{ErrNoVideo, CodeNoVideo},
 	{ErrUnsupportedCodec, CodeUnsupportedCodec},
 	{ErrNoKeyframe, CodeNoKeyframe},
+	{ErrNotAllowed, CodeNotAllowed},
 	{ErrRTSP, CodeRTSP},
 }
 
@@ -260,6 +266,9 @@ func (p *prober) classifyRequest(ctx, kfCtx context.Context, what string, err er
 		return p.canceled(ctx)
 	case kfCtx.Err() != nil:
 		return p.fail(ErrUnreachable, what, fmt.Errorf("no answer within %s", p.opts.Timeout))
+	}
+	if errors.Is(err, camnet.ErrRefused) {
+		return p.fail(ErrNotAllowed, what, nil)
 	}
 	switch rtsperr.Classify(err) {
 	case rtsperr.Unreachable, rtsperr.Timeout:

@@ -12,7 +12,7 @@
 //	spool.Dir.Walk (once) ──▶ keys still in the spool ─────────┘    compare by object key
 //
 // Memory is one camera-day of rows and objects at a time (plus the spool
-// keys and the lost rows awaiting deletion, without their inits).
+// keys and the lost rows awaiting marking, without their inits).
 //
 // What it does:
 //
@@ -23,7 +23,8 @@
 //     complete segment of ours (recording.ParseFile: init, whole fragments,
 //     the first a keyframe at media time 0; recording.DescribeInit), it is
 //     imported: CreateSegment (state recording), AddFragments
-//     (recording.FragmentRows), FinishSegment, MarkStored. Interrupted
+//     (recording.FragmentRows), FinishSegment, MarkStored, and audited
+//     (Config.Audit). Interrupted
 //     half-way, the recording row is deleted by the next segmenter.Recover
 //     (no spool file) and the object is imported again by the next run.
 //     Anything else under the camera's prefix is reported and left alone.
@@ -31,11 +32,13 @@
 //     replaced, a lifecycle rule, a manual delete): the object is Stat'ed
 //     again (the listing predates the rows). If the spool still holds a
 //     copy of the right size and SHA-256, it is put again and the row stays
-//     stored. Otherwise the row is deleted, so the timeline shows an
-//     honest gap instead of footage that cannot be played, and the loss is
-//     logged (Error, with key and time range) and counted. More than
-//     Config.MaxLostDeletes lost rows in one run looks like a
-//     misconfigured bucket rather than a loss: then no row is deleted.
+//     stored. Otherwise the row is marked lost (Index.MarkLost: it moves
+//     from the footage rows to the record of lost segments, so the
+//     timeline shows an honest gap, listed as lost, instead of footage
+//     that cannot be played), audited (Config.Audit), logged (Error, with
+//     key and time range) and counted. No row is ever deleted silently.
+//     More than Config.MaxLostDeletes lost rows in one run looks like a
+//     misconfigured bucket rather than a loss: then no row is marked.
 //   - Stored row whose object has another size: reported only.
 //   - Stored row whose spool file is still there (a crash between
 //     MarkStored and the removal), object present with the right size:

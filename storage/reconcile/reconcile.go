@@ -28,7 +28,11 @@ type Index interface {
 	AddFragments(ctx context.Context, frags []recording.Fragment) error
 	FinishSegment(ctx context.Context, id int64, end time.Time, size int64, sha256 string) error
 	MarkStored(ctx context.Context, id int64) error
+	// DeleteSegment removes a row this run imported and could not finish.
 	DeleteSegment(ctx context.Context, id int64) error
+	// MarkLost moves the row of a lost segment out of the footage rows
+	// into the record of lost segments (never a silent deletion).
+	MarkLost(ctx context.Context, id int64, at time.Time) error
 }
 
 // Config configures Run.
@@ -42,11 +46,14 @@ type Config struct {
 	// Cameras are the camera IDs whose key prefixes ("<camera>/") are
 	// reconciled; objects outside them are not looked at.
 	Cameras []string
-	// MaxLostDeletes bounds the lost rows deleted in one run. When more
-	// are found, none is deleted (a misconfigured bucket looks exactly
-	// like everything being lost); they are reported and kept. It
-	// defaults to 1000; negative means never delete.
+	// MaxLostDeletes bounds the rows marked lost in one run. When more
+	// are found, none is marked (a misconfigured bucket looks exactly like
+	// everything being lost); they are reported and kept as they are. It
+	// defaults to 1000; negative means never mark.
 	MaxLostDeletes int
+	// Audit, when set, records each row marked lost and each orphan
+	// imported in the audit log; a failure is counted in Errors.
+	Audit func(ctx context.Context, f Finding) error
 	// MaxExamples bounds Report.Examples. It defaults to 20.
 	MaxExamples int
 	// TempDir holds an orphan object while it is parsed. It defaults to
@@ -72,11 +79,12 @@ const (
 	// LostReuploaded: a stored row's object was missing and was put again
 	// from the spool copy; the row stays stored.
 	LostReuploaded Kind = "lost-reuploaded"
-	// LostDeleted: a stored row's object was missing with no spool copy;
-	// the row was deleted, so the timeline shows a gap.
-	LostDeleted Kind = "lost-deleted"
-	// LostKept: like LostDeleted, but the row was kept (too many lost, or
-	// deleting is disabled).
+	// LostMarked: a stored row's object was missing with no spool copy;
+	// the row was marked lost (index.MarkLost: the timeline shows a gap
+	// there, listed as lost) and audited.
+	LostMarked Kind = "lost-marked"
+	// LostKept: like LostMarked, but the row was kept as it is (too many
+	// lost, or marking is disabled).
 	LostKept Kind = "lost-kept"
 	// SizeMismatch: a stored row's object has another size; reported only.
 	SizeMismatch Kind = "size-mismatch"
@@ -102,9 +110,9 @@ type Report struct {
 	// Orphans are objects without a row: Imported + Unrecognised (+ the
 	// failed ones, counted in Errors).
 	Orphans, Imported, Unrecognised int
-	// Lost are stored rows whose object is missing: Reuploaded + Deleted
+	// Lost are stored rows whose object is missing: Reuploaded + Marked
 	// + Kept (+ failures).
-	Lost, Reuploaded, Deleted, Kept int
+	Lost, Reuploaded, Marked, Kept int
 	// SizeMismatch counts stored rows whose object has another size.
 	SizeMismatch int
 	// SpoolRemoved counts spool files of stored segments (a crash between
@@ -185,7 +193,7 @@ func (r *run) summary() {
 	r.log.Log(context.Background(), level, "store reconciled",
 		"cameras", rep.Cameras, "objects", rep.Objects, "stored_rows", rep.Rows,
 		"orphans", rep.Orphans, "imported", rep.Imported, "unrecognised", rep.Unrecognised,
-		"lost", rep.Lost, "reuploaded", rep.Reuploaded, "deleted", rep.Deleted, "kept", rep.Kept,
+		"lost", rep.Lost, "reuploaded", rep.Reuploaded, "marked", rep.Marked, "kept", rep.Kept,
 		"size_mismatch", rep.SizeMismatch, "spool_removed", rep.SpoolRemoved, "errors", rep.Errors)
 }
 
@@ -363,7 +371,9 @@ func (r *run) orphan(ctx context.Context, cam string, oi storage.ObjectInfo) {
 		return
 	}
 	r.rep.Imported++
-	r.note(Finding{Kind: OrphanImported, Camera: cam, Key: oi.Key, Start: seg.Start, End: seg.End})
+	f := Finding{Kind: OrphanImported, Camera: cam, Key: oi.Key, Start: seg.Start, End: seg.End}
+	r.note(f)
+	r.audit(ctx, f)
 	r.log.Warn("object not in the index imported", "camera", cam, "key", oi.Key,
 		"start", seg.Start, "end", seg.End, "fragments", len(frags))
 }
@@ -510,7 +520,17 @@ func (r *run) reupload(ctx context.Context, s recording.Segment) error {
 	return nil
 }
 
-// deleteLost deletes the lost rows collected, unless there were too many.
+// audit records f in the audit log (Config.Audit).
+func (r *run) audit(ctx context.Context, f Finding) {
+	if r.cfg.Audit == nil {
+		return
+	}
+	if err := r.cfg.Audit(ctx, f); err != nil {
+		r.fail(f.Camera, f.Key, fmt.Errorf("audit: %w", err))
+	}
+}
+
+// deleteLost marks the lost rows collected, unless there were too many.
 func (r *run) deleteLost(ctx context.Context) {
 	if r.tooMany {
 		r.log.Error("too many lost segments, rows kept: check the store configuration",
@@ -523,12 +543,14 @@ func (r *run) deleteLost(ctx context.Context) {
 			r.logLost(s)
 			continue
 		}
-		if err := r.cfg.Index.DeleteSegment(ctx, s.ID); err != nil {
+		if err := r.cfg.Index.MarkLost(ctx, s.ID, r.cfg.Now()); err != nil {
 			r.fail(s.CameraID, s.ObjectKey, err)
 			continue
 		}
-		r.rep.Deleted++
-		r.note(Finding{Kind: LostDeleted, Camera: s.CameraID, Key: s.ObjectKey, Start: s.Start, End: s.End})
+		r.rep.Marked++
+		f := Finding{Kind: LostMarked, Camera: s.CameraID, Key: s.ObjectKey, Start: s.Start, End: s.End}
+		r.note(f)
+		r.audit(ctx, f)
 		r.logLost(s)
 	}
 }

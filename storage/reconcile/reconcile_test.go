@@ -190,9 +190,16 @@ func scenarios(t *testing.T, c *segmentertest.Clip, newStore func(t *testing.T) 
 				t.Fatal(err)
 			}
 		}
-		rep := e.run(t, nil)
+		var audited []Finding
+		rep := e.run(t, func(c *Config) {
+			c.Audit = func(_ context.Context, f Finding) error { audited = append(audited, f); return nil }
+		})
 		if got := zeroCounts(rep); !reflect.DeepEqual(got, Report{Orphans: 2, Imported: 2}) {
 			t.Errorf("report %+v", rep)
+		}
+		// Issue #22 point 8: every import is audited.
+		if len(audited) != 2 || audited[0].Kind != OrphanImported || audited[1].Kind != OrphanImported {
+			t.Errorf("audited %+v, want the 2 imports", audited)
 		}
 		rows := e.rows(t)
 		if len(rows) != len(e.segs) {
@@ -266,9 +273,24 @@ func scenarios(t *testing.T, c *segmentertest.Clip, newStore func(t *testing.T) 
 			t.Fatal(err)
 		}
 		e.dir.Quota = quota
-		rep := e.run(t, nil)
-		if got := zeroCounts(rep); !reflect.DeepEqual(got, Report{Lost: 2, Reuploaded: 1, Deleted: 1, SpoolRemoved: 1}) {
+		var audited []Finding
+		at := time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC)
+		rep := e.run(t, func(c *Config) {
+			c.Now = func() time.Time { return at }
+			c.Audit = func(_ context.Context, f Finding) error { audited = append(audited, f); return nil }
+		})
+		if got := zeroCounts(rep); !reflect.DeepEqual(got, Report{Lost: 2, Reuploaded: 1, Marked: 1, SpoolRemoved: 1}) {
 			t.Errorf("report %+v", rep)
+		}
+		// Issue #22 point 8: the lost row is not silently deleted: it is in
+		// the record of lost segments, and audited.
+		lost, err := e.db.LostSegments(ctx, "cam1", noCopy.Start, noCopy.End)
+		if err != nil || len(lost) != 1 || lost[0].ID != noCopy.ID || lost[0].ObjectKey != noCopy.ObjectKey ||
+			!lost[0].Start.Equal(noCopy.Start) || !lost[0].End.Equal(noCopy.End) || !lost[0].Lost.Equal(at) {
+			t.Errorf("lost segments %+v %v", lost, err)
+		}
+		if len(audited) != 1 || audited[0].Kind != LostMarked || audited[0].Key != noCopy.ObjectKey {
+			t.Errorf("audited %+v, want the lost segment", audited)
 		}
 		if b := e.objectBytes(t, withCopy.ObjectKey); !bytes.Equal(b, e.data[withCopy.ObjectKey]) {
 			t.Error("re-uploaded object differs")
@@ -291,7 +313,7 @@ func scenarios(t *testing.T, c *segmentertest.Clip, newStore func(t *testing.T) 
 			t.Error("other rows changed")
 		}
 		found := slices.ContainsFunc(rep.Examples, func(f Finding) bool {
-			return f.Kind == LostDeleted && f.Key == noCopy.ObjectKey && f.Start.Equal(noCopy.Start) && f.End.Equal(noCopy.End)
+			return f.Kind == LostMarked && f.Key == noCopy.ObjectKey && f.Start.Equal(noCopy.Start) && f.End.Equal(noCopy.End)
 		})
 		if !found {
 			t.Errorf("examples %+v", rep.Examples)

@@ -28,6 +28,7 @@ import (
 
 	"xueliang/cmd/xueliang/internal/replay"
 	"xueliang/index"
+	"xueliang/ingest/camnet"
 	"xueliang/storage/recording"
 )
 
@@ -79,12 +80,17 @@ type Server struct {
 	// Prober serves POST /api/v1/probe (typically LimitProbes of
 	// ProberFunc(probe.Probe)); nil answers 501.
 	Prober Prober
+	// CameraNetworks, when set, bounds where probes connect (the dialer of
+	// every probe refuses other addresses: code not_allowed).
+	CameraNetworks *camnet.Policy
 	// Cameras is the camera registry (registry.go); nil serves a read-only
 	// camera list from Index and 501 for registry writes.
 	Cameras CameraRegistry
 	// Pullers reports which cameras are online (the ingest manager); nil
 	// means none is.
 	Pullers PullerStatus
+	// Limits bound the replays and motion searches of each user (limits.go).
+	Limits Limits
 	// Auth authenticates and authorizes every request and keeps the audit
 	// log (auth.go). Nil lets every request through with no principal: for
 	// handler unit tests only; the server always sets it.
@@ -117,6 +123,7 @@ type Server struct {
 	lm         *liveMetrics
 	snaps      snapshots
 	whep       whepSessions
+	slots      userSlots
 	ready      readiness
 }
 
@@ -141,7 +148,7 @@ func (s *Server) table() []route {
 		{Route{"GET", "/readyz", ActReady}, s.readyz},
 		{Route{"GET", "/metrics", ActMetrics}, s.metrics},
 		{Route{"GET", "/api/v1/cameras/{id}/timeline", ActArchiveRead}, s.timeline},
-		{Route{"GET", "/api/v1/cameras/{id}/replay.mp4", ActReplay}, s.instrumentReplay(s.replay)},
+		{Route{"GET", "/api/v1/cameras/{id}/replay.mp4", ActReplay}, s.limited(kindReplay, s.instrumentReplay(s.replay))},
 		{Route{"POST", "/api/v1/probe", ActProbe}, s.probeCamera},
 	}
 	var all []route
@@ -176,6 +183,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Now == nil {
 		s.Now = time.Now
 	}
+	s.Limits.fill()
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -215,6 +223,24 @@ type timelineJSON struct {
 	// with motion per minute, for heat bars (motion.go).
 	Motion         []motionIntervalJSON `json:"motion"`
 	MotionActivity []motionMinuteJSON   `json:"motion_activity"`
+	// Lost are recorded segments whose object was lost from the store
+	// (reconciliation found neither the object nor a spool copy): the
+	// gaps there are footage that existed.
+	Lost []lostJSON `json:"lost"`
+}
+
+type lostJSON struct {
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	ObjectKey string    `json:"object_key"`
+	// MarkedAt is when reconciliation found the loss.
+	MarkedAt time.Time `json:"marked_at"`
+}
+
+// LostIndex lists lost segments (*index.DB); an Index without it shows
+// none.
+type LostIndex interface {
+	LostSegments(ctx context.Context, camera string, from, to time.Time) ([]index.LostSegment, error)
 }
 
 func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
@@ -261,6 +287,17 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 	if out.Motion, out.MotionActivity, err = s.timelineMotion(r.Context(), id, from, to); err != nil {
 		s.internal(w, r, "motion", err)
 		return
+	}
+	out.Lost = []lostJSON{}
+	if li, ok := s.Index.(LostIndex); ok {
+		lost, err := li.LostSegments(r.Context(), id, from, to)
+		if err != nil {
+			s.internal(w, r, "lost segments", err)
+			return
+		}
+		for _, l := range lost {
+			out.Lost = append(out.Lost, lostJSON{Start: l.Start.UTC(), End: l.End.UTC(), ObjectKey: l.ObjectKey, MarkedAt: l.Lost.UTC()})
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -425,6 +462,12 @@ func (s *Server) cameraExists(w http.ResponseWriter, r *http.Request, id string)
 }
 
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		// The request's own deadline (Limits), not a failure of the server.
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "%s ran longer than the request's deadline: narrow it", what)
+		return
+	}
 	s.Logger.Error("request failed", "op", what, "path", r.URL.Path, "err", err)
 	writeError(w, http.StatusInternalServerError, "internal error: %s", what)
 }

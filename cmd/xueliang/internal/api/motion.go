@@ -46,8 +46,8 @@ var searchIntervals = motion.IntervalConfig{PrePad: time.Second, PostPad: 2 * ti
 // motionRoutes serves motion search.
 func (s *Server) motionRoutes() []route {
 	return []route{
-		{Route{"POST", "/api/v1/cameras/{id}/motion/search", ActArchiveRead}, s.motionSearchCamera},
-		{Route{"POST", "/api/v1/motion/search", ActArchiveRead}, s.motionSearchMulti},
+		{Route{"POST", "/api/v1/cameras/{id}/motion/search", ActArchiveRead}, s.limited(kindMotion, s.motionSearchCamera)},
+		{Route{"POST", "/api/v1/motion/search", ActArchiveRead}, s.limited(kindMotion, s.motionSearchMulti)},
 	}
 }
 
@@ -254,7 +254,7 @@ func (s *Server) motionSearchCamera(w http.ResponseWriter, r *http.Request) {
 	}
 	ivs, secs, hits, err := searchCamera(r.Context(), mi, id, q)
 	if err != nil {
-		s.internal(w, r, "motion search", err)
+		s.motionError(w, r, err)
 		return
 	}
 	out := motionSearchResultJSON{From: q.from.UTC(), To: q.to.UTC(), Cameras: []string{id}, Intervals: ivs, Seconds: secs, Hits: hits}
@@ -317,21 +317,50 @@ func (s *Server) motionSearchMulti(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := motionSearchResultJSON{From: q.from.UTC(), To: q.to.UTC(), Cameras: ids, Intervals: []motionIntervalJSON{}}
+	// At most limit intervals are held: each camera's newest limit are
+	// merged into the newest limit so far.
 	for _, id := range ids {
 		ivs, secs, hits, err := searchCamera(r.Context(), mi, id, q)
 		if err != nil {
-			s.internal(w, r, "motion search", err)
+			s.motionError(w, r, err)
 			return
 		}
-		out.Intervals = append(out.Intervals, ivs...)
+		var cut bool
+		out.Intervals, cut = mergeNewest(out.Intervals, ivs, q.limit)
+		out.Truncated = out.Truncated || cut
 		out.Seconds += secs
 		out.Hits += hits
 	}
-	slices.SortStableFunc(out.Intervals, func(a, b motionIntervalJSON) int { return b.Start.Compare(a.Start) })
-	if len(out.Intervals) > q.limit {
-		out.Intervals, out.Truncated = out.Intervals[:q.limit], true
-	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// mergeNewest merges a and b (each newest first) into at most limit
+// intervals, newest first (a's first on equal starts), and reports whether
+// any was left out.
+func mergeNewest(a, b []motionIntervalJSON, limit int) ([]motionIntervalJSON, bool) {
+	out := make([]motionIntervalJSON, 0, min(len(a)+len(b), limit))
+	i, j := 0, 0
+	for len(out) < limit && (i < len(a) || j < len(b)) {
+		if j >= len(b) || i < len(a) && !a[i].Start.Before(b[j].Start) {
+			out = append(out, a[i])
+			i++
+		} else {
+			out = append(out, b[j])
+			j++
+		}
+	}
+	return out, i < len(a) || j < len(b)
+}
+
+// motionError answers a failed search: 503 when it ran past its deadline.
+func (s *Server) motionError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "motion search ran longer than its deadline (%s): narrow the window, the cameras or the region",
+			s.Limits.MotionDeadline)
+		return
+	}
+	s.internal(w, r, "motion search", err)
 }
 
 // motionMinuteJSON is the activity of one minute: seconds with motion

@@ -129,6 +129,8 @@ type apiMetrics struct {
 	replayDuration prometheus.Histogram
 	replayBytes    prometheus.Counter
 	loginFailures  *prometheus.CounterVec // reason
+	limited        *prometheus.CounterVec // op
+	deadlines      *prometheus.CounterVec // op
 }
 
 // Reasons of xueliang_api_login_failures_total.
@@ -168,11 +170,23 @@ func newMetrics(reg prometheus.Registerer) *apiMetrics {
 	}
 	m.loginFailures.WithLabelValues(loginBadCredentials)
 	m.loginFailures.WithLabelValues(loginThrottled)
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "xueliang_http_requests_limited_total",
+		Help: "Requests answered 429 because their user had as many of this kind in progress as allowed.",
+	}, []string{"op"})
+	m.deadlines = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "xueliang_http_request_deadlines_total",
+		Help: "Replays and motion searches ended by their deadline.",
+	}, []string{"op"})
 	for _, c := range replayCodes {
 		m.replayRequests.WithLabelValues(c)
 	}
+	for _, k := range []string{kindReplay, kindMotion} {
+		m.limited.WithLabelValues(k)
+		m.deadlines.WithLabelValues(k)
+	}
 	if reg != nil {
-		reg.MustRegister(m.replayRequests, m.replayTTFB, m.replayDuration, m.replayBytes, m.loginFailures)
+		reg.MustRegister(m.replayRequests, m.replayTTFB, m.replayDuration, m.replayBytes, m.loginFailures, m.limited, m.deadlines)
 	}
 	return m
 }

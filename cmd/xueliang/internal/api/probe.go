@@ -111,7 +111,8 @@ type ProbeSnapshot struct {
 
 // ProbeError is the body of a failed probe (422, 429, 501): Code is one of
 // the ingest/probe codes (unreachable, unauthorized, not_found, no_video,
-// unsupported_codec, no_keyframe, rtsp_error), or busy / disabled.
+// unsupported_codec, no_keyframe, not_allowed, rtsp_error), or busy /
+// disabled. Error is the code's fixed text.
 type ProbeError struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
@@ -154,13 +155,18 @@ func (s *Server) probeCamera(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	opts.Logger = s.Logger
+	if s.CameraNetworks != nil {
+		opts.DialContext = s.CameraNetworks.Dialer().DialContext
+	}
 	res, err := s.Prober.Probe(r.Context(), req.URL, opts)
 	switch code := probe.Code(err); {
 	case err == nil:
 		writeJSON(w, http.StatusOK, NewProbeResponse(res))
 	case code != "":
-		// The message is the probe's own: the URL in it is redacted.
-		writeJSON(w, http.StatusUnprocessableEntity, ProbeError{Error: err.Error(), Code: code})
+		// Coarse: the code's own text, never the dial or RTSP detail (which
+		// would make the probe a port scanner of the server's networks).
+		// The probe logs the detail at debug level.
+		writeJSON(w, http.StatusUnprocessableEntity, ProbeError{Error: probe.FromCode(code).Error(), Code: code})
 	case errors.Is(err, ErrProbeBusy):
 		w.Header().Set("Retry-After", "5")
 		writeJSON(w, http.StatusTooManyRequests, ProbeError{Error: err.Error(), Code: probeCodeBusy})

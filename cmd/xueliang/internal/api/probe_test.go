@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"xueliang/ingest/camnet"
 	"xueliang/ingest/probe"
 	"xueliang/ingest/probe/probetest"
 )
@@ -155,6 +156,10 @@ func TestProbeEndpoint(t *testing.T) {
 			if resp.StatusCode != http.StatusUnprocessableEntity || out.Code != tc.code || out.Error == "" {
 				t.Fatalf("%d %s, want 422 code %s", resp.StatusCode, b, tc.code)
 			}
+			// Coarse (issue #22 point 5): the code's text, no dial string.
+			if want := probe.FromCode(tc.code).Error(); out.Error != want {
+				t.Fatalf("error %q, want the coarse %q", out.Error, want)
+			}
 			if bytes.Contains(b, []byte("wrong-Pa55")) {
 				t.Fatalf("password in the response: %s", b)
 			}
@@ -232,5 +237,44 @@ func TestProbeEndpointBusyAndDisabled(t *testing.T) {
 	close(bp.release)
 	if code := <-done; code != 200 {
 		t.Fatalf("first probe: %d", code)
+	}
+}
+
+// TestProbeCameraNetworks (issue #22 point 5): with the default camera
+// networks, a probe of loopback (camsim), of the metadata address or of
+// the server's own port is refused before any connection, with the coarse
+// code not_allowed; 127.0.0.0/8 allowed explicitly lets camsim through.
+func TestProbeCameraNetworks(t *testing.T) {
+	cs := camsim(t)
+	def := &camnet.Policy{Allowed: camnet.DefaultAllowed()}
+	s := &Server{Prober: LimitProbes(ProberFunc(probe.Probe), 2), CameraNetworks: def}
+	h := s.Handler()
+	_, port, _ := net.SplitHostPort(cs.Host)
+	for _, u := range []string{cs.URL + "/cam1", "rtsp://169.254.169.254/latest", "rtsp://[::1]:554/x", "rtsp://localhost:" + port + "/cam1"} {
+		resp, b := postProbe(t, h, `{"url":"`+u+`","user":"`+simUser+`","password":"`+simPass+`","timeout":2}`)
+		var out ProbeError
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusUnprocessableEntity || out.Code != probe.CodeNotAllowed || out.Error != probe.ErrNotAllowed.Error() {
+			t.Fatalf("probe %s: %d %s, want 422 not_allowed", u, resp.StatusCode, b)
+		}
+	}
+	if def.Refused() < 4 {
+		t.Errorf("%d refusals counted, want 4", def.Refused())
+	}
+	lo, _ := camnet.ParsePrefixes([]string{"127.0.0.0/8"})
+	srv := httptest.NewServer(nil)
+	defer srv.Close()
+	own := uint16(srv.Listener.Addr().(*net.TCPAddr).Port)
+	s = &Server{Prober: LimitProbes(ProberFunc(probe.Probe), 2), CameraNetworks: &camnet.Policy{Allowed: lo, OwnPorts: []uint16{own}}}
+	h = s.Handler()
+	resp, b := postProbe(t, h, `{"url":"`+cs.URL+`/cam1","user":"`+simUser+`","password":"`+simPass+`"}`)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("probe with loopback allowed: %d %s", resp.StatusCode, b)
+	}
+	resp, b = postProbe(t, h, fmt.Sprintf(`{"url":"rtsp://127.0.0.1:%d/x","timeout":2}`, own))
+	if resp.StatusCode != http.StatusUnprocessableEntity || !bytes.Contains(b, []byte(`"code":"not_allowed"`)) {
+		t.Fatalf("probe of the server's own port: %d %s", resp.StatusCode, b)
 	}
 }

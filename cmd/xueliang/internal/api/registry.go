@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -56,24 +57,30 @@ func (s *Server) registryRoutes() []route {
 // cameraJSON is a camera as the API shows it. It has no password field:
 // has_password says whether one is stored.
 type cameraJSON struct {
-	ID              string     `json:"id"`
-	Name            string     `json:"name"`
-	Township        string     `json:"township"`
-	Village         string     `json:"village"`
-	Lat             *float64   `json:"lat,omitempty"`
-	Lon             *float64   `json:"lon,omitempty"`
-	MainURL         string     `json:"main_url,omitempty"`
-	SubURL          string     `json:"sub_url,omitempty"`
-	Username        string     `json:"username,omitempty"`
-	HasPassword     bool       `json:"has_password"`
-	Transport       string     `json:"transport,omitempty"`
-	SegmentDuration string     `json:"segment_duration,omitempty"`
-	Motion          bool       `json:"motion"`
-	Enabled         bool       `json:"enabled"`
-	Online          bool       `json:"online"`
-	Source          string     `json:"source"`
-	Created         *time.Time `json:"created,omitempty"`
-	Updated         *time.Time `json:"updated,omitempty"`
+	ID              string   `json:"id"`
+	Name            string   `json:"name"`
+	Township        string   `json:"township"`
+	Village         string   `json:"village"`
+	Lat             *float64 `json:"lat,omitempty"`
+	Lon             *float64 `json:"lon,omitempty"`
+	MainURL         string   `json:"main_url,omitempty"`
+	SubURL          string   `json:"sub_url,omitempty"`
+	Username        string   `json:"username,omitempty"`
+	HasPassword     bool     `json:"has_password"`
+	Transport       string   `json:"transport,omitempty"`
+	SegmentDuration string   `json:"segment_duration,omitempty"`
+	Motion          bool     `json:"motion"`
+	Enabled         bool     `json:"enabled"`
+	Online          bool     `json:"online"`
+	// ClockUntrusted: the camera's RTCP wall clock was off the server's by
+	// more than recording.max_clock_skew when its session started, so its
+	// footage is timed by the receive time. ClockOffsetSeconds is the
+	// measured camera − server offset (absent until measured).
+	ClockUntrusted     bool       `json:"clock_untrusted"`
+	ClockOffsetSeconds *float64   `json:"clock_offset_seconds,omitempty"`
+	Source             string     `json:"source"`
+	Created            *time.Time `json:"created,omitempty"`
+	Updated            *time.Time `json:"updated,omitempty"`
 	// Outcome is set by PUT: created, updated or unchanged.
 	Outcome cameras.Outcome `json:"outcome,omitempty"`
 }
@@ -96,6 +103,27 @@ func newCameraJSON(c index.Camera, online bool) cameraJSON {
 		out.Updated = &t
 	}
 	return out
+}
+
+// withStatus adds the puller status of c to out.
+func withStatus(out cameraJSON, st ingest.Status, ok bool) cameraJSON {
+	if !ok {
+		return out
+	}
+	out.ClockUntrusted = st.ClockUntrusted
+	if st.ClockOffsetKnown {
+		v := st.ClockOffset.Seconds()
+		out.ClockOffsetSeconds = &v
+	}
+	return out
+}
+
+// status returns the puller status of every running camera.
+func (s *Server) status() map[string]ingest.Status {
+	if s.Pullers == nil {
+		return nil
+	}
+	return s.Pullers.Status()
 }
 
 // online returns the set of connected cameras.
@@ -148,7 +176,7 @@ func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, "list cameras", err)
 		return
 	}
-	live := s.online()
+	live, sts := s.online(), s.status()
 	p := principalFrom(r.Context())
 	township, village, text := q.Get("township"), q.Get("village"), strings.ToLower(q.Get("q"))
 	out := make([]cameraJSON, 0, len(cams))
@@ -163,7 +191,8 @@ func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
 			text != "" && !strings.Contains(strings.ToLower(c.ID), text) && !strings.Contains(strings.ToLower(c.Name), text):
 			continue
 		}
-		out = append(out, newCameraJSON(c, live[c.ID]))
+		st, ok := sts[c.ID]
+		out = append(out, withStatus(newCameraJSON(c, live[c.ID]), st, ok))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"cameras": out})
 }
@@ -246,7 +275,8 @@ func (s *Server) getCamera(w http.ResponseWriter, r *http.Request) {
 		s.registryError(w, r, "get camera", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, newCameraJSON(c, s.online()[c.ID]))
+	st, ok := s.status()[c.ID]
+	writeJSON(w, http.StatusOK, withStatus(newCameraJSON(c, s.online()[c.ID]), st, ok))
 }
 
 // putCamera registers or replaces a camera (idempotent: the answer's
@@ -265,7 +295,8 @@ func (s *Server) putCamera(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "township %q is not one of yours", in.Township)
 		return
 	}
-	if old, err := s.Cameras.Get(r.Context(), id); err == nil && !p.InScope(old.Township) {
+	old, err := s.Cameras.Get(r.Context(), id)
+	if err == nil && !p.InScope(old.Township) {
 		writeError(w, http.StatusNotFound, "unknown camera %q", id)
 		return
 	}
@@ -274,6 +305,7 @@ func (s *Server) putCamera(w http.ResponseWriter, r *http.Request) {
 		s.registryError(w, r, "put camera", err)
 		return
 	}
+	noteEndpointChange(r.Context(), old, c, in)
 	out := newCameraJSON(c, s.online()[c.ID])
 	out.Outcome = outcome
 	status := http.StatusOK
@@ -312,9 +344,37 @@ func (s *Server) patchCamera(w http.ResponseWriter, r *http.Request) {
 		s.registryError(w, r, "patch camera", err)
 		return
 	}
+	noteEndpointChange(r.Context(), old, c, in)
 	out := newCameraJSON(c, s.online()[c.ID])
 	out.Outcome = outcome
 	writeJSON(w, http.StatusOK, out)
+}
+
+// noteEndpointChange audits a write that moved a registered camera to a
+// new stream endpoint (host, port or scheme of main_url or sub_url), and
+// whether its stored password was dropped because none was given.
+func noteEndpointChange(ctx context.Context, old, c index.Camera, in cameras.Input) {
+	if !old.Registered() || cameras.SameEndpoints(old, c) {
+		return
+	}
+	noteAudit(ctx, "stream endpoint changed: main_url %s -> %s, sub_url %s -> %s",
+		hostPort(old.MainURL), hostPort(c.MainURL), hostPort(old.SubURL), hostPort(c.SubURL))
+	if old.SealedPassword != "" && c.SealedPassword == "" && in.Password == nil {
+		noteAudit(ctx, "stored camera password dropped: the new endpoint needs it given again")
+	}
+}
+
+// hostPort is the host[:port] of a stream URL, bounded, "-" when none.
+func hostPort(raw string) string {
+	u, err := url.Parse(raw)
+	if raw == "" || err != nil || u.Host == "" {
+		return "-"
+	}
+	h := u.Host
+	if len(h) > 80 {
+		h = h[:80]
+	}
+	return h
 }
 
 // deleteCamera removes a camera from the registry: recording stops; its
@@ -378,11 +438,24 @@ func (s *Server) importCameras(w http.ResponseWriter, r *http.Request) {
 		s.registryError(w, r, "import cameras", err)
 		return
 	}
+	if dropped := countDropped(rep.Rows); dropped > 0 && !dryRun {
+		noteAudit(r.Context(), "stored camera password dropped on %d rows: new stream endpoint without a password", dropped)
+	}
 	if len(denied) > 0 {
 		rep.Rows = append(rep.Rows, denied...)
 		rep.Failed += len(denied)
 	}
 	writeJSON(w, http.StatusOK, rep)
+}
+
+func countDropped(rows []cameras.RowResult) int {
+	n := 0
+	for _, r := range rows {
+		if r.PasswordDropped {
+			n++
+		}
+	}
+	return n
 }
 
 // sites serves GET /api/v1/sites: townships → villages with camera counts

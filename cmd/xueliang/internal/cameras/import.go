@@ -43,6 +43,10 @@ type RowResult struct {
 	Outcome Outcome     `json:"outcome"`
 	Error   string      `json:"error,omitempty"`
 	Fields  FieldErrors `json:"fields,omitempty"`
+	// PasswordDropped: the row moved the camera to a new host, port or
+	// scheme without a password, so the stored one was dropped
+	// (SameEndpoints).
+	PasswordDropped bool `json:"password_dropped,omitempty"`
 }
 
 // ImportReport is the answer of an import: one result per row, in order,
@@ -173,6 +177,7 @@ func (s *Service) Import(ctx context.Context, rows []ImportRow, dryRun bool) (Im
 		res := &rep.Rows[i]
 		res.Row, res.ID = r.Row, strings.TrimSpace(r.ID)
 		v, bad := r.validate(s.policy())
+		bad = s.checkNetworks(ctx, v, bad)
 		if first, ok := dup[i]; ok {
 			markDuplicate(bad, first)
 		}
@@ -188,7 +193,8 @@ func (s *Service) Import(ctx context.Context, rows []ImportRow, dryRun bool) (Im
 	for i := range rows {
 		res := &rep.Rows[i]
 		if ok[i] {
-			_, out, err := s.putLocked(ctx, valid[i], dryRun, slog.LevelDebug)
+			_, out, dropped, err := s.putDropLocked(ctx, valid[i], dryRun, slog.LevelDebug)
+			res.PasswordDropped = dropped
 			switch {
 			case errors.Is(err, ErrReadOnly):
 				res.Outcome, res.Fields = Failed, FieldErrors{"id": "declared in the configuration file: read-only through the API"}

@@ -21,7 +21,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +51,31 @@ type Store interface {
 	UnregisterCamera(ctx context.Context, id string, now time.Time) error
 }
 
+// NetworkPolicy checks a stream URL's host and port (*camnet.Policy).
+type NetworkPolicy interface {
+	CheckURL(ctx context.Context, raw string) error
+}
+
+// checkNetworks adds a field error for each stream URL of v outside the
+// allowed networks.
+func (s *Service) checkNetworks(ctx context.Context, v validated, bad FieldErrors) FieldErrors {
+	if s.Networks == nil {
+		return bad
+	}
+	for field, raw := range map[string]string{"main_url": v.mainURL, "sub_url": v.subURL} {
+		if raw == "" || bad[field] != "" {
+			continue
+		}
+		if err := s.Networks.CheckURL(ctx, raw); err != nil {
+			if bad == nil {
+				bad = FieldErrors{}
+			}
+			bad[field] = err.Error() + " (camera_networks.allowed in the server configuration)"
+		}
+	}
+	return bad
+}
+
 // Defaults are the server-wide recording settings a camera inherits.
 type Defaults struct {
 	SegmentDuration, MaxFragmentDuration time.Duration
@@ -67,6 +94,10 @@ type Service struct {
 	// OnChange receives the complete list of cameras to record after every
 	// change (ingest.Manager.Update). Nil ignores.
 	OnChange func([]ingest.CameraConfig)
+	// Networks, when set, refuses main_url and sub_url hosts outside the
+	// allowed camera networks (camnet.Policy); the dialer checks again at
+	// every connection.
+	Networks NetworkPolicy
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; it defaults to time.Now.
@@ -136,6 +167,7 @@ func (s *Service) Get(ctx context.Context, id string) (index.Camera, error) {
 // Create registers a new camera; ErrExists when the ID is registered.
 func (s *Service) Create(ctx context.Context, in Input) (index.Camera, error) {
 	v, bad := validate(in, s.policy())
+	bad = s.checkNetworks(ctx, v, bad)
 	if bad != nil {
 		return index.Camera{}, &ValidationError{Fields: bad}
 	}
@@ -170,6 +202,7 @@ func (s *Service) Put(ctx context.Context, id string, in Input) (index.Camera, O
 		in.ID = id
 	}
 	v, bad := validate(in, s.policy())
+	bad = s.checkNetworks(ctx, v, bad)
 	if in.ID != id {
 		if bad == nil {
 			bad = FieldErrors{}
@@ -190,32 +223,42 @@ func (s *Service) Put(ctx context.Context, id string, in Input) (index.Camera, O
 
 // putLocked writes v unless dryRun or unchanged, logging a write at level.
 func (s *Service) putLocked(ctx context.Context, v validated, dryRun bool, level slog.Level) (index.Camera, Outcome, error) {
+	c, out, _, err := s.putDropLocked(ctx, v, dryRun, level)
+	return c, out, err
+}
+
+// putDropLocked is putLocked that also reports whether the stored password
+// was dropped (buildDrop).
+func (s *Service) putDropLocked(ctx context.Context, v validated, dryRun bool, level slog.Level) (index.Camera, Outcome, bool, error) {
 	old, err := s.lookup(ctx, v.id)
 	if err != nil {
-		return index.Camera{}, Failed, err
+		return index.Camera{}, Failed, false, err
 	}
 	if old.Source == index.SourceConfig {
-		return index.Camera{}, Failed, fmt.Errorf("%w: %s", ErrReadOnly, v.id)
+		return index.Camera{}, Failed, false, fmt.Errorf("%w: %s", ErrReadOnly, v.id)
 	}
-	c, same, err := s.build(v, old)
+	c, same, dropped, err := s.buildDrop(v, old)
 	if err != nil {
-		return index.Camera{}, Failed, err
+		return index.Camera{}, Failed, false, err
 	}
 	out := Updated
 	switch {
 	case !old.Registered():
 		out = Created
 	case same:
-		return old, Unchanged, nil
+		return old, Unchanged, false, nil
 	}
 	if dryRun {
-		return c, out, nil
+		return c, out, dropped, nil
 	}
 	if err := s.Store.PutCamera(ctx, c); err != nil {
-		return index.Camera{}, Failed, err
+		return index.Camera{}, Failed, false, err
+	}
+	if dropped {
+		s.log().Log(ctx, level, "camera endpoint changed, stored password dropped", "camera", c.ID)
 	}
 	s.log().Log(ctx, level, "camera written", "camera", c.ID, "outcome", string(out), "township", c.Township, "enabled", c.Enabled)
-	return c, out, nil
+	return c, out, dropped, nil
 }
 
 // Delete removes a camera from the registry: its puller stops; its footage
@@ -254,6 +297,13 @@ func (s *Service) lookup(ctx context.Context, id string) (index.Camera, error) {
 // it is the same as old (ignoring timestamps and the sealing's random
 // nonce).
 func (s *Service) build(v validated, old index.Camera) (index.Camera, bool, error) {
+	c, same, _, err := s.buildDrop(v, old)
+	return c, same, err
+}
+
+// buildDrop is build that also reports whether old's stored password was
+// dropped because an endpoint changed (SameEndpoints) and none was given.
+func (s *Service) buildDrop(v validated, old index.Camera) (index.Camera, bool, bool, error) {
 	now := s.now().UTC()
 	c := index.Camera{
 		ID: v.id, Name: v.name, Township: v.township, Village: v.village, Lat: v.lat, Lon: v.lon,
@@ -267,12 +317,18 @@ func (s *Service) build(v validated, old index.Camera) (index.Camera, bool, erro
 	oldPass, err := s.open(old)
 	if err != nil {
 		if v.password == nil && v.username != "" {
-			return index.Camera{}, false, &ValidationError{Fields: FieldErrors{
+			return index.Camera{}, false, false, &ValidationError{Fields: FieldErrors{
 				"password": "the stored password cannot be decrypted with this server's key; send it again"}}
 		}
 		oldPass = "\x00unreadable" // differs from every valid password: resealed
 	}
-	newPass := oldPass
+	newPass, dropped := oldPass, false
+	if v.password == nil && old.Registered() && !SameEndpoints(old, c) {
+		// The stored password is only ever sent where it was sent before:
+		// a new host, port or scheme needs the password given again
+		// (an installer must not redirect it to a host of theirs).
+		newPass, dropped = "", oldPass != ""
+	}
 	if v.password != nil {
 		newPass = *v.password
 	}
@@ -286,11 +342,11 @@ func (s *Service) build(v validated, old index.Camera) (index.Camera, bool, erro
 		c.SealedPassword = old.SealedPassword
 	default:
 		if c.SealedPassword, err = s.Sealer.Seal([]byte(newPass)); err != nil {
-			return index.Camera{}, false, err
+			return index.Camera{}, false, false, err
 		}
 	}
 	same := old.Registered() && samePass && sameFields(c, old)
-	return c, same, nil
+	return c, same, dropped && c.Username != "", nil
 }
 
 // open returns the clear password of c ("" when none).
@@ -306,6 +362,47 @@ func (s *Service) open(c index.Camera) (string, error) {
 		return "", fmt.Errorf("camera %s credentials: %w", c.ID, err)
 	}
 	return string(b), nil
+}
+
+// SameEndpoints reports whether every stream endpoint (scheme, host and
+// port of main_url and sub_url) of c is one old already had: only then is
+// old's stored password kept without being given again.
+func SameEndpoints(old, c index.Camera) bool {
+	have := map[string]bool{}
+	for _, raw := range []string{old.MainURL, old.SubURL} {
+		if e, ok := endpoint(raw); ok {
+			have[e] = true
+		}
+	}
+	for _, raw := range []string{c.MainURL, c.SubURL} {
+		if raw == "" {
+			continue
+		}
+		if e, ok := endpoint(raw); !ok || !have[e] {
+			return false
+		}
+	}
+	return true
+}
+
+// endpoint is "scheme://host:port" of an rtsp(s) URL, with the default
+// port filled in and the host lower-cased.
+func endpoint(raw string) (string, bool) {
+	if raw == "" {
+		return "", false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return "", false
+	}
+	port := u.Port()
+	if port == "" {
+		port = "554"
+		if u.Scheme == "rtsps" {
+			port = "322"
+		}
+	}
+	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), true
 }
 
 func sameFields(a, b index.Camera) bool {

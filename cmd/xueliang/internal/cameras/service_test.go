@@ -15,6 +15,7 @@ import (
 	"xueliang/cmd/xueliang/internal/registry"
 	"xueliang/index"
 	"xueliang/ingest"
+	"xueliang/ingest/camnet"
 )
 
 const secret = "s3cr3t-Pässwort"
@@ -312,5 +313,62 @@ func TestNextIDAndSites(t *testing.T) {
 	}
 	if fmt.Sprint(sites) != fmt.Sprint(want) {
 		t.Fatalf("Sites = %+v\nwant %+v", sites, want)
+	}
+}
+
+// TestImportNewHostDropsPassword (issue #22 point 2): an import row without
+// a password that moves a camera to another host drops the stored password
+// and says so; the same host keeps it.
+func TestImportNewHostDropsPassword(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	in := validInput(1)
+	if _, err := f.svc.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	row := ImportRow{Row: 2, ID: in.ID, Name: in.Name, Township: in.Township, Village: in.Village,
+		MainURL: "rtsp://127.0.0.1:8554/cam1?x=1", Username: "admin"}
+	rep, err := f.svc.Import(ctx, []ImportRow{row}, false)
+	if err != nil || rep.Rows[0].PasswordDropped || !strings.Contains(f.last()[0].URL, "s3cr3t") {
+		t.Fatalf("same endpoint: %+v %v %v", rep, err, f.last())
+	}
+	row.MainURL = "rtsp://198.51.100.4:8554/cam1"
+	rep, err = f.svc.Import(ctx, []ImportRow{row}, false)
+	if err != nil || !rep.Rows[0].PasswordDropped || rep.Updated != 1 {
+		t.Fatalf("new host: %+v %v", rep, err)
+	}
+	if got := f.last()[0].URL; got != "rtsp://admin@198.51.100.4:8554/cam1" {
+		t.Fatalf("ingest URL after the move %q, want no password", got)
+	}
+}
+
+// TestCameraNetworks (issue #22 point 5): with a camera network policy,
+// create, put and import refuse a main_url or sub_url outside it.
+func TestCameraNetworks(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.svc.Networks = &camnet.Policy{Allowed: camnet.DefaultAllowed()}
+	in := validInput(1) // rtsp://127.0.0.1:8554/cam1
+	_, err := f.svc.Create(ctx, in)
+	var ve *ValidationError
+	if !errors.As(err, &ve) || !strings.Contains(ve.Fields["main_url"], "not allowed") {
+		t.Fatalf("create on loopback: %v", err)
+	}
+	in.MainURL, in.SubURL = "rtsp://10.0.0.7/main", "rtsp://169.254.169.254/sub"
+	if _, err := f.svc.Create(ctx, in); !errors.As(err, &ve) || ve.Fields["sub_url"] == "" || ve.Fields["main_url"] != "" {
+		t.Fatalf("create with a metadata sub_url: %v", err)
+	}
+	in.SubURL = "rtsp://10.0.0.7/sub"
+	if _, err := f.svc.Create(ctx, in); err != nil {
+		t.Fatalf("create on a private network: %v", err)
+	}
+	in.MainURL = "rtsp://203.0.113.5/main"
+	if _, _, err := f.svc.Put(ctx, in.ID, in); !errors.As(err, &ve) || ve.Fields["main_url"] == "" {
+		t.Fatalf("put to a public address: %v", err)
+	}
+	rep, err := f.svc.Import(ctx, []ImportRow{{Row: 2, ID: in.ID, Township: in.Township, Village: in.Village,
+		MainURL: "rtsp://127.0.0.2/main"}}, false)
+	if err != nil || rep.Failed != 1 || rep.Rows[0].Fields["main_url"] == "" {
+		t.Fatalf("import on loopback: %+v %v", rep, err)
 	}
 }

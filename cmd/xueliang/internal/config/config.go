@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"xueliang/ingest/camnet"
 )
 
 // Config is the whole server configuration.
@@ -47,7 +49,48 @@ type Config struct {
 	Audit     Audit     `yaml:"audit"`
 	Auth      Auth      `yaml:"auth"`
 	Debug     Debug     `yaml:"debug"`
-	Cameras   []Camera  `yaml:"cameras"`
+	HTTP      HTTP      `yaml:"http"`
+	// CameraNetworks bounds where the server connects as an RTSP client.
+	CameraNetworks CameraNetworks `yaml:"camera_networks"`
+	Cameras        []Camera       `yaml:"cameras"`
+}
+
+// HTTP bounds what slow or greedy clients can hold of the API server
+// (docs/operations.md, "Security (network and cameras)").
+type HTTP struct {
+	// ReadTimeout bounds reading one request, body included. It defaults
+	// to 1m. Replays and motion searches replace it with their deadline.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout closes a keep-alive connection idle this long. It
+	// defaults to 2m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxConnections caps the open connections; more are closed at accept
+	// (counted). It defaults to 1024.
+	MaxConnections int `yaml:"max_connections"`
+	// ReplayPerUser and MotionSearchPerUser cap the requests of each kind
+	// one user runs at once (more are answered 429). They default to 4
+	// and 2.
+	ReplayPerUser       int `yaml:"replay_per_user"`
+	MotionSearchPerUser int `yaml:"motion_search_per_user"`
+	// ReplayDeadline and MotionSearchDeadline bound one request. They
+	// default to 1h and 1m.
+	ReplayDeadline       time.Duration `yaml:"replay_deadline"`
+	MotionSearchDeadline time.Duration `yaml:"motion_search_deadline"`
+	// WriteStall ends a replay whose client takes no data for this long.
+	// It defaults to 30s.
+	WriteStall time.Duration `yaml:"write_stall"`
+}
+
+// CameraNetworks is the allow-list of the networks cameras may be in, for
+// recording, probing and camera URLs written through the API
+// (docs/operations.md, "Security (network and cameras)").
+type CameraNetworks struct {
+	// Allowed lists CIDRs (or single addresses). It defaults to the private
+	// ranges 10.0.0.0/8, 172.16.0.0/12 and 192.168.0.0/16. Loopback
+	// (127.0.0.0/8, ::1) and link-local (169.254.0.0/16, fe80::/10) are
+	// refused unless listed themselves (0.0.0.0/0 does not open them); the
+	// server's own listening ports on its own addresses are always refused.
+	Allowed []string `yaml:"allowed"`
 }
 
 // Debug holds diagnostics that are off by default.
@@ -77,6 +120,10 @@ type Recording struct {
 	// (a process crash loses nothing written; this bounds power loss).
 	// It defaults to 10s.
 	FsyncInterval time.Duration `yaml:"fsync_interval"`
+	// MaxClockSkew: a camera whose RTCP wall clock is further than this
+	// from the server's when a session starts is recorded on the receive
+	// time instead (flagged in its status and metrics). It defaults to 5s.
+	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
 }
 
 // Index configures the metadata index.
@@ -331,6 +378,7 @@ func Default() Config {
 			StaggerSegments:     true,
 			Transport:           "tcp",
 			FsyncInterval:       10 * time.Second,
+			MaxClockSkew:        5 * time.Second,
 		},
 		Index:  Index{CommitWindow: 100 * time.Millisecond},
 		Upload: Upload{Workers: 6, MaxBackoff: 30 * time.Second},
@@ -339,7 +387,10 @@ func Default() Config {
 		Live:   Live{ViewerRing: 512, TicketTTL: 30 * time.Second},
 		Auth:   Auth{SessionTTL: 12 * time.Hour, MaxAPITokenTTL: 90 * 24 * time.Hour},
 		Audit:  Audit{AnchorInterval: 10 * time.Second},
-		Motion: Motion{FPS: 5, Cols: 32, Rows: 18, PrePad: time.Second, PostPad: 2 * time.Second, QueueSize: 50},
+		HTTP: HTTP{ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxConnections: 1024, ReplayPerUser: 4,
+			MotionSearchPerUser: 2, ReplayDeadline: time.Hour, MotionSearchDeadline: time.Minute, WriteStall: 30 * time.Second},
+		CameraNetworks: CameraNetworks{Allowed: []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}},
+		Motion:         Motion{FPS: 5, Cols: 32, Rows: 18, PrePad: time.Second, PostPad: 2 * time.Second, QueueSize: 50},
 	}
 }
 
@@ -466,6 +517,36 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
 	}
+	h := c.HTTP
+	for _, d := range []struct {
+		name      string
+		v, lo, hi time.Duration
+	}{
+		{"http.read_timeout", h.ReadTimeout, time.Second, time.Hour},
+		{"http.idle_timeout", h.IdleTimeout, time.Second, time.Hour},
+		{"http.replay_deadline", h.ReplayDeadline, time.Minute, 48 * time.Hour},
+		{"http.motion_search_deadline", h.MotionSearchDeadline, time.Second, time.Hour},
+		{"http.write_stall", h.WriteStall, time.Second, time.Hour},
+	} {
+		if d.v < d.lo || d.v > d.hi {
+			bad(d.name, "want %s..%s, got %s", d.lo, d.hi, d.v)
+		}
+	}
+	for _, n := range []struct {
+		name      string
+		v, lo, hi int
+	}{
+		{"http.max_connections", h.MaxConnections, 16, 1 << 20},
+		{"http.replay_per_user", h.ReplayPerUser, 1, 1000},
+		{"http.motion_search_per_user", h.MotionSearchPerUser, 1, 1000},
+	} {
+		if n.v < n.lo || n.v > n.hi {
+			bad(n.name, "want %d..%d, got %d", n.lo, n.hi, n.v)
+		}
+	}
+	if _, err := camnet.ParsePrefixes(c.CameraNetworks.Allowed); err != nil {
+		bad("camera_networks.allowed", "%v", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -488,6 +569,9 @@ func (c *Config) Validate() error {
 	}
 	if r.FsyncInterval < 0 {
 		bad("recording.fsync_interval", "must not be negative")
+	}
+	if r.MaxClockSkew < 100*time.Millisecond || r.MaxClockSkew > time.Hour {
+		bad("recording.max_clock_skew", "want 100ms..1h, got %s", r.MaxClockSkew)
 	}
 	if !validTransport(r.Transport) {
 		bad("recording.transport", "want tcp or udp, got %q", r.Transport)
@@ -692,4 +776,11 @@ func setScalar(f reflect.Value, s string) error {
 		return fmt.Errorf("unsupported kind %s", f.Kind())
 	}
 	return nil
+}
+
+// CameraPolicy returns the camera network policy of c; ownPorts are the
+// server's listening ports.
+func (c *Config) CameraPolicy(ownPorts ...uint16) *camnet.Policy {
+	allowed, _ := camnet.ParsePrefixes(c.CameraNetworks.Allowed) // validated
+	return &camnet.Policy{Allowed: allowed, OwnPorts: ownPorts}
 }

@@ -213,3 +213,25 @@ func TestIndexCommitWindow(t *testing.T) {
 		t.Errorf("commit window %v, want 0 (off)", c.Index.CommitWindow)
 	}
 }
+
+func TestCameraNetworks(t *testing.T) {
+	cfg, err := Parse([]byte("listen: 127.0.0.1:8080\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.CameraPolicy(8080)
+	if len(p.Allowed) != 3 || p.Allowed[0].String() != "10.0.0.0/8" || p.Allowed[2].String() != "192.168.0.0/16" {
+		t.Fatalf("default allowed networks %v", p.Allowed)
+	}
+	cfg, err = Parse([]byte("camera_networks:\n  allowed: [127.0.0.0/8]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.CameraNetworks.Allowed; len(got) != 1 || got[0] != "127.0.0.0/8" {
+		t.Fatalf("allowed %v: the file's list must replace the default", got)
+	}
+	_, err = Parse([]byte("camera_networks:\n  allowed: [10.0.0.0/33, nope]\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "camera_networks.allowed") || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("bad CIDRs: %v", err)
+	}
+}

@@ -23,7 +23,7 @@ type CameraCollector struct {
 	now      func() time.Time
 
 	up, attempts, failures, reconnects, rtpReceived, rtpLost, bytes, frames,
-	keyframeAge, bitrate, fps, clockOffset,
+	keyframeAge, bitrate, fps, clockOffset, clockRejections,
 	segments, fragments, writtenBytes, droppedVideo, indexErrors, writeErrors *prometheus.Desc
 }
 
@@ -41,18 +41,20 @@ func NewCameraCollector(src CameraSource, township func(camera string) string) *
 	}
 	return &CameraCollector{
 		src: src, township: township, now: time.Now,
-		up:           d("xueliang_camera_up", "1 while the camera's RTSP session is recording, 0 otherwise."),
-		attempts:     d("xueliang_camera_connection_attempts_total", "RTSP sessions started (dials)."),
-		failures:     d("xueliang_camera_connection_failures_total", "RTSP sessions that ended in an error, by reason class.", "reason"),
-		reconnects:   d("xueliang_camera_reconnects_total", "Sessions ended and retried (failed connects included)."),
-		rtpReceived:  d("xueliang_camera_rtp_packets_received_total", "RTP packets received (gortsplib client statistics)."),
-		rtpLost:      d("xueliang_camera_rtp_packets_lost_total", "RTP packets lost, from sequence number gaps."),
-		bytes:        d("xueliang_camera_received_bytes_total", "RTP payload bytes received."),
-		frames:       d("xueliang_camera_frames_total", "Video frames recorded."),
-		keyframeAge:  d("xueliang_camera_last_keyframe_age_seconds", "Seconds since the last video keyframe was received; absent before the first."),
-		bitrate:      d("xueliang_camera_receive_rate_bytes_per_second", "RTP payload bytes per second over the last ~2 s (the stream bitrate / 8); 0 while disconnected."),
-		fps:          d("xueliang_camera_frames_per_second", "Recorded video frame rate over the last ~2 s; 0 while disconnected."),
-		clockOffset:  d("xueliang_camera_clock_offset_seconds", "Camera clock minus server clock, from RTCP sender reports; absent until measured."),
+		up:          d("xueliang_camera_up", "1 while the camera's RTSP session is recording, 0 otherwise."),
+		attempts:    d("xueliang_camera_connection_attempts_total", "RTSP sessions started (dials)."),
+		failures:    d("xueliang_camera_connection_failures_total", "RTSP sessions that ended in an error, by reason class.", "reason"),
+		reconnects:  d("xueliang_camera_reconnects_total", "Sessions ended and retried (failed connects included)."),
+		rtpReceived: d("xueliang_camera_rtp_packets_received_total", "RTP packets received (gortsplib client statistics)."),
+		rtpLost:     d("xueliang_camera_rtp_packets_lost_total", "RTP packets lost, from sequence number gaps."),
+		bytes:       d("xueliang_camera_received_bytes_total", "RTP payload bytes received."),
+		frames:      d("xueliang_camera_frames_total", "Video frames recorded."),
+		keyframeAge: d("xueliang_camera_last_keyframe_age_seconds", "Seconds since the last video keyframe was received; absent before the first."),
+		bitrate:     d("xueliang_camera_receive_rate_bytes_per_second", "RTP payload bytes per second over the last ~2 s (the stream bitrate / 8); 0 while disconnected."),
+		fps:         d("xueliang_camera_frames_per_second", "Recorded video frame rate over the last ~2 s; 0 while disconnected."),
+		clockOffset: d("xueliang_camera_clock_offset_seconds", "Camera clock minus server clock, from RTCP sender reports; absent until measured."),
+		clockRejections: d("xueliang_camera_clock_rejections_total",
+			"Sessions whose RTCP wall clock was off the server's by more than recording.max_clock_skew, anchored to the receive time instead."),
 		segments:     d("xueliang_recorder_segments_total", "Segments opened by the camera's recorder."),
 		fragments:    d("xueliang_recorder_fragments_total", "Fragments written to the spool by the camera's recorder."),
 		writtenBytes: d("xueliang_recorder_written_bytes_total", "Bytes written to the spool by the camera's recorder."),
@@ -65,7 +67,7 @@ func NewCameraCollector(src CameraSource, township func(camera string) string) *
 // Describe implements prometheus.Collector.
 func (c *CameraCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.attempts, c.failures, c.reconnects, c.rtpReceived, c.rtpLost,
-		c.bytes, c.frames, c.keyframeAge, c.bitrate, c.fps, c.clockOffset,
+		c.bytes, c.frames, c.keyframeAge, c.bitrate, c.fps, c.clockOffset, c.clockRejections,
 		c.segments, c.fragments, c.writtenBytes, c.droppedVideo, c.indexErrors, c.writeErrors} {
 		ch <- d
 	}
@@ -105,6 +107,7 @@ func (c *CameraCollector) Collect(ch chan<- prometheus.Metric) {
 		if st.ClockOffsetKnown {
 			g(c.clockOffset, st.ClockOffset.Seconds())
 		}
+		cnt(c.clockRejections, float64(st.ClockRejections))
 		r := st.Recorder
 		cnt(c.segments, float64(r.Segments))
 		cnt(c.fragments, float64(r.Fragments))

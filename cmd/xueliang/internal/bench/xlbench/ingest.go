@@ -178,6 +178,8 @@ func (e *ingestEnv) serverConfig(dir, cams string) (string, string, error) {
 	cfg := fmt.Sprintf(`listen: %s
 data_dir: %s
 log_level: warn
+camera_networks:
+  allowed: [127.0.0.0/8, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16]
 recording:
   segment_duration: %s
   stagger_segments: true
