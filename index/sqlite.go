@@ -70,8 +70,9 @@ type migration struct {
 // append. Each concern owns a slice in its own file (recordings_schema.go:
 // cameras, segments, fragments, coverage; registry.go: the camera registry;
 // auth_users.go: users, tokens and the audit log; motion.go: motion grids
-// and intervals; events.go: camera-side events).
-var migrations = joinMigrations(recordingMigrations, registryMigrations, authMigrations, motionMigrations, eventMigrations)
+// and intervals; events.go: camera-side events; retention.go: retention
+// policies and evidence locks).
+var migrations = joinMigrations(recordingMigrations, registryMigrations, authMigrations, motionMigrations, eventMigrations, retentionMigrations)
 
 // joinMigrations concatenates the feature slices in version order and panics
 // on a duplicate or missing version (a programming error caught by any test).
