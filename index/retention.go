@@ -256,18 +256,21 @@ func (db *DB) CameraBytes(ctx context.Context, camera string) (unlocked, locked 
 	return unlocked, locked, nil
 }
 
-// OldestSegmentStart returns the start of the camera's oldest segment, or
-// the zero time when it has none.
-func (db *DB) OldestSegmentStart(ctx context.Context, camera string) (time.Time, error) {
-	var ns sql.NullInt64
-	err := db.r.QueryRowContext(ctx, `SELECT MIN(start_ns) FROM segments WHERE camera_id = ?`, camera).Scan(&ns)
+// OldestUnlockedStart returns the start of the camera's oldest segment
+// that no active lock covers, or the zero time when it has none. It walks
+// the (camera_id, start_ns) index from the oldest row and stops at the
+// first unlocked one.
+func (db *DB) OldestUnlockedStart(ctx context.Context, camera string) (time.Time, error) {
+	var ns int64
+	err := db.r.QueryRowContext(ctx, `SELECT s.start_ns FROM segments s WHERE s.camera_id = ? AND NOT `+lockedWhere+
+		` ORDER BY s.start_ns LIMIT 1`, camera).Scan(&ns)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
 	if err != nil {
 		return time.Time{}, fmt.Errorf("oldest segment of %s: %w", camera, err)
 	}
-	if !ns.Valid {
-		return time.Time{}, nil
-	}
-	return fromNS(ns.Int64), nil
+	return fromNS(ns), nil
 }
 
 // DeleteMetadataBefore deletes the camera's motion chunks, motion

@@ -776,3 +776,48 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	b.n.Add(int64(n))
 	return n, err
 }
+
+// maxRemoveBatch is the most keys one DeleteObjects request may carry.
+const maxRemoveBatch = 1000
+
+// DeleteKeys removes the objects with RemoveObjects, in DeleteObjects
+// requests of at most 1,000 keys. Missing objects are not an error; the
+// first per-key failure is returned (the others are still attempted).
+func (s *Store) DeleteKeys(ctx context.Context, keys []string) error {
+	for _, k := range keys {
+		if err := storage.CheckKey(k); err != nil {
+			return fmt.Errorf("delete keys: %w", err)
+		}
+	}
+	if err := s.check(ctx); err != nil {
+		return fmt.Errorf("delete keys: %w", err)
+	}
+	var errs []error
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), maxRemoveBatch)]
+		keys = keys[len(batch):]
+		ch := make(chan minio.ObjectInfo, len(batch))
+		for _, k := range batch {
+			ch <- minio.ObjectInfo{Key: k}
+		}
+		close(ch)
+		failed := 0
+		for e := range s.client.RemoveObjects(ctx, s.bucket, ch, minio.RemoveObjectsOptions{}) {
+			if err := mapErr(e.Err); e.Err != nil && !errors.Is(err, storage.ErrNotFound) {
+				failed++
+				if len(errs) < 5 {
+					errs = append(errs, fmt.Errorf("delete %s: %w", e.ObjectName, err))
+				}
+			}
+		}
+		s.c.deletes.Add(int64(len(batch) - failed))
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+	}
+	if len(errs) > 0 {
+		return s.fail(fmt.Errorf("delete keys: %w", errors.Join(errs...)))
+	}
+	return nil
+}
