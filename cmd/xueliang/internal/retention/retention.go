@@ -397,7 +397,7 @@ func (w *Worker) audit(ctx context.Context, rep Report) {
 
 type metrics struct {
 	runs, purges, errors, objects, bytes, rows, metadataRows prometheus.Counter
-	lag, lockedBytes, lastRun                               prometheus.Gauge
+	lag, lockedBytes, lastRun                                prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
