@@ -6,10 +6,13 @@ import (
 	"xueliang/cmd/xueliang/internal/cameras"
 	"xueliang/cmd/xueliang/internal/metrics"
 	"xueliang/cmd/xueliang/internal/replay"
+	"xueliang/cmd/xueliang/internal/retention"
 	"xueliang/index"
 	"xueliang/ingest"
 	"xueliang/ingest/segmenter"
+	"xueliang/storage/local"
 	"xueliang/storage/reconcile"
+	"xueliang/storage/s3"
 	"xueliang/storage/spool"
 )
 
@@ -32,6 +35,11 @@ var (
 	_ api.Index               = (*index.DB)(nil)
 	_ api.MotionIndex         = (*index.DB)(nil)
 	_ metrics.IndexWriter     = (*index.DB)(nil)
+	_ retention.Index         = (*index.DB)(nil)
+
+	// The stores delete in batches.
+	_ retention.KeyDeleter = (*local.Store)(nil)
+	_ retention.KeyDeleter = (*s3.Store)(nil)
 
 	// The spool.
 	_ segmenter.Quota        = (*spool.Quota)(nil)

@@ -16,6 +16,7 @@ import (
 	"xueliang/cmd/xueliang/internal/config"
 	"xueliang/cmd/xueliang/internal/metrics"
 	"xueliang/cmd/xueliang/internal/replay"
+	"xueliang/cmd/xueliang/internal/retention"
 	"xueliang/index"
 	"xueliang/ingest"
 	"xueliang/ingest/probe"
@@ -46,6 +47,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	defer func() { err = errors.Join(err, store.Close()) }()
 
 	reg := metrics.NewRegistry(version())
+	deleter, ok := store.(retention.KeyDeleter)
+	if !ok {
+		return fmt.Errorf("open store: %T cannot delete in batches", store)
+	}
 	store = metrics.WrapStore(reg, store)
 	idx := metrics.WrapIndex(reg, db)
 
@@ -105,6 +110,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	reg.MustRegister(metrics.NewCameraCollector(manager, cameraRegistry.Township), metrics.NewUploaderCollector(uploader),
 		metrics.NewSpoolCollector(metrics.DirUsage(spoolDir.Root, quota.Cap(), 0)), metrics.NewQuotaCollector(quota))
 
+	// Retention: driven by the index, its policy (overrides included) read
+	// at every pass; evidence locks exempt what they cover.
+	retainer := retention.New(retention.Config{
+		Index: db, Store: deleter, RemoveSpool: spoolDir.Remove,
+		MaxAge: cfg.Retention.MaxAge, MaxBytes: cfg.Retention.MaxBytes, Interval: cfg.Retention.Interval,
+		Registerer: reg, Logger: logger,
+	})
+
 	replayer := &replay.Replayer{
 		Index:        db,
 		Reader:       spool.Reader{Dir: spoolDir, Store: store},
@@ -158,6 +171,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return manager.Run(gctx) })
+	g.Go(func() error { return retainer.Run(gctx) })
 	g.Go(func() error {
 		// Index ↔ store reconciliation runs beside recording and uploads; a
 		// failure is reported, never fatal.

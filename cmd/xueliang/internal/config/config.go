@@ -41,6 +41,7 @@ type Config struct {
 	Upload    Upload    `yaml:"upload"`
 	Replay    Replay    `yaml:"replay"`
 	Motion    Motion    `yaml:"motion"`
+	Retention Retention `yaml:"retention"`
 	Secrets   Secrets   `yaml:"secrets"`
 	Auth      Auth      `yaml:"auth"`
 	Debug     Debug     `yaml:"debug"`
@@ -74,6 +75,31 @@ type Recording struct {
 	// (a process crash loses nothing written; this bounds power loss).
 	// It defaults to 10s.
 	FsyncInterval time.Duration `yaml:"fsync_interval"`
+}
+
+// Retention configures how long footage is kept (docs/operations.md,
+// "Retention and evidence"). Per-camera and per-township overrides live in
+// the registry (API and CLI) and win over these.
+type Retention struct {
+	// MaxAge: segments that ended longer ago are deleted. It defaults to
+	// 720h (30 days).
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxBytes caps each camera's unlocked stored footage (oldest deleted
+	// first); 0 means no cap. It defaults to 0.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// Interval between retention passes. It defaults to 10m.
+	Interval time.Duration `yaml:"interval"`
+	// MinFreeBytes is the free-space floor of the spool and local-store
+	// file systems: below it the oldest unlocked footage is purged at once.
+	// 0 (the default) means one hour of the measured ingest rate, and at
+	// least 1 GiB.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
+	// ReserveBytes is kept free for the index and the audit log: recording
+	// stops (counted, alerted) when free space falls below it and nothing
+	// unlocked is left to purge. It defaults to 256 MiB.
+	ReserveBytes int64 `yaml:"reserve_bytes"`
+	// CheckInterval is how often free space is measured. It defaults to 10s.
+	CheckInterval time.Duration `yaml:"check_interval"`
 }
 
 // Index configures the metadata index.
@@ -259,6 +285,8 @@ func Default() Config {
 		Upload: Upload{Workers: 6, MaxBackoff: 30 * time.Second},
 		Replay: Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
 		Auth:   Auth{SessionTTL: 12 * time.Hour},
+		Retention: Retention{MaxAge: 30 * 24 * time.Hour, Interval: 10 * time.Minute, ReserveBytes: 256 << 20,
+			CheckInterval: 10 * time.Second},
 		Motion: Motion{FPS: 5, Cols: 32, Rows: 18, PrePad: time.Second, PostPad: 2 * time.Second, QueueSize: 50},
 	}
 }
@@ -420,6 +448,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Replay.MaxWindow < time.Minute {
 		bad("replay.max_window", "want at least 1m, got %s", c.Replay.MaxWindow)
+	}
+	if rt := c.Retention; rt.MaxAge < time.Minute {
+		bad("retention.max_age", "want at least 1m, got %s", rt.MaxAge)
+	}
+	if rt := c.Retention; rt.MaxBytes < 0 || rt.MinFreeBytes < 0 || rt.ReserveBytes < 0 {
+		bad("retention.max_bytes", "max_bytes, min_free_bytes and reserve_bytes must not be negative")
+	}
+	if rt := c.Retention; rt.Interval < time.Second || rt.Interval > 24*time.Hour {
+		bad("retention.interval", "want 1s..24h, got %s", rt.Interval)
+	}
+	if rt := c.Retention; rt.CheckInterval < 100*time.Millisecond || rt.CheckInterval > time.Hour {
+		bad("retention.check_interval", "want 100ms..1h, got %s", rt.CheckInterval)
 	}
 	if c.Storage.SpoolMaxBytes < 0 {
 		bad("storage.spool_max_bytes", "must not be negative")
