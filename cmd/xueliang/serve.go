@@ -14,6 +14,7 @@ import (
 
 	"xueliang/cmd/xueliang/internal/api"
 	"xueliang/cmd/xueliang/internal/config"
+	"xueliang/cmd/xueliang/internal/evidence"
 	"xueliang/cmd/xueliang/internal/metrics"
 	"xueliang/cmd/xueliang/internal/replay"
 	"xueliang/cmd/xueliang/internal/retention"
@@ -50,6 +51,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	deleter, ok := store.(retention.KeyDeleter)
 	if !ok {
 		return fmt.Errorf("open store: %T cannot delete in batches", store)
+	}
+	evidenceSvc := &evidence.Service{Index: db, Logger: logger}
+	if c, ok := store.(evidence.Copier); ok {
+		evidenceSvc.Copier = c
 	}
 	store = metrics.WrapStore(reg, store)
 	idx := metrics.WrapIndex(reg, db)
@@ -130,19 +135,22 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		return err
 	}
 	apiServer := &api.Server{
-		Auth:            authSvc, // auth.go: every request but /healthz is authenticated
-		MetricsToken:    metricsToken,
-		Index:           db,
-		Replayer:        replayer,
-		GapTolerance:    cfg.Replay.GapTolerance,
-		MaxReplayWindow: cfg.Replay.MaxWindow,
-		Logger:          logger.With("component", "api"),
-		Metrics:         metrics.Handler(reg),
-		Registerer:      reg,
-		ReadyChecks:     []api.ReadyCheck{api.IndexCheck(db), api.StoreCheck(store)},
-		Prober:          api.LimitProbes(api.ProberFunc(probe.Probe), 2),
-		Cameras:         cameraRegistry,
-		Pullers:         manager,
+		Auth:             authSvc, // auth.go: every request but /healthz is authenticated
+		MetricsToken:     metricsToken,
+		Index:            db,
+		Replayer:         replayer,
+		GapTolerance:     cfg.Replay.GapTolerance,
+		MaxReplayWindow:  cfg.Replay.MaxWindow,
+		Logger:           logger.With("component", "api"),
+		Metrics:          metrics.Handler(reg),
+		Registerer:       reg,
+		ReadyChecks:      []api.ReadyCheck{api.IndexCheck(db), api.StoreCheck(store)},
+		Prober:           api.LimitProbes(api.ProberFunc(probe.Probe), 2),
+		Cameras:          cameraRegistry,
+		Pullers:          manager,
+		Evidence:         evidenceSvc,
+		Retention:        db,
+		RetentionDefault: api.RetentionPolicy{MaxAge: cfg.Retention.MaxAge, MaxBytes: cfg.Retention.MaxBytes},
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -224,7 +232,7 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 	}
 	c := cfg.Storage.S3
 	st, err := s3.New(ctx, s3.Config{
-		Endpoint: c.Endpoint, Bucket: c.Bucket, AccessKey: access, SecretKey: secret,
+		Endpoint: c.Endpoint, Bucket: c.Bucket, EvidenceBucket: c.EvidenceBucket, AccessKey: access, SecretKey: secret,
 		Secure: c.Secure, CAFile: c.CAFile, Region: c.Region,
 	}, logger)
 	if err != nil {

@@ -83,6 +83,11 @@ type Server struct {
 	// Pullers reports which cameras are online (the ingest manager); nil
 	// means none is.
 	Pullers PullerStatus
+	// Evidence serves the evidence-lock routes and Retention the retention
+	// overrides (retention.go); nil answers 501.
+	Evidence         EvidenceLocker
+	Retention        RetentionIndex
+	RetentionDefault RetentionPolicy
 	// Auth authenticates and authorizes every request and keeps the audit
 	// log (auth.go). Nil lets every request through with no principal: for
 	// handler unit tests only; the server always sets it.
@@ -118,7 +123,7 @@ func (s *Server) table() []route {
 		{Route{"POST", "/api/v1/probe", ActProbe}, s.probeCamera},
 	}
 	var all []route
-	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes()} {
+	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.retentionRoutes()} {
 		all = append(all, part...)
 	}
 	return all

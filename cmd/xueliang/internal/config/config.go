@@ -130,6 +130,10 @@ type S3Storage struct {
 	Endpoint string `yaml:"endpoint"`
 	// Bucket is created when missing. It defaults to xueliang.
 	Bucket string `yaml:"bucket"`
+	// EvidenceBucket receives copies of evidence-locked segments under
+	// legal hold; it is created with Object Lock when missing. It defaults
+	// to <bucket>-evidence.
+	EvidenceBucket string `yaml:"evidence_bucket"`
 	// AccessKey / SecretKey, or the files holding them (one of each).
 	AccessKey     string `yaml:"access_key"`
 	AccessKeyFile string `yaml:"access_key_file"`
@@ -346,6 +350,9 @@ func (c *Config) fill() {
 	}
 	if c.Storage.S3.Bucket == "" {
 		c.Storage.S3.Bucket = "xueliang"
+	}
+	if c.Storage.S3.EvidenceBucket == "" {
+		c.Storage.S3.EvidenceBucket = c.Storage.S3.Bucket + "-evidence"
 	}
 	if c.Storage.Local.Root == "" {
 		c.Storage.Local.Root = filepath.Join(c.DataDir, "objects")
