@@ -161,7 +161,7 @@ func (c *Config) validate() error {
 // …) through minio-go. Object keys are used as S3 object names unchanged.
 type Store struct {
 	// evidence is Config.EvidenceBucket.
-	evidence string
+	evidence       string
 	client         *minio.Client
 	core           minio.Core
 	bucket         string
