@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -79,7 +81,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	logger.Info("spool recovered", "segments", report.Segments, "recovered", report.Recovered,
 		"deleted", report.Deleted, "failed", report.Failed, "truncated_bytes", report.TruncatedBytes)
 
-	quota, err := spool.NewQuota(spoolDir, spool.QuotaConfig{MaxBytes: cfg.Storage.SpoolMaxBytes})
+	quota, err := spool.NewQuota(spoolDir, spool.QuotaConfig{MaxBytes: spoolCap(cfg.Storage.SpoolMaxBytes, spoolDir.Root)})
 	if err != nil {
 		return fmt.Errorf("measure spool: %w", err)
 	}
@@ -122,6 +124,18 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		MaxAge: cfg.Retention.MaxAge, MaxBytes: cfg.Retention.MaxBytes, Interval: cfg.Retention.Interval,
 		Registerer: reg, Logger: logger,
 	})
+
+	// The disk guard watches the spool, the index and (local store) the
+	// objects' file systems; it purges only where the footage is.
+	guardPaths := []string{spoolDir.Root, filepath.Dir(cfg.Index.Path)}
+	if cfg.Storage.S3.Endpoint == "" {
+		guardPaths = append(guardPaths, cfg.Storage.Local.Root)
+	}
+	diskGuard := retainer.NewGuard(retention.GuardConfig{
+		Paths: guardPaths, Purge: cfg.Storage.S3.Endpoint == "",
+		MinFreeBytes: cfg.Retention.MinFreeBytes, ReserveBytes: cfg.Retention.ReserveBytes,
+		CheckInterval: cfg.Retention.CheckInterval, Ingested: quota.Admitted, Stop: quota.SetStopped,
+	}, reg)
 
 	replayer := &replay.Replayer{
 		Index:        db,
@@ -180,6 +194,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return manager.Run(gctx) })
 	g.Go(func() error { return retainer.Run(gctx) })
+	g.Go(func() error { return diskGuard.Run(gctx) })
 	g.Go(func() error {
 		// Index ↔ store reconciliation runs beside recording and uploads; a
 		// failure is reported, never fatal.
@@ -218,6 +233,22 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	err = g.Wait()
 	stopUploader()
 	return errors.Join(err, <-upDone)
+}
+
+// spoolCap resolves storage.spool_max_bytes: -1 no cap, 0 a quarter of
+// the spool's file system (no cap when it cannot be measured).
+func spoolCap(v int64, root string) int64 {
+	switch {
+	case v < 0:
+		return 0
+	case v > 0:
+		return v
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(root, &st); err != nil {
+		return 0
+	}
+	return int64(st.Blocks) * int64(st.Bsize) / 4
 }
 
 // openStore opens the S3 backend when storage.s3.endpoint is set, the local

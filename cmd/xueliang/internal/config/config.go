@@ -120,7 +120,9 @@ type Storage struct {
 	S3    S3Storage    `yaml:"s3"`
 	// SpoolMaxBytes caps the local spool (footage not yet in the store).
 	// When it is full, new footage is refused (counted and logged) and
-	// nothing already received is deleted. 0 means no cap. It defaults to 0.
+	// nothing already received is deleted. 0 (the default) means a quarter
+	// of the spool file system's size, so that a long store outage cannot
+	// fill the disk the index and the audit log live on; -1 means no cap.
 	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
 }
 
@@ -468,8 +470,8 @@ func (c *Config) Validate() error {
 	if rt := c.Retention; rt.CheckInterval < 100*time.Millisecond || rt.CheckInterval > time.Hour {
 		bad("retention.check_interval", "want 100ms..1h, got %s", rt.CheckInterval)
 	}
-	if c.Storage.SpoolMaxBytes < 0 {
-		bad("storage.spool_max_bytes", "must not be negative")
+	if c.Storage.SpoolMaxBytes < -1 {
+		bad("storage.spool_max_bytes", "want -1 (no cap), 0 (a quarter of the file system) or a byte count")
 	}
 	if a := c.Auth; a.BootstrapToken != "" && a.BootstrapTokenFile != "" {
 		bad("auth.bootstrap_token", "set at most one of bootstrap_token and bootstrap_token_file")
