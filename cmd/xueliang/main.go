@@ -38,6 +38,8 @@ commands:
   user add NAME --role ROLE [--townships A,B] --config FILE
                         create a user in the index (password on stdin)
   camera add|list|rm|import   manage the camera registry through the API
+  retention show|set    retention overrides per camera / township (API)
+  evidence lock|list|unlock   evidence locks (API)
   version               print the version
 `
 
@@ -55,6 +57,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runAudit(args[1:], stdout, stderr)
 	case "user":
 		return runUser(args[1:], os.Stdin, stdout, stderr)
+	case "retention":
+		return runRetention(args[1:], stdout, stderr)
+	case "evidence":
+		return runEvidence(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0
