@@ -470,3 +470,31 @@ func (db *DB) LockedSegments(ctx context.Context, camera string, from, to time.T
 	}
 	return segs, nil
 }
+
+// ReleaseLocked moves those of ids that are still deleting and that an
+// active evidence lock now overlaps (a lock made after MarkDeleting chose
+// them) back to StateStored, and returns their ids. Call it only before
+// any of their objects was removed.
+func (db *DB) ReleaseLocked(ctx context.Context, ids []int64) ([]int64, error) {
+	var out []int64
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			var got int64
+			err := tx.QueryRowContext(ctx, `UPDATE segments SET state = ? WHERE id = ? AND state = ? AND `+
+				strings.ReplaceAll(lockedWhere, " s.", " segments.")+` RETURNING id`,
+				int(recording.StateStored), id, int(recording.StateDeleting)).Scan(&got)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, got)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("release locked segments: %w", err)
+	}
+	return out, nil
+}

@@ -250,10 +250,14 @@ func (w *Worker) purgeChunk(ctx context.Context, rep Report, now time.Time, need
 	if err := w.hook(StepMarked, segs); err != nil {
 		return 0, err
 	}
+	n := len(segs)
+	if segs, err = w.releaseLocked(ctx, segs); err != nil {
+		return 0, err
+	}
 	if err := w.finish(ctx, chunk, "purge", segs); err != nil {
 		return 0, err
 	}
-	return len(segs), nil
+	return n, nil
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ type Index interface {
 	SegmentsByState(ctx context.Context, st recording.SegmentState) ([]recording.Segment, error)
 	MarkDeleting(ctx context.Context, sel index.DeleteSelect) ([]recording.Segment, error)
 	DeleteSegmentRows(ctx context.Context, ids []int64) error
+	ReleaseLocked(ctx context.Context, ids []int64) ([]int64, error)
 	CameraBytes(ctx context.Context, camera string) (unlocked, locked int64, err error)
 	OldestUnlockedStart(ctx context.Context, camera string) (time.Time, error)
 	DeleteMetadataBefore(ctx context.Context, camera string, t time.Time) (int64, error)
@@ -322,6 +324,9 @@ func (w *Worker) deleteWhile(ctx context.Context, rep Report, reason string, sel
 		if err := w.hook(StepMarked, segs); err != nil {
 			return err
 		}
+		if segs, err = w.releaseLocked(ctx, segs); err != nil {
+			return err
+		}
 		if err := w.finish(ctx, rep, reason, segs); err != nil {
 			return err
 		}
@@ -370,6 +375,26 @@ func (w *Worker) finish(ctx context.Context, rep Report, reason string, segs []r
 	w.m.rows.Add(float64(len(ids)))
 	rep.add(reason, segs)
 	return w.hook(StepRows, segs)
+}
+
+// releaseLocked gives back the segments an evidence lock made since they
+// were marked (their objects are all still there) and returns the rest.
+func (w *Worker) releaseLocked(ctx context.Context, segs []recording.Segment) ([]recording.Segment, error) {
+	ids := make([]int64, len(segs))
+	for i, s := range segs {
+		ids[i] = s.ID
+	}
+	back, err := w.cfg.Index.ReleaseLocked(ctx, ids)
+	if err != nil || len(back) == 0 {
+		return segs, err
+	}
+	out := segs[:0:0]
+	for _, s := range segs {
+		if !slices.Contains(back, s.ID) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 func (w *Worker) hook(step Step, segs []recording.Segment) error {

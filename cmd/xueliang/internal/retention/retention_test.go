@@ -388,3 +388,37 @@ func TestPolicyPrecedence(t *testing.T) {
 		})
 	}
 }
+
+// TestRetentionLockAfterMark: a lock made between marking a chunk and
+// removing its objects still saves the segment it covers (it goes back to
+// stored, object intact); the rest of the chunk is deleted.
+func TestRetentionLockAfterMark(t *testing.T) {
+	f := newFixture(t, backends()[0].open(t), []string{"a"}, 5)
+	ctx := context.Background()
+	now := base.Add(time.Hour)
+	locked := false
+	w := f.worker(Config{MaxAge: time.Minute, Now: func() time.Time { return now },
+		Hook: func(s Step, segs []recording.Segment) error {
+			if s == StepMarked && !locked {
+				locked = true
+				_, err := f.db.CreateEvidenceLock(ctx, index.EvidenceLock{Cameras: []string{"a"}, From: f.segs["a"][2].Start,
+					To: f.segs["a"][2].End, CaseNumber: "late", Created: now})
+				return err
+			}
+			return nil
+		}})
+	if _, err := w.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range f.segs["a"] {
+		row, err := f.db.Segment(ctx, s.ID)
+		_, serr := f.st.Stat(ctx, s.ObjectKey)
+		if i == 2 {
+			if err != nil || row.State != recording.StateStored || serr != nil {
+				t.Fatalf("locked-after-mark segment: row %+v %v, object %v", row.State, err, serr)
+			}
+		} else if !errors.Is(err, index.ErrNotFound) || serr == nil {
+			t.Fatalf("segment %d: row %v, object %v; want both gone", i, err, serr)
+		}
+	}
+}
