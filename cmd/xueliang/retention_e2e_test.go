@@ -186,3 +186,122 @@ func TestRetentionServer(t *testing.T) {
 		t.Fatalf("audit: lock %v, retention.delete %v", lock, del)
 	}
 }
+
+// TestRetentionKill9 kills the server with SIGKILL in the middle of a
+// retention pass over 20,000 expired segments, restarts it, and checks
+// that the pass is finished: no row left deleting, every remaining row
+// has its object and every object its row, the expired footage is gone
+// and the last hour is intact.
+func TestRetentionKill9(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	addr := freeAddr(t)
+	cfg := fmt.Sprintf("listen: %s\ndata_dir: %s\nretention:\n  max_age: 1h\n  interval: 1h\n", addr, data)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := index.Open(ctx, filepath.Join(data, "index.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects := filepath.Join(data, "objects")
+	const old, recent = 20000, 60
+	now := time.Now().UTC().Truncate(time.Minute)
+	oldStart := now.Add(-30 * 24 * time.Hour)
+	var all []recording.Segment
+	for i := range old + recent {
+		start := oldStart.Add(time.Duration(i) * time.Minute)
+		if i >= old {
+			// The last 50 minutes and the next 10: never at the horizon
+			// while the test runs.
+			start = now.Add(-time.Duration(old+recent-i)*time.Minute + 10*time.Minute)
+		}
+		cam := fmt.Sprintf("cam%d", i%4)
+		all = append(all, recording.Segment{CameraID: cam, Start: start, End: start.Add(time.Minute),
+			ObjectKey: recording.SegmentKey(cam, start), Size: 10, State: recording.StateStored})
+	}
+	if _, err := db.LoadSegments(ctx, func(yield func(recording.Segment) bool) {
+		for _, s := range all {
+			if !yield(s) {
+				return
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for _, s := range all {
+		p := filepath.Join(objects, filepath.FromSlash(s.ObjectKey))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, make([]byte, 10), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s := &testServer{base: "http://" + addr, dataDir: data, cfgPath: cfgPath}
+	s.start(t)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		m := scrapeMetrics(t, s)
+		if n := m["xueliang_retention_deleted_objects_total"]; n > 0 {
+			if n >= old {
+				t.Fatalf("the pass finished (%v objects) before the kill: make the archive bigger", n)
+			}
+			t.Logf("kill -9 after %v objects deleted", n)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("retention did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.kill9(t)
+	s.start(t)
+	deadline = time.Now().Add(3 * time.Minute)
+	for scrapeMetrics(t, s)["xueliang_retention_last_run_timestamp_seconds"] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the pass after the restart did not complete")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.proc.stop()
+
+	db, err = index.Open(ctx, filepath.Join(data, "index.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st, err := local.New(objects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]bool{}
+	for c := range 4 {
+		segs, err := db.SegmentsInRange(ctx, fmt.Sprintf("cam%d", c), oldStart.Add(-time.Hour), now.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sg := range segs {
+			if sg.State != recording.StateStored {
+				t.Errorf("%s left in state %s", sg.ObjectKey, sg.State)
+			}
+			rows[sg.ObjectKey] = true
+		}
+	}
+	listed := map[string]bool{}
+	if err := st.List(ctx, "", func(o storage.ObjectInfo) error { listed[o.Key] = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != recent || len(listed) != recent {
+		t.Fatalf("%d rows and %d objects left, want the %d of the last hour", len(rows), len(listed), recent)
+	}
+	for _, sg := range all[old:] {
+		if !rows[sg.ObjectKey] || !listed[sg.ObjectKey] {
+			t.Errorf("recent segment %s lost (row %v, object %v)", sg.ObjectKey, rows[sg.ObjectKey], listed[sg.ObjectKey])
+		}
+	}
+}
