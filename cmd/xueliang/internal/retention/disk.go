@@ -180,10 +180,11 @@ func (g *DiskGuard) Check(ctx context.Context) (CheckResult, error) {
 		// sizes in the index are a guess of the blocks freed.
 		for free < floor {
 			n, err := g.w.purgeChunk(ctx, res.Purged, now, floor-free)
-			if err != nil {
-				return res, err
+			if err == nil {
+				free, err = g.free()
 			}
-			if free, err = g.free(); err != nil {
+			if err != nil {
+				g.w.audit(ctx, res.Purged)
 				return res, err
 			}
 			if n == 0 {
@@ -191,6 +192,8 @@ func (g *DiskGuard) Check(ctx context.Context) (CheckResult, error) {
 			}
 		}
 		res.Free = free
+		// One audit entry per camera for the whole purge.
+		g.w.audit(ctx, res.Purged)
 		if len(res.Purged) > 0 {
 			g.log.Warn("emergency purge", "free_bytes", free, "floor_bytes", floor, "cameras", len(res.Purged))
 		}
@@ -229,7 +232,6 @@ func (w *Worker) purgeChunk(ctx context.Context, rep Report, now time.Time, need
 	defer w.mu.Unlock()
 	chunk := Report{}
 	defer func() {
-		w.audit(ctx, chunk)
 		for cam, c := range chunk {
 			if r := rep[cam]; r != nil {
 				r.Segments += c.Segments
