@@ -18,6 +18,7 @@
 //	registry.go      the camera registry (Camera)
 //	motion.go        motion chunks and intervals
 //	events.go        camera-side (ONVIF) events
+//	retention.go     retention overrides, evidence locks, deletion (MarkDeleting)
 //	auth_users.go    users and tokens (and the auth migration)
 //	auth_audit.go    the append-only, hash-chained audit log
 //	db.go, sqlite.go opening, migrating, transactions; SQLite's DSN
@@ -35,6 +36,8 @@
 //	API       ─Timeline─▶ spans + gaps
 //	ingest    ─AddMotion, AddCameraEvents─▶ motion_*, camera_events
 //	API/auth  ─users, tokens, AppendAudit─▶ users, tokens, audit
+//	retention ─MarkDeleting─▶ segments (state deleting) ─DeleteSegmentRows─▶ gone
+//	          (oldest stored first, never under an active evidence lock)
 //
 // Layout (times are int64 unix nanoseconds, UTC):
 //
@@ -69,6 +72,10 @@
 //	  -- (opaque here), seconds with motion, a 576-bit OR summary for SQL pre-filtering
 //	motion_intervals(id, camera_id, start_ns, end_ns, peak, seconds, cells, x0, y0, x1, y1)
 //	  motion_intervals_camera_end (camera_id, end_ns)
+//	cameras.retention_max_age_ns, retention_max_bytes; township_retention(township PK, max_age_ns, max_bytes, updated_ns)
+//	evidence_locks(id, from_ns, to_ns, case_number, reason, created_by, created_ns, unlocked_by, unlocked_ns)
+//	evidence_lock_cameras(camera_id, lock_id → evidence_locks, PK (camera_id, lock_id)) WITHOUT ROWID
+//	  -- retention.go; a lock is active while unlocked_ns = 0
 //
 // Timeline reads coverage, not segments: a 30-day window of one-minute
 // segments is ≈720 coverage rows instead of 43,200 segment rows (stepping

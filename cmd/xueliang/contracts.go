@@ -4,12 +4,16 @@ import (
 	"xueliang/cmd/xueliang/internal/api"
 	"xueliang/cmd/xueliang/internal/auth"
 	"xueliang/cmd/xueliang/internal/cameras"
+	"xueliang/cmd/xueliang/internal/evidence"
 	"xueliang/cmd/xueliang/internal/metrics"
 	"xueliang/cmd/xueliang/internal/replay"
+	"xueliang/cmd/xueliang/internal/retention"
 	"xueliang/index"
 	"xueliang/ingest"
 	"xueliang/ingest/segmenter"
+	"xueliang/storage/local"
 	"xueliang/storage/reconcile"
+	"xueliang/storage/s3"
 	"xueliang/storage/spool"
 )
 
@@ -32,6 +36,15 @@ var (
 	_ api.Index               = (*index.DB)(nil)
 	_ api.MotionIndex         = (*index.DB)(nil)
 	_ metrics.IndexWriter     = (*index.DB)(nil)
+	_ retention.Index         = (*index.DB)(nil)
+	_ evidence.Index          = (*index.DB)(nil)
+	_ api.RetentionIndex      = (*index.DB)(nil)
+	_ evidence.Copier         = (*s3.Store)(nil)
+	_ api.EvidenceLocker      = (*evidence.Service)(nil)
+
+	// The stores delete in batches.
+	_ retention.KeyDeleter = (*local.Store)(nil)
+	_ retention.KeyDeleter = (*s3.Store)(nil)
 
 	// The spool.
 	_ segmenter.Quota        = (*spool.Quota)(nil)

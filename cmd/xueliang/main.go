@@ -42,6 +42,8 @@ commands:
   export verify [--key KEY] DIR|ZIP
                         check an export package's signature and the
                         SHA-256 of every file; fails on any changed byte
+  retention show|set    retention overrides per camera / township (API)
+  evidence lock|list|unlock   evidence locks (API)
   version               print the version
 `
 
@@ -61,6 +63,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runExport(args[1:], stdout, stderr)
 	case "user":
 		return runUser(args[1:], os.Stdin, stdout, stderr)
+	case "retention":
+		return runRetention(args[1:], stdout, stderr)
+	case "evidence":
+		return runEvidence(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -16,9 +18,11 @@ import (
 	"xueliang/cmd/xueliang/internal/api"
 	"xueliang/cmd/xueliang/internal/auth"
 	"xueliang/cmd/xueliang/internal/config"
+	"xueliang/cmd/xueliang/internal/evidence"
 	"xueliang/cmd/xueliang/internal/export"
 	"xueliang/cmd/xueliang/internal/metrics"
 	"xueliang/cmd/xueliang/internal/replay"
+	"xueliang/cmd/xueliang/internal/retention"
 	"xueliang/index"
 	"xueliang/ingest"
 	"xueliang/ingest/decode"
@@ -70,6 +74,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	defer func() { err = errors.Join(err, store.Close()) }()
 
 	reg := metrics.NewRegistry(version())
+	deleter, ok := store.(retention.KeyDeleter)
+	if !ok {
+		return fmt.Errorf("open store: %T cannot delete in batches", store)
+	}
+	evidenceSvc := &evidence.Service{Index: db, Logger: logger}
+	if c, ok := store.(evidence.Copier); ok {
+		evidenceSvc.Copier = c
+	}
 	store = metrics.WrapStore(reg, store)
 	idx := metrics.WrapIndex(reg, db)
 
@@ -103,7 +115,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		"skipped", orphans.Skipped, "failed", orphans.Failed, "truncated_bytes", orphans.TruncatedBytes)
 	metrics.RegisterOrphans(reg, metrics.OrphanCounts{Indexed: orphans.Indexed, Skipped: orphans.Skipped, Failed: orphans.Failed})
 
-	quota, err := spool.NewQuota(spoolDir, spool.QuotaConfig{MaxBytes: cfg.Storage.SpoolMaxBytes})
+	quota, err := spool.NewQuota(spoolDir, spool.QuotaConfig{MaxBytes: spoolCap(cfg.Storage.SpoolMaxBytes, spoolDir.Root)})
 	if err != nil {
 		return fmt.Errorf("measure spool: %w", err)
 	}
@@ -164,6 +176,26 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	reg.MustRegister(metrics.NewCameraCollector(manager, cameraRegistry.Township), metrics.NewUploaderCollector(uploader),
 		metrics.NewSpoolCollector(metrics.DirUsage(spoolDir.Root, quota.Cap(), 0)), metrics.NewQuotaCollector(quota))
 
+	// Retention: driven by the index, its policy (overrides included) read
+	// at every pass; evidence locks exempt what they cover.
+	retainer := retention.New(retention.Config{
+		Index: db, Store: deleter, RemoveSpool: spoolDir.Remove,
+		MaxAge: cfg.Retention.MaxAge, MaxBytes: cfg.Retention.MaxBytes, Interval: cfg.Retention.Interval,
+		Registerer: reg, Logger: logger,
+	})
+
+	// The disk guard watches the spool, the index and (local store) the
+	// objects' file systems; it purges only where the footage is.
+	guardPaths := []string{spoolDir.Root, filepath.Dir(cfg.Index.Path)}
+	if cfg.Storage.S3.Endpoint == "" {
+		guardPaths = append(guardPaths, cfg.Storage.Local.Root)
+	}
+	diskGuard := retainer.NewGuard(retention.GuardConfig{
+		Paths: guardPaths, Purge: cfg.Storage.S3.Endpoint == "",
+		MinFreeBytes: cfg.Retention.MinFreeBytes, ReserveBytes: cfg.Retention.ReserveBytes,
+		CheckInterval: cfg.Retention.CheckInterval, Ingested: quota.Admitted, Stop: quota.SetStopped,
+	}, reg)
+
 	replayer := &replay.Replayer{
 		Index:        db,
 		Reader:       spool.Reader{Dir: spoolDir, Store: store},
@@ -211,6 +243,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		CameraNetworks:  camNets,
 		Limits: api.Limits{ReplayPerUser: cfg.HTTP.ReplayPerUser, MotionPerUser: cfg.HTTP.MotionSearchPerUser,
 			ReplayDeadline: cfg.HTTP.ReplayDeadline, MotionDeadline: cfg.HTTP.MotionSearchDeadline, WriteStall: cfg.HTTP.WriteStall},
+		Evidence:         evidenceSvc,
+		Retention:        db,
+		RetentionDefault: api.RetentionPolicy{MaxAge: cfg.Retention.MaxAge, MaxBytes: cfg.Retention.MaxBytes},
 	}
 	httpServer := newHTTPServer(cfg.HTTP, apiServer.Handler(), logger)
 	logger.Info("server started", "listen", ln.Addr().String(), "cameras", len(cams), "data_dir", cfg.DataDir)
@@ -225,6 +260,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return manager.Run(gctx) })
 	g.Go(func() error { return exports.Run(gctx) })
+	g.Go(func() error { return retainer.Run(gctx) })
+	g.Go(func() error { return diskGuard.Run(gctx) })
 	g.Go(func() error {
 		// Index ↔ store reconciliation runs beside recording and uploads; a
 		// failure is reported, never fatal.
@@ -334,6 +371,22 @@ func listenPorts(lns ...net.Listener) []uint16 {
 	return out
 }
 
+// spoolCap resolves storage.spool_max_bytes: -1 no cap, 0 a quarter of
+// the spool's file system (no cap when it cannot be measured).
+func spoolCap(v int64, root string) int64 {
+	switch {
+	case v < 0:
+		return 0
+	case v > 0:
+		return v
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(root, &st); err != nil {
+		return 0
+	}
+	return int64(st.Blocks) * int64(st.Bsize) / 4
+}
+
 // openStore opens the S3 backend when storage.s3.endpoint is set, the local
 // disk otherwise.
 func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (storage.Store, error) {
@@ -346,7 +399,7 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 	}
 	c := cfg.Storage.S3
 	st, err := s3.New(ctx, s3.Config{
-		Endpoint: c.Endpoint, Bucket: c.Bucket, AccessKey: access, SecretKey: secret,
+		Endpoint: c.Endpoint, Bucket: c.Bucket, EvidenceBucket: c.EvidenceBucket, AccessKey: access, SecretKey: secret,
 		Secure: c.Secure, CAFile: c.CAFile, Region: c.Region,
 	}, logger)
 	if err != nil {

@@ -557,3 +557,41 @@ func notFound(err error) error {
 	}
 	return err
 }
+
+// DeleteKeys removes the objects: each file is unlinked, then each
+// directory that lost a file is fsynced once, so the deletions are durable
+// when it returns nil; empty directories are then removed (best effort).
+// Missing objects are not an error.
+func (s *Store) DeleteKeys(ctx context.Context, keys []string) error {
+	dirs := map[string]bool{}
+	var errs []error
+	for _, key := range keys {
+		if err := storage.CheckKey(key); err != nil {
+			return fmt.Errorf("delete keys: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		p := s.path(key)
+		if err := os.Remove(p); err != nil {
+			if !isNotExist(err) {
+				errs = append(errs, fmt.Errorf("delete %s: %w", key, err))
+			}
+			continue
+		}
+		dirs[filepath.Dir(p)] = true
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil && !isNotExist(err) {
+			errs = append(errs, fmt.Errorf("delete keys: sync %s: %w", d, err))
+		}
+	}
+	for d := range dirs {
+		RemoveEmptyParents(s.root, d)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("delete keys: %w", errors.Join(errs...))
+	}
+	return nil
+}

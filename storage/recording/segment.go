@@ -19,6 +19,10 @@ const (
 	StateClosed SegmentState = 1
 	// StateStored: the object is in the store; the spool copy may be gone.
 	StateStored SegmentState = 2
+	// StateDeleting: retention or the emergency purge chose the segment; its
+	// object (and any spool copy) is being removed, then its row. Readers
+	// skip it; a restart finishes the deletion.
+	StateDeleting SegmentState = 3
 )
 
 func (s SegmentState) String() string {
@@ -29,6 +33,8 @@ func (s SegmentState) String() string {
 		return "closed"
 	case StateStored:
 		return "stored"
+	case StateDeleting:
+		return "deleting"
 	}
 	return "unknown"
 }

@@ -66,6 +66,12 @@ type Config struct {
 	// CAFile is a PEM file of CA certificates trusted for HTTPS in addition
 	// to the system roots. It defaults to none (system roots only).
 	CAFile string
+	// EvidenceBucket, when set, receives server-side copies of the
+	// segments an evidence lock covers, under legal hold (CopyToEvidence);
+	// it is created with Object Lock when missing (the recording bucket
+	// stays unversioned, for cheap deletes), and GetRange reads from it
+	// when an object is missing from Bucket. It defaults to none.
+	EvidenceBucket string
 	// Region is the bucket's region, sent in signatures and used when
 	// creating the bucket; setting it also saves a bucket-location request.
 	// It defaults to "us-east-1" (MinIO's default).
@@ -154,6 +160,8 @@ func (c *Config) validate() error {
 // Store is a storage.Store on an S3-compatible object store (MinIO, AWS S3,
 // …) through minio-go. Object keys are used as S3 object names unchanged.
 type Store struct {
+	// evidence is Config.EvidenceBucket.
+	evidence       string
 	client         *minio.Client
 	core           minio.Core
 	bucket         string
@@ -258,6 +266,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 		tr.CloseIdleConnections()
 		return nil, err
 	}
+	if cfg.EvidenceBucket != "" {
+		if err := s.ensureEvidenceBucket(ctx, cfg.EvidenceBucket, cfg.Region); err != nil {
+			tr.CloseIdleConnections()
+			return nil, err
+		}
+		s.evidence = cfg.EvidenceBucket
+	}
 	return s, nil
 }
 
@@ -298,6 +313,58 @@ func newTransport(cfg Config) (*http.Transport, error) {
 	}
 	return tr, nil
 }
+
+func (s *Store) ensureEvidenceBucket(ctx context.Context, bucket, region string) error {
+	ok, err := s.client.BucketExists(ctx, bucket)
+	if err != nil {
+		return fmt.Errorf("s3 evidence bucket %s: %w", bucket, err)
+	}
+	if ok {
+		if _, _, _, _, err := s.client.GetObjectLockConfig(ctx, bucket); err != nil {
+			return fmt.Errorf("s3 evidence bucket %s has no object lock (create it with object locking): %w", bucket, err)
+		}
+		return nil
+	}
+	err = s.client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: region, ObjectLocking: true})
+	if err != nil {
+		var er minio.ErrorResponse
+		if errors.As(err, &er) && (er.Code == minio.BucketAlreadyOwnedByYou) {
+			return nil
+		}
+		return fmt.Errorf("s3 create evidence bucket %s: %w", bucket, err)
+	}
+	s.log.Info("evidence bucket created", "evidence_bucket", bucket)
+	return nil
+}
+
+// CopyToEvidence copies the object server-side into the evidence bucket
+// and puts the copy under legal hold (it cannot be deleted until the hold
+// is released, whatever happens to the recording bucket). Copying again
+// is harmless: Object Lock buckets are versioned, the newest copy is read.
+func (s *Store) CopyToEvidence(ctx context.Context, key string) error {
+	if s.evidence == "" {
+		return errors.New("copy to evidence: no evidence bucket configured")
+	}
+	if err := storage.CheckKey(key); err != nil {
+		return fmt.Errorf("copy to evidence: %w", err)
+	}
+	if err := s.check(ctx); err != nil {
+		return fmt.Errorf("copy to evidence %s: %w", key, err)
+	}
+	on := minio.LegalHoldEnabled
+	_, err := s.client.CopyObject(ctx, minio.CopyDestOptions{Bucket: s.evidence, Object: key, LegalHold: on},
+		minio.CopySrcOptions{Bucket: s.bucket, Object: key})
+	if err != nil {
+		return s.fail(fmt.Errorf("copy to evidence %s: %w", key, mapErr(err)))
+	}
+	if err := s.client.PutObjectLegalHold(ctx, s.evidence, key, minio.PutObjectLegalHoldOptions{Status: &on}); err != nil {
+		return s.fail(fmt.Errorf("legal hold on %s: %w", key, mapErr(err)))
+	}
+	return nil
+}
+
+// EvidenceBucket returns the evidence bucket's name ("" when none).
+func (s *Store) EvidenceBucket() string { return s.evidence }
 
 func (s *Store) ensureBucket(ctx context.Context, region string) error {
 	ok, err := s.client.BucketExists(ctx, s.bucket)
@@ -532,7 +599,11 @@ func (s *Store) GetRange(ctx context.Context, key string, off, length int64) (io
 	if off < 0 {
 		return nil, fmt.Errorf("get %s: %w: offset %d", key, ErrRange, off)
 	}
-	rc, err := s.getRange(ctx, key, off, length)
+	rc, err := s.getRange(ctx, s.bucket, key, off, length)
+	if errors.Is(err, storage.ErrNotFound) && s.evidence != "" {
+		// Footage under an evidence lock may survive only in its copy.
+		rc, err = s.getRange(ctx, s.evidence, key, off, length)
+	}
 	if err != nil {
 		if !errors.Is(err, storage.ErrNotFound) {
 			s.c.errors.Add(1)
@@ -543,10 +614,10 @@ func (s *Store) GetRange(ctx context.Context, key string, off, length int64) (io
 	return rc, nil
 }
 
-func (s *Store) getRange(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+func (s *Store) getRange(ctx context.Context, bucket, key string, off, length int64) (io.ReadCloser, error) {
 	if length == 0 {
 		// Nothing to transfer; only existence and the offset are checked.
-		info, err := s.head(ctx, key)
+		info, err := s.headIn(ctx, bucket, key)
 		if err != nil {
 			return nil, err
 		}
@@ -567,13 +638,13 @@ func (s *Store) getRange(ctx context.Context, key string, off, length int64) (io
 		}
 		opts.Set("Range", r)
 	}
-	body, _, hdr, err := s.core.GetObject(ctx, s.bucket, key, opts)
+	body, _, hdr, err := s.core.GetObject(ctx, bucket, key, opts)
 	if err != nil {
 		var er minio.ErrorResponse
 		if errors.As(err, &er) && (er.Code == minio.InvalidRange || er.StatusCode == http.StatusRequestedRangeNotSatisfiable) {
 			// Either off is past the end, or off == size (an empty range,
 			// which S3 refuses to serve).
-			info, herr := s.head(ctx, key)
+			info, herr := s.headIn(ctx, bucket, key)
 			if herr != nil {
 				return nil, herr
 			}
@@ -630,8 +701,12 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error
 }
 
 func (s *Store) head(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	return s.headIn(ctx, s.bucket, key)
+}
+
+func (s *Store) headIn(ctx context.Context, bucket, key string) (storage.ObjectInfo, error) {
 	opts := minio.StatObjectOptions{Checksum: true}
-	oi, err := s.client.StatObject(ctx, s.bucket, key, opts)
+	oi, err := s.client.StatObject(ctx, bucket, key, opts)
 	if err != nil {
 		return storage.ObjectInfo{}, mapErr(err)
 	}
@@ -775,4 +850,49 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
 	return n, err
+}
+
+// maxRemoveBatch is the most keys one DeleteObjects request may carry.
+const maxRemoveBatch = 1000
+
+// DeleteKeys removes the objects with RemoveObjects, in DeleteObjects
+// requests of at most 1,000 keys. Missing objects are not an error; the
+// first per-key failure is returned (the others are still attempted).
+func (s *Store) DeleteKeys(ctx context.Context, keys []string) error {
+	for _, k := range keys {
+		if err := storage.CheckKey(k); err != nil {
+			return fmt.Errorf("delete keys: %w", err)
+		}
+	}
+	if err := s.check(ctx); err != nil {
+		return fmt.Errorf("delete keys: %w", err)
+	}
+	var errs []error
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), maxRemoveBatch)]
+		keys = keys[len(batch):]
+		ch := make(chan minio.ObjectInfo, len(batch))
+		for _, k := range batch {
+			ch <- minio.ObjectInfo{Key: k}
+		}
+		close(ch)
+		failed := 0
+		for e := range s.client.RemoveObjects(ctx, s.bucket, ch, minio.RemoveObjectsOptions{}) {
+			if err := mapErr(e.Err); e.Err != nil && !errors.Is(err, storage.ErrNotFound) {
+				failed++
+				if len(errs) < 5 {
+					errs = append(errs, fmt.Errorf("delete %s: %w", e.ObjectName, err))
+				}
+			}
+		}
+		s.c.deletes.Add(int64(len(batch) - failed))
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+	}
+	if len(errs) > 0 {
+		return s.fail(fmt.Errorf("delete keys: %w", errors.Join(errs...)))
+	}
+	return nil
 }

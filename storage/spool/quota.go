@@ -47,6 +47,8 @@ type Quota struct {
 	max, resume int64
 
 	used     atomic.Int64
+	admitted atomic.Int64 // every byte ever accounted: the ingest rate
+	stopped  atomic.Bool  // SetStopped: the disk is at its reserve
 	full     atomic.Bool
 	episodes atomic.Int64
 	refused  atomic.Int64
@@ -87,8 +89,14 @@ func NewQuota(dir Dir, cfg QuotaConfig) (*Quota, error) {
 // bytes do not fit under the cap; the spool is then full until it is back
 // at the low watermark. With no cap it always succeeds.
 func (q *Quota) Reserve(n int64) bool {
+	if q.stopped.Load() {
+		q.refused.Add(1)
+		q.refusedB.Add(n)
+		return false
+	}
 	if q.max == 0 {
 		q.used.Add(n)
+		q.admitted.Add(n)
 		return true
 	}
 	for !q.full.Load() {
@@ -98,6 +106,7 @@ func (q *Quota) Reserve(n int64) bool {
 			break
 		}
 		if q.used.CompareAndSwap(u, u+n) {
+			q.admitted.Add(n)
 			return true
 		}
 	}
@@ -121,6 +130,7 @@ func (q *Quota) setFull() {
 // for the first fragment of a segment, which keeps every segment
 // playable; the cap can thus be exceeded by one fragment per camera).
 func (q *Quota) Add(n int64) {
+	q.admitted.Add(n)
 	u := q.used.Add(n)
 	if q.max > 0 && u > q.max {
 		q.setFull()
@@ -136,8 +146,21 @@ func (q *Quota) Release(n int64) {
 }
 
 // Full reports whether the spool is full: reservations are refused until
-// it is back at the low watermark.
-func (q *Quota) Full() bool { return q.full.Load() }
+// it is back at the low watermark, or while the disk guard has stopped
+// recording (SetStopped).
+func (q *Quota) Full() bool { return q.full.Load() || q.stopped.Load() }
+
+// SetStopped makes every reservation fail (counted as refused) while
+// stopped: the disk guard sets it when free space is at the reserve kept
+// for the index and the audit log and nothing unlocked is left to purge.
+func (q *Quota) SetStopped(stopped bool) { q.stopped.Store(stopped) }
+
+// Stopped reports SetStopped's state.
+func (q *Quota) Stopped() bool { return q.stopped.Load() }
+
+// Admitted returns every byte ever accounted (Reserve and Add), a
+// monotonic counter from which the disk guard measures the ingest rate.
+func (q *Quota) Admitted() int64 { return q.admitted.Load() }
 
 // Bytes returns the accounted spool size.
 func (q *Quota) Bytes() int64 { return q.used.Load() }

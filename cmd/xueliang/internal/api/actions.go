@@ -18,4 +18,9 @@ const (
 	ActAuditRead   Action = "audit.read"   // query the audit log
 	ActUserAdmin   Action = "user.admin"   // users, roles, other users' tokens
 	ActSession     Action = "session"      // login (anonymous), logout, own identity and tokens
+	// Retention and evidence (retention.go).
+	ActEvidenceLock   Action = "evidence.lock"   // create an evidence lock (operator, admin)
+	ActEvidenceRead   Action = "evidence.read"   // list evidence locks
+	ActEvidenceUnlock Action = "evidence.unlock" // end an evidence lock (admin only)
+	ActRetentionWrite Action = "retention.write" // camera and township retention overrides (admin only)
 )

@@ -91,6 +91,11 @@ type Server struct {
 	Pullers PullerStatus
 	// Limits bound the replays and motion searches of each user (limits.go).
 	Limits Limits
+	// Evidence serves the evidence-lock routes and Retention the retention
+	// overrides (retention.go); nil answers 501.
+	Evidence         EvidenceLocker
+	Retention        RetentionIndex
+	RetentionDefault RetentionPolicy
 	// Auth authenticates and authorizes every request and keeps the audit
 	// log (auth.go). Nil lets every request through with no principal: for
 	// handler unit tests only; the server always sets it.
@@ -152,7 +157,7 @@ func (s *Server) table() []route {
 		{Route{"POST", "/api/v1/probe", ActProbe}, s.probeCamera},
 	}
 	var all []route
-	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.exportRoutes(), s.liveRoutes(), s.snapshotRoutes(), s.whepRoutes()} {
+	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.exportRoutes(), s.liveRoutes(), s.snapshotRoutes(), s.whepRoutes(), s.retentionRoutes()} {
 		all = append(all, part...)
 	}
 	return all

@@ -51,6 +51,12 @@ var roleMatrix = map[Action][]string{
 	ActAuditRead:   {admin, auditor},
 	ActUserAdmin:   {admin},
 	ActSession:     {admin, installer, operator, auditor},
+	// Issue #18: operators lock evidence, only admins unlock it or change
+	// retention.
+	ActEvidenceLock:   {admin, operator},
+	ActEvidenceRead:   {admin, operator, auditor},
+	ActEvidenceUnlock: {admin},
+	ActRetentionWrite: {admin},
 }
 
 // anonymousRoutes are served without a token.

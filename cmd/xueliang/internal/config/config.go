@@ -45,6 +45,7 @@ type Config struct {
 	Export    Export    `yaml:"export"`
 	Live      Live      `yaml:"live"`
 	Motion    Motion    `yaml:"motion"`
+	Retention Retention `yaml:"retention"`
 	Secrets   Secrets   `yaml:"secrets"`
 	Audit     Audit     `yaml:"audit"`
 	Auth      Auth      `yaml:"auth"`
@@ -126,6 +127,31 @@ type Recording struct {
 	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
 }
 
+// Retention configures how long footage is kept (docs/operations.md,
+// "Retention and evidence"). Per-camera and per-township overrides live in
+// the registry (API and CLI) and win over these.
+type Retention struct {
+	// MaxAge: segments that ended longer ago are deleted. It defaults to
+	// 720h (30 days).
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxBytes caps each camera's unlocked stored footage (oldest deleted
+	// first); 0 means no cap. It defaults to 0.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// Interval between retention passes. It defaults to 10m.
+	Interval time.Duration `yaml:"interval"`
+	// MinFreeBytes is the free-space floor of the spool and local-store
+	// file systems: below it the oldest unlocked footage is purged at once.
+	// 0 (the default) means one hour of the measured ingest rate, and at
+	// least 1 GiB.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
+	// ReserveBytes is kept free for the index and the audit log: recording
+	// stops (counted, alerted) when free space falls below it and nothing
+	// unlocked is left to purge. It defaults to 256 MiB.
+	ReserveBytes int64 `yaml:"reserve_bytes"`
+	// CheckInterval is how often free space is measured. It defaults to 10s.
+	CheckInterval time.Duration `yaml:"check_interval"`
+}
+
 // Index configures the metadata index.
 type Index struct {
 	// Path of the SQLite database. It defaults to <data_dir>/index.db.
@@ -150,7 +176,9 @@ type Storage struct {
 	S3    S3Storage    `yaml:"s3"`
 	// SpoolMaxBytes caps the local spool (footage not yet in the store).
 	// When it is full, new footage is refused (counted and logged) and
-	// nothing already received is deleted. 0 means no cap. It defaults to 0.
+	// nothing already received is deleted. 0 (the default) means a quarter
+	// of the spool file system's size, so that a long store outage cannot
+	// fill the disk the index and the audit log live on; -1 means no cap.
 	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
 }
 
@@ -160,6 +188,10 @@ type S3Storage struct {
 	Endpoint string `yaml:"endpoint"`
 	// Bucket is created when missing. It defaults to xueliang.
 	Bucket string `yaml:"bucket"`
+	// EvidenceBucket receives copies of evidence-locked segments under
+	// legal hold; it is created with Object Lock when missing. It defaults
+	// to <bucket>-evidence.
+	EvidenceBucket string `yaml:"evidence_bucket"`
 	// AccessKey / SecretKey, or the files holding them (one of each).
 	AccessKey     string `yaml:"access_key"`
 	AccessKeyFile string `yaml:"access_key_file"`
@@ -390,7 +422,9 @@ func Default() Config {
 		HTTP: HTTP{ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxConnections: 1024, ReplayPerUser: 4,
 			MotionSearchPerUser: 2, ReplayDeadline: time.Hour, MotionSearchDeadline: time.Minute, WriteStall: 30 * time.Second},
 		CameraNetworks: CameraNetworks{Allowed: []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}},
-		Motion:         Motion{FPS: 5, Cols: 32, Rows: 18, PrePad: time.Second, PostPad: 2 * time.Second, QueueSize: 50},
+		Retention: Retention{MaxAge: 30 * 24 * time.Hour, Interval: 10 * time.Minute, ReserveBytes: 256 << 20,
+			CheckInterval: 10 * time.Second},
+		Motion: Motion{FPS: 5, Cols: 32, Rows: 18, PrePad: time.Second, PostPad: 2 * time.Second, QueueSize: 50},
 	}
 }
 
@@ -449,6 +483,9 @@ func (c *Config) fill() {
 	}
 	if c.Storage.S3.Bucket == "" {
 		c.Storage.S3.Bucket = "xueliang"
+	}
+	if c.Storage.S3.EvidenceBucket == "" {
+		c.Storage.S3.EvidenceBucket = c.Storage.S3.Bucket + "-evidence"
 	}
 	if c.Storage.Local.Root == "" {
 		c.Storage.Local.Root = filepath.Join(c.DataDir, "objects")
@@ -609,8 +646,20 @@ func (c *Config) Validate() error {
 	if e := c.Export.Expiry; e < time.Minute || e > 366*24*time.Hour {
 		bad("export.expiry", "want 1m..8784h, got %s", e)
 	}
-	if c.Storage.SpoolMaxBytes < 0 {
-		bad("storage.spool_max_bytes", "must not be negative")
+	if rt := c.Retention; rt.MaxAge < time.Minute {
+		bad("retention.max_age", "want at least 1m, got %s", rt.MaxAge)
+	}
+	if rt := c.Retention; rt.MaxBytes < 0 || rt.MinFreeBytes < 0 || rt.ReserveBytes < 0 {
+		bad("retention.max_bytes", "max_bytes, min_free_bytes and reserve_bytes must not be negative")
+	}
+	if rt := c.Retention; rt.Interval < time.Second || rt.Interval > 24*time.Hour {
+		bad("retention.interval", "want 1s..24h, got %s", rt.Interval)
+	}
+	if rt := c.Retention; rt.CheckInterval < 100*time.Millisecond || rt.CheckInterval > time.Hour {
+		bad("retention.check_interval", "want 100ms..1h, got %s", rt.CheckInterval)
+	}
+	if c.Storage.SpoolMaxBytes < -1 {
+		bad("storage.spool_max_bytes", "want -1 (no cap), 0 (a quarter of the file system) or a byte count")
 	}
 	if a := c.Auth; a.BootstrapToken != "" && a.BootstrapTokenFile != "" {
 		bad("auth.bootstrap_token", "set at most one of bootstrap_token and bootstrap_token_file")
