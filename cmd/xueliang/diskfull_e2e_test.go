@@ -27,7 +27,7 @@ func TestDiskFullServer(t *testing.T) {
 		fmt.Fprintf(&cams, "  - id: cam%d\n    url: %s/cam%d\n", i, rtsp, i)
 	}
 	addr := freeAddr(t)
-	cfg := fmt.Sprintf("listen: %s\ndata_dir: %s\nrecording:\n  segment_duration: 2s\n  stagger_segments: false\n"+
+	cfg := fmt.Sprintf("listen: %s\ndata_dir: %s\n"+testCameraNetworks+"recording:\n  segment_duration: 2s\n  stagger_segments: false\n"+
 		"retention:\n  min_free_bytes: 20971520\n  reserve_bytes: 2097152\n  check_interval: 200ms\ncameras:\n%s",
 		addr, dir+"/data", cams.String())
 	s := &testServer{base: "http://" + addr, dataDir: dir + "/data", cfgPath: dir + "/config.yaml"}

@@ -27,6 +27,11 @@ import (
 
 var binDir string // built once by TestMain
 
+// testCameraNetworks is the camera_networks section of every test server's
+// config: camsim listens on loopback (refused by default), and the
+// registry tests register 10.x cameras.
+const testCameraNetworks = "camera_networks:\n  allowed: [127.0.0.0/8, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16]\n"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "xueliang-e2e-bin")
 	if err != nil {
@@ -169,7 +174,7 @@ func startServer(t *testing.T, cfg string) *testServer {
 	addr := freeAddr(t)
 	// The cameras are camsim on loopback: allow it besides the default
 	// private ranges (the default refuses loopback).
-	cfg = fmt.Sprintf("listen: %s\ndata_dir: %s\ncamera_networks:\n  allowed: [127.0.0.0/8, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16]\n", addr, filepath.Join(dir, "data")) + cfg
+	cfg = fmt.Sprintf("listen: %s\ndata_dir: %s\n", addr, filepath.Join(dir, "data")) + testCameraNetworks + cfg
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ func TestOrphanSpoolFilesIndexedAtStart(t *testing.T) {
 	srv := &testServer{dataDir: filepath.Join(dir, "data"), cfgPath: filepath.Join(dir, "config.yaml")}
 	addr := freeAddr(t)
 	srv.base = "http://" + addr
-	cfg := fmt.Sprintf("listen: %s\ndata_dir: %s\nrecording:\n  segment_duration: 4s\n", addr, srv.dataDir) + cameraList(rtsp, 1)
+	cfg := fmt.Sprintf("listen: %s\ndata_dir: %s\nrecording:\n  segment_duration: 4s\n", addr, srv.dataDir) + testCameraNetworks + cameraList(rtsp, 1)
 	if err := os.WriteFile(srv.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

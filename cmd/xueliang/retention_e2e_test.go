@@ -32,7 +32,7 @@ func TestRetentionServer(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	addr := freeAddr(t)
-	cfg := fmt.Sprintf("listen: %s\ndata_dir: %s\nretention:\n  max_age: 1h\n  interval: 1s\n", addr, data)
+	cfg := fmt.Sprintf("listen: %s\ndata_dir: %s\nretention:\n  max_age: 1h\n  interval: 1s\n", addr, data) + testCameraNetworks
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -197,7 +197,7 @@ func TestRetentionKill9(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	addr := freeAddr(t)
-	cfg := fmt.Sprintf("listen: %s\ndata_dir: %s\nretention:\n  max_age: 1h\n  interval: 1h\n", addr, data)
+	cfg := fmt.Sprintf("listen: %s\ndata_dir: %s\nretention:\n  max_age: 1h\n  interval: 1h\n", addr, data) + testCameraNetworks
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
