@@ -95,8 +95,14 @@ func TestRetentionServer(t *testing.T) {
 
 	s := &testServer{base: "http://" + addr, dataDir: data, cfgPath: cfgPath}
 	s.start(t)
+	// The CLI takes the token from a file (--token on the command line is
+	// refused).
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(testBootstrapToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var out, errOut bytes.Buffer
-	if rc := run([]string{"retention", "set", "--server", s.base, "--token", testBootstrapToken, "--camera", "cam1",
+	if rc := run([]string{"retention", "set", "--server", s.base, "--token-file", tokenFile, "--camera", "cam1",
 		"--max-age", "1h"}, &out, &errOut); rc != 0 {
 		t.Fatalf("retention set: %d %s", rc, errOut.String())
 	}
@@ -122,10 +128,10 @@ func TestRetentionServer(t *testing.T) {
 		t.Fatalf("timeline with the lock: %d %+v, want the locked segment and the last hour", code, tl.Spans)
 	}
 	out.Reset()
-	if rc := run([]string{"evidence", "list", "--server", s.base, "--token", testBootstrapToken}, &out, &errOut); rc != 0 || !strings.Contains(out.String(), "2026-017") {
+	if rc := run([]string{"evidence", "list", "--server", s.base, "--token-file", tokenFile}, &out, &errOut); rc != 0 || !strings.Contains(out.String(), "2026-017") {
 		t.Fatalf("evidence list: %d %s %s", rc, out.String(), errOut.String())
 	}
-	if rc := run([]string{"evidence", "unlock", "--server", s.base, "--token", testBootstrapToken, "1"}, &out, &errOut); rc != 0 {
+	if rc := run([]string{"evidence", "unlock", "--server", s.base, "--token-file", tokenFile, "1"}, &out, &errOut); rc != 0 {
 		t.Fatalf("evidence unlock: %d %s", rc, errOut.String())
 	}
 	waitDeleted(60)
