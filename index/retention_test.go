@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"xueliang/index/pgtest"
 	"xueliang/storage/recording"
 )
 
@@ -168,10 +169,25 @@ func equalIDs(a, b []int64) bool {
 // deleted row does not grow with the archive (the oldest rows are found by
 // the (camera_id, start_ns) index, not a scan).
 func BenchmarkRetentionDelete(b *testing.B) {
+	benchmarkRetentionDelete(b, func(b *testing.B) (*DB, error) {
+		return Open(context.Background(), filepath.Join(b.TempDir(), "index.db"), nil)
+	})
+}
+
+// BenchmarkRetentionDeletePostgres is BenchmarkRetentionDelete on a real
+// PostgreSQL (index/pgtest).
+func BenchmarkRetentionDeletePostgres(b *testing.B) {
+	srv := pgtest.Start(b)
+	benchmarkRetentionDelete(b, func(b *testing.B) (*DB, error) {
+		return OpenPostgres(context.Background(), srv.NewDatabase(b), nil)
+	})
+}
+
+func benchmarkRetentionDelete(b *testing.B, open func(b *testing.B) (*DB, error)) {
 	for _, days := range []int{3, 30} {
 		b.Run(fmt.Sprintf("cameras=10/days=%d", days), func(b *testing.B) {
 			ctx := context.Background()
-			db, err := Open(ctx, filepath.Join(b.TempDir(), "index.db"), nil)
+			db, err := open(b)
 			if err != nil {
 				b.Fatal(err)
 			}
