@@ -61,6 +61,7 @@ var conformance = []struct {
 	{"MotionStoreAndSearch", testMotionStoreAndSearch},
 	{"CameraEvents", testCameraEvents},
 	{"MarkDeletingOldestUnlockedStored", testMarkDeletingOldestUnlockedStored},
+	{"MarkDeletingAcrossCameras", testMarkDeletingAcrossCameras},
 	{"RetentionOverrides", testRetentionOverrides},
 	{"EvidenceLocksManyCameras", testEvidenceLocksManyCameras},
 	{"ReleaseLocked", testReleaseLocked},

@@ -436,3 +436,28 @@ func testDeleteMetadataBefore(t *testing.T, be *backend) {
 		t.Fatalf("camera b intervals = %+v, %v", b, err)
 	}
 }
+
+// testMarkDeletingAcrossCameras is the emergency purge: no camera, oldest
+// first by start across cameras, until Bytes, locks respected.
+func testMarkDeletingAcrossCameras(t *testing.T, be *backend) {
+	ctx := context.Background()
+	db := be.open(t)
+	a0 := storedSeg(t, db, "a", at(0), at(60), 100)
+	b0 := storedSeg(t, db, "b", at(30), at(90), 100)
+	a1 := storedSeg(t, db, "a", at(60), at(120), 100)
+	b1 := storedSeg(t, db, "b", at(90), at(150), 100)
+	if _, err := db.CreateEvidenceLock(ctx, EvidenceLock{Cameras: []string{"b"}, From: at(40), To: at(50), CaseNumber: "C"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.MarkDeleting(ctx, DeleteSelect{Before: at(1000), Bytes: 150})
+	if err != nil || !equalIDs(ids(got), []int64{a0.ID, a1.ID}) {
+		t.Fatalf("purge = %v, %v; want [%d %d] (b0 locked)", ids(got), err, a0.ID, a1.ID)
+	}
+	got, err = db.MarkDeleting(ctx, DeleteSelect{Before: at(1000)})
+	if err != nil || !equalIDs(ids(got), []int64{b1.ID}) {
+		t.Fatalf("second purge = %v, %v; want [%d]", ids(got), err, b1.ID)
+	}
+	if g, err := db.Segment(ctx, b0.ID); err != nil || g.State != recording.StateStored {
+		t.Fatalf("locked segment: %v, %v", g.State, err)
+	}
+}
