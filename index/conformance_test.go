@@ -60,6 +60,14 @@ var conformance = []struct {
 	{"AuditAppendOnly", testAuditAppendOnly},
 	{"MotionStoreAndSearch", testMotionStoreAndSearch},
 	{"CameraEvents", testCameraEvents},
+	{"MarkDeletingOldestUnlockedStored", testMarkDeletingOldestUnlockedStored},
+	{"MarkDeletingAcrossCameras", testMarkDeletingAcrossCameras},
+	{"RetentionOverrides", testRetentionOverrides},
+	{"EvidenceLocksManyCameras", testEvidenceLocksManyCameras},
+	{"ReleaseLocked", testReleaseLocked},
+	{"DeleteSegmentRowsKeepsCoverage", testDeleteSegmentRowsKeepsCoverage},
+	{"DeleteMetadataBefore", testDeleteMetadataBefore},
+	{"MarkLost", testMarkLost},
 }
 
 func runConformance(t *testing.T, be *backend) {

@@ -18,7 +18,10 @@
 //	registry.go      the camera registry (Camera)
 //	motion.go        motion chunks and intervals
 //	events.go        camera-side (ONVIF) events
-//	retention.go     retention overrides, evidence locks, deletion (MarkDeleting)
+//	retention.go     retention overrides, evidence locks, deletion (MarkDeleting,
+//	                 DeleteSegmentRows: the coverage trigger suspended, dropped
+//	                 on SQLite, disabled on PostgreSQL; migration 10)
+//	recordings_lost.go segments whose object was lost (MarkLost; migration 9)
 //	auth_users.go    users and tokens (and the auth migration)
 //	auth_audit.go    the append-only, hash-chained audit log
 //	db.go, sqlite.go opening, migrating, transactions; SQLite's DSN
@@ -76,6 +79,10 @@
 //	evidence_locks(id, from_ns, to_ns, case_number, reason, created_by, created_ns, unlocked_by, unlocked_ns)
 //	evidence_lock_cameras(camera_id, lock_id → evidence_locks, PK (camera_id, lock_id)) WITHOUT ROWID
 //	  -- retention.go; a lock is active while unlocked_ns = 0
+//	lost_segments(id PK (the segment's former id, not generated), camera_id, start_ns, end_ns,
+//	              object_key, size, sha256, lost_ns)
+//	  lost_segments_camera_start (camera_id, start_ns)
+//	  -- recordings_lost.go: rows reconciliation moved out of segments
 //
 // Timeline reads coverage, not segments: a 30-day window of one-minute
 // segments is ≈720 coverage rows instead of 43,200 segment rows (stepping

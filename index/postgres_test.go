@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 
@@ -70,5 +71,72 @@ func TestPostgresConcurrentOpen(t *testing.T) {
 	}
 	if v := versions(t, dbs[0]); len(v) != len(migrations) {
 		t.Fatalf("schema_migrations has %d rows, want %d", len(v), len(migrations))
+	}
+}
+
+// TestPostgresRetentionLostSchema checks the PostgreSQL DDL of migrations
+// 9 (lost_segments) and 10 (retention, evidence locks): every nanosecond,
+// size and id column BIGINT, an identity only where the id is generated
+// (evidence_locks, not lost_segments, whose ids are the segments'), and
+// evidence_lock_cameras cascading from its lock.
+func TestPostgresRetentionLostSchema(t *testing.T) {
+	ctx := context.Background()
+	db, err := OpenPostgres(ctx, pgtest.Start(t).NewDatabase(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	type col struct{ table, column, typ, identity string }
+	want := []col{
+		{"cameras", "retention_max_age_ns", "bigint", "NO"},
+		{"cameras", "retention_max_bytes", "bigint", "NO"},
+		{"evidence_lock_cameras", "camera_id", "text", "NO"},
+		{"evidence_lock_cameras", "lock_id", "bigint", "NO"},
+		{"evidence_locks", "case_number", "text", "NO"},
+		{"evidence_locks", "created_by", "text", "NO"},
+		{"evidence_locks", "created_ns", "bigint", "NO"},
+		{"evidence_locks", "from_ns", "bigint", "NO"},
+		{"evidence_locks", "id", "bigint", "YES"},
+		{"evidence_locks", "reason", "text", "NO"},
+		{"evidence_locks", "to_ns", "bigint", "NO"},
+		{"evidence_locks", "unlocked_by", "text", "NO"},
+		{"evidence_locks", "unlocked_ns", "bigint", "NO"},
+		{"lost_segments", "camera_id", "text", "NO"},
+		{"lost_segments", "end_ns", "bigint", "NO"},
+		{"lost_segments", "id", "bigint", "NO"},
+		{"lost_segments", "lost_ns", "bigint", "NO"},
+		{"lost_segments", "object_key", "text", "NO"},
+		{"lost_segments", "sha256", "text", "NO"},
+		{"lost_segments", "size", "bigint", "NO"},
+		{"lost_segments", "start_ns", "bigint", "NO"},
+		{"township_retention", "max_age_ns", "bigint", "NO"},
+		{"township_retention", "max_bytes", "bigint", "NO"},
+		{"township_retention", "township", "text", "NO"},
+		{"township_retention", "updated_ns", "bigint", "NO"},
+	}
+	got, err := queryAll(ctx, db.r, func(s scanner) (col, error) {
+		var c col
+		return c, s.Scan(&c.table, &c.column, &c.typ, &c.identity)
+	}, `SELECT table_name, column_name, data_type, is_identity FROM information_schema.columns
+		WHERE table_schema = current_schema() AND (table_name IN ('evidence_lock_cameras', 'evidence_locks', 'lost_segments', 'township_retention')
+			OR (table_name = 'cameras' AND column_name LIKE 'retention%'))
+		ORDER BY table_name, column_name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("columns:\n%v\nwant\n%v", got, want)
+	}
+	var rule string
+	if err := db.r.QueryRowContext(ctx, `SELECT r.delete_rule FROM information_schema.referential_constraints r
+		JOIN information_schema.table_constraints c ON c.constraint_name = r.constraint_name AND c.constraint_schema = r.constraint_schema
+		WHERE c.table_name = 'evidence_lock_cameras' AND c.constraint_type = 'FOREIGN KEY'`).Scan(&rule); err != nil || rule != "CASCADE" {
+		t.Fatalf("evidence_lock_cameras foreign key delete rule = %q, %v; want CASCADE", rule, err)
+	}
+	var pk int
+	if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.table_constraints
+		WHERE table_schema = current_schema() AND constraint_type = 'PRIMARY KEY'
+		AND table_name IN ('evidence_lock_cameras', 'evidence_locks', 'lost_segments', 'township_retention')`).Scan(&pk); err != nil || pk != 4 {
+		t.Fatalf("primary keys = %d, %v; want 4", pk, err)
 	}
 }

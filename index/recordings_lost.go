@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -17,8 +19,17 @@ var lostMigrations = []migration{
 		version: 9,
 		name:    "lost segments",
 		stmts:   lostSchema,
-		pgStmts: pgTypes(lostSchema...),
+		pgStmts: lostSchemaPG(),
 	},
+}
+
+// lostSchemaPG is lostSchema for PostgreSQL: pgTypes, except that the id is
+// a plain BIGINT key, not an identity. It is never generated here: MarkLost
+// copies the segment's id, and an identity's sequence would never move.
+func lostSchemaPG() []string {
+	s := slices.Clone(lostSchema)
+	s[0] = strings.Replace(s[0], "id         INTEGER PRIMARY KEY", "id         BIGINT PRIMARY KEY", 1)
+	return pgTypes(s...)
 }
 
 // lostSchema is the lost-segments table (SQLite types; pgTypes translates).

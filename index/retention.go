@@ -230,10 +230,14 @@ func prefixed(p, cols string) string {
 // transaction. Missing ids are ignored, so a retry after a crash is safe.
 //
 // The coverage delete trigger would rebuild a segment's bucket once per
-// deleted row (≈6 ms each: a retention chunk of 500 took 3 s); here it is
-// dropped inside the transaction, the rows deleted, each touched
-// (camera, bucket) rebuilt once, and the trigger recreated — all or
-// nothing, other connections never see the schema without it.
+// deleted row (≈6 ms each on SQLite: a retention chunk of 500 took 3 s);
+// here it is suspended inside the transaction, the rows deleted, each
+// touched (camera, bucket) rebuilt once, and the trigger turned back on —
+// all or nothing. SQLite: the delete trigger is dropped and recreated from
+// its DDL, so other connections never see the schema without it;
+// PostgreSQL: the one coverage trigger is disabled (ALTER TABLE ...
+// DISABLE TRIGGER, as LoadSegments does), whose lock keeps other
+// connections out of segments until commit.
 func (db *DB) DeleteSegmentRows(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
@@ -243,16 +247,9 @@ func (db *DB) DeleteSegmentRows(ctx context.Context, ids []int64) error {
 		b   int64
 	}
 	err := db.withTx(ctx, func(tx *sql.Tx) error {
-		triggers, err := segmentTriggers(ctx, tx)
+		resume, err := db.suspendCoverageDelete(ctx, tx)
 		if err != nil {
 			return err
-		}
-		const trig = "segments_coverage_delete"
-		ddl, ok := triggers[trig]
-		if ok {
-			if _, err := tx.ExecContext(ctx, `DROP TRIGGER `+trig); err != nil {
-				return err
-			}
 		}
 		touched := map[bucket]bool{}
 		for _, id := range ids {
@@ -271,24 +268,56 @@ func (db *DB) DeleteSegmentRows(ctx context.Context, ids []int64) error {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM coverage WHERE camera_id = ? AND bucket = ?`, k.cam, k.b); err != nil {
 				return err
 			}
+			// The bucket's bounds are computed here: numbered
+			// placeholders (?1) do not survive the PostgreSQL rebind,
+			// and a bare parameter shifted by 42 would be typed int4.
 			if _, err := tx.ExecContext(ctx, `INSERT INTO coverage (camera_id, bucket, start_ns, end_ns) `+coverageMerge(
 				`camera_id, start_ns >> `+coverageShift,
-				`camera_id = ?1 AND start_ns >= ?2 << `+coverageShift+` AND start_ns < (?2 + 1) << `+coverageShift+
-					` AND end_ns > start_ns`), k.cam, k.b); err != nil {
+				`camera_id = ? AND start_ns >= ? AND start_ns < ? AND end_ns > start_ns`),
+				k.cam, k.b<<coverageShiftBits, (k.b+1)<<coverageShiftBits); err != nil {
 				return err
 			}
 		}
-		if ok {
-			if _, err := tx.ExecContext(ctx, ddl); err != nil {
-				return err
-			}
-		}
-		return nil
+		return resume()
 	})
 	if err != nil {
 		return fmt.Errorf("delete %d segment rows: %w", len(ids), err)
 	}
 	return nil
+}
+
+// suspendCoverageDelete stops the coverage trigger on deletes of segments
+// for the rest of tx and returns the func that turns it back on (call it
+// before commit). SQLite: segments_coverage_delete is dropped and later
+// recreated from its DDL in sqlite_master (the insert and update triggers
+// stay); PostgreSQL: the single segments_coverage trigger (insert, update
+// and delete) is disabled, then enabled.
+func (db *DB) suspendCoverageDelete(ctx context.Context, tx *sql.Tx) (resume func() error, err error) {
+	if db.dialect == dialectPostgres {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE segments DISABLE TRIGGER segments_coverage`); err != nil {
+			return nil, err
+		}
+		return func() error {
+			_, err := tx.ExecContext(ctx, `ALTER TABLE segments ENABLE TRIGGER segments_coverage`)
+			return err
+		}, nil
+	}
+	triggers, err := segmentTriggers(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	const trig = "segments_coverage_delete"
+	ddl, ok := triggers[trig]
+	if !ok {
+		return func() error { return nil }, nil
+	}
+	if _, err := tx.ExecContext(ctx, `DROP TRIGGER `+trig); err != nil {
+		return nil, err
+	}
+	return func() error {
+		_, err := tx.ExecContext(ctx, ddl)
+		return err
+	}, nil
 }
 
 // CameraBytes returns the summed size of the camera's stored segments
@@ -425,8 +454,9 @@ func (db *DB) UnlockEvidence(ctx context.Context, id int64, by string, now time.
 // EvidenceLocks returns the locks, newest first; only the active ones
 // unless all.
 func (db *DB) EvidenceLocks(ctx context.Context, all bool) ([]EvidenceLock, error) {
+	// string_agg with ORDER BY: both engines (SQLite since 3.44).
 	q := `SELECT l.id, l.from_ns, l.to_ns, l.case_number, l.reason, l.created_by, l.created_ns, l.unlocked_by, l.unlocked_ns,
-		(SELECT group_concat(camera_id, ',') FROM (SELECT camera_id FROM evidence_lock_cameras WHERE lock_id = l.id ORDER BY camera_id))
+		(SELECT string_agg(camera_id, ',' ORDER BY camera_id) FROM evidence_lock_cameras WHERE lock_id = l.id)
 		FROM evidence_locks l`
 	if !all {
 		q += ` WHERE l.unlocked_ns = 0`

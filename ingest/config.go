@@ -80,6 +80,10 @@ type Options struct {
 	// drifting or hostile clock) the session is anchored to the receive
 	// time instead and Status.ClockUntrusted is set. It defaults to 5s.
 	MaxClockSkew time.Duration
+	// IndexOutage is how long each segment's create and finish keep being
+	// retried through an index outage before the segment is left to
+	// start-up recovery (segmenter.Config.IndexOutage; default 2 min).
+	IndexOutage time.Duration
 	// Jitter returns a number in [0,1) scaling each backoff wait. It
 	// defaults to math/rand/v2.Float64.
 	Jitter func() float64

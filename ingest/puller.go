@@ -225,6 +225,7 @@ func (p *Puller) Run(ctx context.Context) error {
 		SegmentDuration:     p.cfg.SegmentDuration,
 		MaxFragmentDuration: p.cfg.MaxFragmentDuration,
 		FsyncInterval:       p.opts.FsyncInterval,
+		IndexOutage:         p.opts.IndexOutage,
 		Stagger:             p.opts.StaggerSegments,
 		Logger:              p.opts.Logger,
 	})

@@ -17,7 +17,8 @@ import (
 
 // TestOrphanSpoolFilesIndexedAtStart: the index refuses every segment
 // insert (a trigger raising an error, as a full or broken index would), so
-// the server records spool files whose segment row is never written. After
+// the server (recording.index_outage 1s) records spool files whose segment
+// row is never written. After
 // the index is repaired and the server restarted, those files are found,
 // parsed, indexed and uploaded: they appear in the timeline and replay
 // frame by frame (ffprobe and the SEI stamps judge).
@@ -27,7 +28,7 @@ func TestOrphanSpoolFilesIndexedAtStart(t *testing.T) {
 	srv := &testServer{dataDir: filepath.Join(dir, "data"), cfgPath: filepath.Join(dir, "config.yaml")}
 	addr := freeAddr(t)
 	srv.base = "http://" + addr
-	cfg := fmt.Sprintf("listen: %s\ndata_dir: %s\nrecording:\n  segment_duration: 4s\n", addr, srv.dataDir) + testCameraNetworks + cameraList(rtsp, 1)
+	cfg := fmt.Sprintf("listen: %s\ndata_dir: %s\nrecording:\n  segment_duration: 4s\n  index_outage: 1s\n", addr, srv.dataDir) + testCameraNetworks + cameraList(rtsp, 1)
 	if err := os.WriteFile(srv.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

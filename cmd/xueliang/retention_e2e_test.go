@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite"
-
 	"xueliang/index"
+	"xueliang/index/pgtest"
 	"xueliang/storage"
 	"xueliang/storage/local"
 	"xueliang/storage/recording"
@@ -28,16 +26,29 @@ import (
 // CLI unlocks it; the rest is kept; bucket, index and timeline agree; the
 // unlock and the deletions are in the audit log.
 func TestRetentionServer(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
+	path := filepath.Join(dir, "data", "index.db")
+	testRetentionServer(t, dir, "", func(ctx context.Context) (*index.DB, error) { return index.Open(ctx, path, nil) })
+}
+
+// TestRetentionServerPostgres is TestRetentionServer with the index in a
+// real PostgreSQL (index.postgres_url).
+func TestRetentionServerPostgres(t *testing.T) {
+	dbURL := pgtest.Start(t).NewDatabase(t)
+	testRetentionServer(t, t.TempDir(), "index:\n  postgres_url: "+dbURL+"\n",
+		func(ctx context.Context) (*index.DB, error) { return index.OpenPostgres(ctx, dbURL, nil) })
+}
+
+func testRetentionServer(t *testing.T, dir, indexCfg string, openIndex func(context.Context) (*index.DB, error)) {
+	ctx := context.Background()
 	data := filepath.Join(dir, "data")
 	addr := freeAddr(t)
-	cfg := fmt.Sprintf("listen: %s\ndata_dir: %s\nretention:\n  max_age: 1h\n  interval: 1s\n", addr, data) + testCameraNetworks
+	cfg := fmt.Sprintf("listen: %s\ndata_dir: %s\nretention:\n  max_age: 1h\n  interval: 1s\n", addr, data) + testCameraNetworks + indexCfg
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	db, err := index.Open(ctx, filepath.Join(data, "index.db"), nil)
+	db, err := openIndex(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,23 +81,16 @@ func TestRetentionServer(t *testing.T) {
 		}
 		segs = append(segs, seg)
 	}
-	db.Close()
 	// The killed run: three rows in state deleting.
-	raw, err := sql.Open("sqlite", filepath.Join(data, "index.db"))
+	marked, err := db.MarkDeleting(ctx, index.DeleteSelect{Camera: "cam1", Before: segs[2].End, Limit: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Exec(`UPDATE segments SET state = ? WHERE id IN (?, ?, ?)`, int(recording.StateDeleting),
-		segs[0].ID, segs[1].ID, segs[2].ID); err != nil {
-		t.Fatal(err)
+	if len(marked) != 3 || marked[0].ID != segs[0].ID || marked[2].ID != segs[2].ID {
+		t.Fatalf("marked deleting: %+v, want segments 0..2", marked)
 	}
-	raw.Close()
 
 	// A case lock over part of segment 20 (past the horizon) already exists.
-	db, err = index.Open(ctx, filepath.Join(data, "index.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := db.CreateEvidenceLock(ctx, index.EvidenceLock{Cameras: []string{"cam1"}, From: segs[20].Start.Add(10 * time.Second),
 		To: segs[20].Start.Add(20 * time.Second), CaseNumber: "2026-017", CreatedBy: "op", Created: now}); err != nil {
 		t.Fatal(err)
@@ -95,8 +99,14 @@ func TestRetentionServer(t *testing.T) {
 
 	s := &testServer{base: "http://" + addr, dataDir: data, cfgPath: cfgPath}
 	s.start(t)
+	// The CLI takes the token from a file (--token on the command line is
+	// refused).
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(testBootstrapToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var out, errOut bytes.Buffer
-	if rc := run([]string{"retention", "set", "--server", s.base, "--token", testBootstrapToken, "--camera", "cam1",
+	if rc := run([]string{"retention", "set", "--server", s.base, "--token-file", tokenFile, "--camera", "cam1",
 		"--max-age", "1h"}, &out, &errOut); rc != 0 {
 		t.Fatalf("retention set: %d %s", rc, errOut.String())
 	}
@@ -122,16 +132,16 @@ func TestRetentionServer(t *testing.T) {
 		t.Fatalf("timeline with the lock: %d %+v, want the locked segment and the last hour", code, tl.Spans)
 	}
 	out.Reset()
-	if rc := run([]string{"evidence", "list", "--server", s.base, "--token", testBootstrapToken}, &out, &errOut); rc != 0 || !strings.Contains(out.String(), "2026-017") {
+	if rc := run([]string{"evidence", "list", "--server", s.base, "--token-file", tokenFile}, &out, &errOut); rc != 0 || !strings.Contains(out.String(), "2026-017") {
 		t.Fatalf("evidence list: %d %s %s", rc, out.String(), errOut.String())
 	}
-	if rc := run([]string{"evidence", "unlock", "--server", s.base, "--token", testBootstrapToken, "1"}, &out, &errOut); rc != 0 {
+	if rc := run([]string{"evidence", "unlock", "--server", s.base, "--token-file", tokenFile, "1"}, &out, &errOut); rc != 0 {
 		t.Fatalf("evidence unlock: %d %s", rc, errOut.String())
 	}
 	waitDeleted(60)
 	s.proc.stop()
 
-	db, err = index.Open(ctx, filepath.Join(data, "index.db"), nil)
+	db, err = openIndex(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,6 +163,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		FsyncInterval:   cfg.Recording.FsyncInterval,
 		StaggerSegments: cfg.Recording.StaggerSegments,
 		MaxClockSkew:    cfg.Recording.MaxClockSkew,
+		IndexOutage:     cfg.Recording.IndexOutage,
 		Logger:          logger,
 		Motion:          motionOptions(cfg, db),
 		Events:          db, // camera-side (ONVIF metadata) events

@@ -125,6 +125,10 @@ type Recording struct {
 	// from the server's when a session starts is recorded on the receive
 	// time instead (flagged in its status and metrics). It defaults to 5s.
 	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
+	// IndexOutage: an index outage shorter than this (a PostgreSQL restart
+	// or failover) loses no segment row; a segment still unindexed after it
+	// is left in the spool for start-up recovery. It defaults to 2m.
+	IndexOutage time.Duration `yaml:"index_outage"`
 }
 
 // Retention configures how long footage is kept (docs/operations.md,
@@ -411,6 +415,7 @@ func Default() Config {
 			Transport:           "tcp",
 			FsyncInterval:       10 * time.Second,
 			MaxClockSkew:        5 * time.Second,
+			IndexOutage:         2 * time.Minute,
 		},
 		Index:  Index{CommitWindow: 100 * time.Millisecond},
 		Upload: Upload{Workers: 6, MaxBackoff: 30 * time.Second},
@@ -609,6 +614,9 @@ func (c *Config) Validate() error {
 	}
 	if r.MaxClockSkew < 100*time.Millisecond || r.MaxClockSkew > time.Hour {
 		bad("recording.max_clock_skew", "want 100ms..1h, got %s", r.MaxClockSkew)
+	}
+	if r.IndexOutage < time.Second || r.IndexOutage > time.Hour {
+		bad("recording.index_outage", "want 1s..1h, got %s", r.IndexOutage)
 	}
 	if !validTransport(r.Transport) {
 		bad("recording.transport", "want tcp or udp, got %q", r.Transport)
