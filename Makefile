@@ -6,6 +6,9 @@ GO        ?= go
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 APT_PKGS  := ffmpeg libavcodec-dev libswscale-dev pkg-config chromium postgresql
 TEST_TIMEOUT ?= 20m
+# End-to-end tests that mostly wait on real time (camsim streams, outages)
+# are t.Parallel: this many run at once (go test's default is GOMAXPROCS).
+TEST_PARALLEL ?= 3
 FUZZTIME  ?= 30s
 MINIO_MOD := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 PROMTOOL_MOD := github.com/prometheus/prometheus/cmd/promtool@v0.316.0
@@ -30,7 +33,7 @@ run: deps build ## record 4 simulated cameras with configs/demo.yaml (Ctrl-C sto
 	@scripts/run-demo.sh
 
 test: deps-test build ## run every test (unit, fuzz seeds, end-to-end with camsim + ffmpeg)
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -parallel $(TEST_PARALLEL) ./...
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s; FUZZ_PKG=substring limits the packages)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh $(FUZZ_PKG)

@@ -688,6 +688,7 @@ func auditRows(t *testing.T, srv *testServer) int64 {
 // XUELIANG_API_PROPERTY_REQUESTS override the seed (default 1) and the
 // number of requests (default 2500).
 func TestAPIPropertyRandomRequests(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	seed := uint64(1)
 	if s := os.Getenv("XUELIANG_API_PROPERTY_SEED"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)

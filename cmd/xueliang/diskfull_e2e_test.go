@@ -16,6 +16,7 @@ import (
 // purges the oldest footage, the server keeps answering (readyz, timeline),
 // recording continues after the purge and is never stopped.
 func TestDiskFullServer(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Fatalf("mount tmpfs (the test runs as root): %v %s", err, out)

@@ -71,6 +71,7 @@ func doJSON(t *testing.T, method, u string, body, out any) int {
 // reads every MP4 frame by frame; the request and the download are in the
 // audit log.
 func TestExportSignedPackage(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	rtsp, _ := startCamsim(t, "-cameras", "1")
 	srv := startServer(t, "recording:\n  segment_duration: 4s\nexport:\n  max_concurrent: 1\n"+cameraList(rtsp, 1))
 	time.Sleep(9 * time.Second)

@@ -159,6 +159,7 @@ func waitLive(t *testing.T, s *testServer, cam string) {
 const liveGOP = 2 * time.Second // camsim's default: 50 frames at 25 fps
 
 func TestLiveView(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	rtsp, _ := startCamsim(t, "-cameras", "4",
 		"-camera", "cam2:codec=h265",
 		"-camera", "cam3:audio=aac",

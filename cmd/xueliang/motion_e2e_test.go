@@ -120,6 +120,7 @@ func matchOneToOne(det, truth [][2]time.Time) (precision, recall float64) {
 }
 
 func TestMotionEndToEnd(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	if testing.Short() {
 		t.Skip("60 s of live scenes")
 	}

@@ -12,6 +12,7 @@ import (
 )
 
 func TestONVIFEventsEndToEnd(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	// Motion windows in capture time since camsim's start.
 	type window struct{ from, to time.Duration }
 	sched := []window{{5 * time.Second, 8 * time.Second}, {12 * time.Second, 15 * time.Second}, {19 * time.Second, 20500 * time.Millisecond}}

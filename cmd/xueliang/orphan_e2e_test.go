@@ -23,6 +23,7 @@ import (
 // parsed, indexed and uploaded: they appear in the timeline and replay
 // frame by frame (ffprobe and the SEI stamps judge).
 func TestOrphanSpoolFilesIndexedAtStart(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	rtsp, _ := startCamsim(t, "-cameras", "1")
 	dir := t.TempDir()
 	srv := &testServer{dataDir: filepath.Join(dir, "data"), cfgPath: filepath.Join(dir, "config.yaml")}

@@ -19,6 +19,7 @@ import (
 // every frame of the run replays, and the timeline is served from
 // PostgreSQL's coverage table.
 func TestPostgresIndexEndToEnd(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	pg := pgtest.Start(t)
 	dbURL := pg.NewDatabase(t)
 	rtsp, _ := startCamsim(t, "-cameras", "2", "-camera", "cam2:bframes=on")
@@ -73,6 +74,7 @@ func TestPostgresIndexEndToEnd(t *testing.T) {
 // indexed and stored), and every frame of the whole run replays: nothing
 // is lost.
 func TestPostgresRestartWhileRecording(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	pg := pgtest.Start(t)
 	dbURL := pg.NewDatabase(t)
 	rtsp, _ := startCamsim(t, "-cameras", "2")

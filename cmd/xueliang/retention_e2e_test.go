@@ -26,6 +26,7 @@ import (
 // CLI unlocks it; the rest is kept; bucket, index and timeline agree; the
 // unlock and the deletions are in the audit log.
 func TestRetentionServer(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "data", "index.db")
 	testRetentionServer(t, dir, "", func(ctx context.Context) (*index.DB, error) { return index.Open(ctx, path, nil) })
@@ -34,6 +35,7 @@ func TestRetentionServer(t *testing.T) {
 // TestRetentionServerPostgres is TestRetentionServer with the index in a
 // real PostgreSQL (index.postgres_url).
 func TestRetentionServerPostgres(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	dbURL := pgtest.Start(t).NewDatabase(t)
 	testRetentionServer(t, t.TempDir(), "index:\n  postgres_url: "+dbURL+"\n",
 		func(ctx context.Context) (*index.DB, error) { return index.OpenPostgres(ctx, dbURL, nil) })
@@ -203,6 +205,7 @@ func testRetentionServer(t *testing.T, dir, indexCfg string, openIndex func(cont
 // has its object and every object its row, the expired footage is gone
 // and the last hour is intact.
 func TestRetentionKill9(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	ctx := context.Background()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")

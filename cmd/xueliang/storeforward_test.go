@@ -80,6 +80,7 @@ func checkAllFramesReplayable(t *testing.T, s *testServer, cam string, from, to 
 }
 
 func TestMinIOOutage(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	m := miniotest.Start(t)
 	rtsp, _ := startCamsim(t, "-cameras", "4", "-camera", "cam2:codec=h265", "-camera", "cam3:audio=aac", "-camera", "cam4:bframes=on")
 	srv := startServer(t, "recording:\n  segment_duration: 10s\n"+s3Config(m, "outage")+cameraList(rtsp, 4))
@@ -148,6 +149,7 @@ func TestMinIOOutage(t *testing.T) {
 }
 
 func TestKill9AndRangedReads(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	m := miniotest.Start(t)
 	rtsp, _ := startCamsim(t, "-cameras", "2", "-camera", "cam2:bframes=on")
 	srv := startServer(t, "recording:\n  segment_duration: 60s\n"+s3Config(m, "kill9")+cameraList(rtsp, 2))
@@ -263,6 +265,7 @@ func TestKill9AndRangedReads(t *testing.T) {
 }
 
 func TestSpoolCapWhileMinIODown(t *testing.T) {
+	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
 	m := miniotest.Start(t)
 	rtsp, _ := startCamsim(t, "-cameras", "2")
 	// ≈100 KB/s per test camera: the two segments being recorded hold up to
