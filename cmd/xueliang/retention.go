@@ -13,14 +13,15 @@ import (
 )
 
 const retentionUsage = `usage:
-  xueliang retention show [--server URL] [--token T]
+  xueliang retention show [--server URL] [--token-file F]
   xueliang retention set (--camera ID | --township NAME) [--max-age 2160h] [--max-bytes N]
                         set an override (admin); no --max-age/--max-bytes removes it
   xueliang evidence lock --camera ID[,ID] --from RFC3339 --to RFC3339 --case NUMBER [--reason TEXT]
   xueliang evidence list [--all]
   xueliang evidence unlock ID        (admin)
 
---server defaults to XUELIANG_SERVER or http://127.0.0.1:8080, --token to XUELIANG_TOKEN.
+--server defaults to XUELIANG_SERVER or http://127.0.0.1:8080, the token to --token-file or
+XUELIANG_TOKEN (never on the command line).
 `
 
 // runRetention runs "xueliang retention ..." through the API.
