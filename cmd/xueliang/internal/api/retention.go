@@ -394,21 +394,30 @@ func cmp[T int64 | time.Duration](v, def T) T {
 	return def
 }
 
-func (s *Server) putCameraRetention(w http.ResponseWriter, r *http.Request) {
+// overrideBody reads a PUT's retention override; false when it answered.
+func (s *Server) overrideBody(w http.ResponseWriter, r *http.Request) (index.RetentionOverride, bool) {
 	if !s.retentionEnabled(w) {
-		return
+		return index.RetentionOverride{}, false
 	}
 	var in retentionJSON
 	if !decodeBody(w, r, maxEvidenceBody, &in) {
-		return
+		return index.RetentionOverride{}, false
 	}
 	o, err := in.override()
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
+		return index.RetentionOverride{}, false
+	}
+	return o, true
+}
+
+func (s *Server) putCameraRetention(w http.ResponseWriter, r *http.Request) {
+	o, ok := s.overrideBody(w, r)
+	if !ok {
 		return
 	}
 	id := r.PathValue("id")
-	err = s.Retention.SetCameraRetention(r.Context(), id, o)
+	err := s.Retention.SetCameraRetention(r.Context(), id, o)
 	if errors.Is(err, index.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "unknown camera %q", id)
 		return
@@ -422,16 +431,8 @@ func (s *Server) putCameraRetention(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) putTownshipRetention(w http.ResponseWriter, r *http.Request) {
-	if !s.retentionEnabled(w) {
-		return
-	}
-	var in retentionJSON
-	if !decodeBody(w, r, maxEvidenceBody, &in) {
-		return
-	}
-	o, err := in.override()
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+	o, ok := s.overrideBody(w, r)
+	if !ok {
 		return
 	}
 	t := r.PathValue("township")
