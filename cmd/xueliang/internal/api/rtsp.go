@@ -339,7 +339,6 @@ func (h *rtspHandler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 	}
 }
 
-
 // pump sends v's video units to rd's stream until ctx ends or the camera's
 // session changes, and returns the bytes sent and why it ended.
 func (h *rtspHandler) pump(ctx context.Context, rd *rtspReader, v *live.Viewer, ss *gortsplib.ServerSession) (int64, string) {
