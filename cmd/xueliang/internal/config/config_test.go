@@ -65,6 +65,8 @@ func TestParseErrors(t *testing.T) {
 		{"commit window too long", "index:\n  commit_window: 5s\n", []string{"index.commit_window: want [0, 1s]"}},
 		{"postgres url not a url", "index:\n  postgres_url: host=db user=x password=hunter2\n", []string{"index.postgres_url: want postgres://"}},
 		{"postgres url other scheme", "index:\n  postgres_url: mysql://db/x\n", []string{"index.postgres_url: want postgres://"}},
+		{"rtsp listen without port", "live:\n  rtsp_listen: 127.0.0.1\n", []string{"live.rtsp_listen: want host:port"}},
+		{"rtsp listen on the api address", "listen: 127.0.0.1:8080\nlive:\n  rtsp_listen: 127.0.0.1:8080\n", []string{"live.rtsp_listen: must differ from listen"}},
 		{"pprof without port", "debug:\n  pprof_listen: 127.0.0.1\n", []string{"debug.pprof_listen: want host:port"}},
 		{
 			"every problem at once",
