@@ -48,7 +48,7 @@ func rtspDescribeStatus(t *testing.T, u string) base.StatusCode {
 
 func TestLiveRTSP(t *testing.T) {
 	t.Parallel() // waits on real time mostly
-	rtsp, _ := startCamsim(t, "-cameras", "2", "-camera", "cam2:codec=h265")
+	rtsp, _ := startCamsim(t, "-cameras", "2", "-camera", "cam2:codec=h265,audio=aac")
 	rtspAddr := freeAddr(t)
 	srv := startServer(t, fmt.Sprintf("live:\n  rtsp_listen: %s\ncameras:\n"+
 		"  - id: cam1\n    url: %s/cam1\n    township: Huiting\n"+
@@ -79,17 +79,20 @@ func TestLiveRTSP(t *testing.T) {
 		}
 	})
 
-	for _, tc := range []struct{ cam, codec string }{{"cam1", "h264"}, {"cam2", "hevc"}} {
+	for _, tc := range []struct {
+		cam, codec string
+		audio      bool
+	}{{"cam1", "h264", false}, {"cam2", "hevc", true}} {
 		t.Run("Read/"+tc.cam, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "rtsp.mp4")
 			cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-rtsp_transport", "tcp",
-				"-i", "rtsp://zhao:"+in+"@"+rtspAddr+"/"+tc.cam, "-t", "4", "-c", "copy", "-an", "-y", p)
+				"-i", "rtsp://zhao:"+in+"@"+rtspAddr+"/"+tc.cam, "-t", "4", "-c", "copy", "-y", p)
 			if b, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("ffmpeg: %v\n%s", err, b)
 			}
 			j := judgeMP4(t, p)
-			if j.Codec != tc.codec {
-				t.Fatalf("ffprobe: codec %s, want %s", j.Codec, tc.codec)
+			if j.Codec != tc.codec || j.HasAudio != tc.audio {
+				t.Fatalf("ffprobe: codec %s audio %v, want %s %v", j.Codec, j.HasAudio, tc.codec, tc.audio)
 			}
 			if len(j.Frames) < 75 {
 				t.Fatalf("%d frames in 4 s", len(j.Frames))

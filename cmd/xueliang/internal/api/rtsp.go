@@ -5,8 +5,9 @@ package api
 // from the same fan-out as the MSE and WebRTC views (ingest/live): each RTSP
 // session that plays is one live.Viewer, never a second connection to the
 // camera. No transcoding: the access units are re-packetised with
-// gortsplib's H.264/H.265 RTP encoders. Video only: audio is not restreamed.
-// TCP (interleaved) transport only.
+// gortsplib's H.264/H.265 and AAC (MPEG-4 audio, RFC 3640) RTP encoders.
+// G.711 audio is not restreamed (the fan-out carries it expanded to LPCM;
+// the video is). TCP (interleaved) transport only.
 //
 // Authentication is RTSP Basic with the user's name and an API token as the
 // password (POST /api/v1/login issues one; tokens are stored hashed, so
@@ -112,6 +113,9 @@ type rtspReader struct {
 	stream       *gortsplib.ServerStream
 	media        *description.Media
 	forma        format.Format
+	// audio is the AAC media (nil: no audio, or not AAC).
+	audio *description.Media
+	aac   *format.MPEG4Audio
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -231,7 +235,14 @@ func (h *rtspHandler) prepare(conn *gortsplib.ServerConn, req *base.Request, pat
 		return nil, rtspStatus(base.StatusUnsupportedMediaType), nil
 	}
 	rd.media = &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{rd.forma}}
-	rd.stream = &gortsplib.ServerStream{Server: nil, Desc: &description.Session{Medias: []*description.Media{rd.media}}}
+	medias := []*description.Media{rd.media}
+	if a := sess.Audio; a != nil && a.Codec == recording.AAC {
+		conf := a.AAC
+		rd.aac = &format.MPEG4Audio{PayloadTyp: 97, Config: &conf, SizeLength: 13, IndexLength: 3, IndexDeltaLength: 3}
+		rd.audio = &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{rd.aac}}
+		medias = append(medias, rd.audio)
+	}
+	rd.stream = &gortsplib.ServerStream{Server: nil, Desc: &description.Session{Medias: medias}}
 	return rd, nil, nil
 }
 
@@ -356,6 +367,15 @@ func (h *rtspHandler) pump(ctx context.Context, rd *rtspReader, v *live.Viewer, 
 		h.s.Logger.Error("rtsp encoder failed", "camera", rd.camera, "err", err)
 		return 0, "encoder error"
 	}
+	var aenc interface {
+		Encode([][]byte) ([]*rtp.Packet, error)
+	}
+	if rd.aac != nil {
+		if aenc, err = rd.aac.CreateEncoder(); err != nil {
+			h.s.Logger.Error("rtsp encoder failed", "camera", rd.camera, "err", err)
+			return 0, "encoder error"
+		}
+	}
 	bytes := h.s.lm.bytes.WithLabelValues(rd.camera, protoRTSP)
 	drops := h.s.lm.drops.WithLabelValues(rd.camera, protoRTSP)
 	lat := h.s.lm.latency.WithLabelValues(protoRTSP)
@@ -369,14 +389,34 @@ func (h *rtspHandler) pump(ctx context.Context, rd *rtspReader, v *live.Viewer, 
 		if err != nil {
 			return sent, "client closed"
 		}
-		if u.Audio {
-			continue
-		}
 		if u.Session != rd.sess {
 			// New camera session or parameter sets: the SDP is stale.
 			// The client reconnects and DESCRIBEs again.
 			go ss.Close()
 			return sent, "camera session changed"
+		}
+		if u.Audio {
+			if aenc == nil {
+				continue
+			}
+			pkts, err := aenc.Encode(u.Data)
+			if err != nil {
+				h.s.Logger.Warn("rtsp packetise failed", "camera", rd.camera, "err", err)
+				continue
+			}
+			rate := int64(u.Session.Audio.Rate())
+			d := recording.MulDiv(u.PTS, 90000, rate) - u.Session.AnchorPTS
+			wall := u.Session.Anchor.Add(time.Duration(d/90000)*time.Second + time.Duration(d%90000)*time.Second/90000)
+			for _, pkt := range pkts {
+				pkt.Timestamp = uint32(u.PTS)
+				if err := rd.stream.WritePacketRTPWithNTP(rd.audio, pkt, wall); err != nil {
+					return sent, "write failed"
+				}
+				n := int64(len(pkt.Payload) + 12)
+				sent += n
+				bytes.Add(float64(n))
+			}
+			continue
 		}
 		au := u.Data
 		if u.Key {
