@@ -100,6 +100,10 @@ func (r *RTSPServer) Run(ctx context.Context) error {
 type rtspHandler struct {
 	s   *Server
 	srv *gortsplib.Server
+	// playing: *gortsplib.ServerConn → chan struct{}, closed when the PLAY
+	// response is sent. gortsplib makes the reader active only after
+	// OnPlay returns: what is written before is lost, the kept GOP with it.
+	playing sync.Map
 }
 
 // rtspReader is one RTSP reader's view: prepared by DESCRIBE (or SETUP),
@@ -129,7 +133,16 @@ var (
 	_ gortsplib.ServerHandlerOnPlay         = (*rtspHandler)(nil)
 	_ gortsplib.ServerHandlerOnSessionClose = (*rtspHandler)(nil)
 	_ gortsplib.ServerHandlerOnConnClose    = (*rtspHandler)(nil)
+	_ gortsplib.ServerHandlerOnResponse     = (*rtspHandler)(nil)
 )
+
+// OnResponse releases the pump of a PLAY just answered on conn (its reader
+// is active by now).
+func (h *rtspHandler) OnResponse(conn *gortsplib.ServerConn, _ *base.Response) {
+	if ch, ok := h.playing.LoadAndDelete(conn); ok {
+		close(ch.(chan struct{}))
+	}
+}
 
 func rtspStatus(code base.StatusCode) *base.Response { return &base.Response{StatusCode: code} }
 
@@ -313,13 +326,20 @@ func (h *rtspHandler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Respo
 	pctx, cancel := context.WithCancel(context.Background())
 	rd.cancel, rd.done, rd.started = cancel, make(chan struct{}), started
 	v := rd.st.Subscribe()
+	ready := make(chan struct{})
+	h.playing.Store(ctx.Conn, ready)
 	lm := h.s.lm
 	lm.viewers.WithLabelValues(rd.camera, protoRTSP).Inc()
 	lm.views.WithLabelValues(rd.camera, protoRTSP).Inc()
 	h.s.Logger.Info("live view started", "camera", rd.camera, "stream", rd.name, "protocol", protoRTSP)
 	go func() {
 		defer close(rd.done)
-		sent, reason := h.pump(pctx, rd, v, ctx.Session)
+		sent, reason := int64(0), "client closed"
+		select {
+		case <-ready:
+			sent, reason = h.pump(pctx, rd, v, ctx.Session)
+		case <-pctx.Done():
+		}
 		v.Close()
 		lm.viewers.WithLabelValues(rd.camera, protoRTSP).Dec()
 		h.s.Logger.Info("live view ended", "camera", rd.camera, "stream", rd.name, "protocol", protoRTSP,
@@ -345,6 +365,7 @@ func (h *rtspHandler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseC
 }
 
 func (h *rtspHandler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
+	h.playing.Delete(ctx.Conn)
 	if rd, _ := ctx.Conn.UserData().(*rtspReader); rd != nil {
 		rd.stream.Close()
 	}
