@@ -87,7 +87,8 @@ func TestLiveRTSP(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "rtsp.mp4")
 			cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-rtsp_transport", "tcp",
 				"-i", "rtsp://zhao:"+in+"@"+rtspAddr+"/"+tc.cam, "-t", "4", "-c", "copy", "-y", p)
-			if b, err := cmd.CombinedOutput(); err != nil {
+			b, err := cmd.CombinedOutput()
+			if err != nil {
 				t.Fatalf("ffmpeg: %v\n%s", err, b)
 			}
 			j := judgeMP4(t, p)
@@ -100,10 +101,11 @@ func TestLiveRTSP(t *testing.T) {
 			if !j.Frames[0].Keyframe || j.Frames[1].Stamp.Seq != j.Frames[0].Stamp.Seq+1 {
 				t.Fatalf("first frames: key %v, seq %d then %d", j.Frames[0].Keyframe, j.Frames[0].Stamp.Seq, j.Frames[1].Stamp.Seq)
 			}
-			// ffmpeg's RTSP demuxer stamps the very first packet before it
-			// has the stream's timing (it lands one tick before the second
-			// frame, whatever its RTP timestamp): the presentation times are
-			// judged from the second frame on.
+			// ffmpeg's RTSP demuxer hands over the very first packet without
+			// timestamps ("Timestamps are unset in a packet", then the mp4
+			// muxer's "Non-monotonous DTS … changing to 1"), whatever its
+			// RTP timestamp: presentation times are judged from the second
+			// frame on.
 			checkContinuous(t, "rtsp "+tc.cam, tc.cam, j.Frames[1:])
 		})
 	}
