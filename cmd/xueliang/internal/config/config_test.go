@@ -110,6 +110,7 @@ func TestEnvOverrides(t *testing.T) {
 		"XUELIANG_LISTEN=127.0.0.1:9999",
 		"XUELIANG_RECORDING_SEGMENT_DURATION=30s",
 		"XUELIANG_UPLOAD_WORKERS=4",
+		"XUELIANG_LIVE_RTSP_LISTEN=127.0.0.1:8554",
 		"XUELIANG_BOOTSTRAP_TOKEN=0123456789abcdef-boot",
 		"PATH=/bin",
 	})
@@ -118,6 +119,12 @@ func TestEnvOverrides(t *testing.T) {
 	}
 	if cfg.Listen != "127.0.0.1:9999" || cfg.Recording.SegmentDuration != 30*time.Second || cfg.Upload.Workers != 4 {
 		t.Fatalf("env not applied: %+v", cfg)
+	}
+	if cfg.Live.RTSPListen != "127.0.0.1:8554" {
+		t.Fatalf("XUELIANG_LIVE_RTSP_LISTEN not applied: %q", cfg.Live.RTSPListen)
+	}
+	if c, err := Parse(nil, nil); err != nil || c.Live.RTSPListen != "" {
+		t.Fatalf("live.rtsp_listen defaults to %q (%v), want off", c.Live.RTSPListen, err)
 	}
 	if cfg.Auth.BootstrapToken != "0123456789abcdef-boot" {
 		t.Fatalf("XUELIANG_BOOTSTRAP_TOKEN not applied: %q", cfg.Auth.BootstrapToken)
