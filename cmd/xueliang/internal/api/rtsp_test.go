@@ -143,6 +143,25 @@ func TestRTSPRestreamInProcess(t *testing.T) {
 		t.Fatalf("camB (other township): %v, want 403", err)
 	}
 
+	// UDP is refused: 461.
+	{
+		u, _ := base.ParseURL("rtsp://u-operator:" + tok + "@" + addr + "/camA")
+		udp := gortsplib.TransportUDP
+		c := &gortsplib.Client{Transport: &udp}
+		if err := c.Start(u.Scheme, u.Host); err != nil {
+			t.Fatal(err)
+		}
+		desc, _, err := c.Describe(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Setup(desc.BaseURL, desc.Medias[0], 0, 0)
+		c.Close()
+		if !errors.As(err, &bad) || bad.Code != base.StatusUnsupportedTransport {
+			t.Fatalf("UDP SETUP: %v, want 461", err)
+		}
+	}
+
 	c, desc, u, err := describe("camA")
 	if err != nil {
 		t.Fatal(err)
