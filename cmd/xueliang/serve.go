@@ -249,6 +249,15 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		RetentionDefault: api.RetentionPolicy{MaxAge: cfg.Retention.MaxAge, MaxBytes: cfg.Retention.MaxBytes},
 	}
 	httpServer := newHTTPServer(cfg.HTTP, apiServer.Handler(), logger)
+	// RTSP restream of the live view (live.rtsp_listen; off when empty).
+	var rtspServer *api.RTSPServer
+	if cfg.Live.RTSPListen != "" {
+		rtspServer = apiServer.NewRTSP(cfg.Live.RTSPListen)
+		if err := rtspServer.Start(); err != nil {
+			return err
+		}
+		logger.Info("rtsp restream started", "listen", rtspServer.Addr())
+	}
 	logger.Info("server started", "listen", ln.Addr().String(), "cameras", len(cams), "data_dir", cfg.DataDir)
 
 	// The uploader outlives the pullers so that segments they close while
@@ -260,6 +269,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return manager.Run(gctx) })
+	if rtspServer != nil {
+		g.Go(func() error { return rtspServer.Run(gctx) })
+	}
 	g.Go(func() error { return exports.Run(gctx) })
 	g.Go(func() error { return retainer.Run(gctx) })
 	g.Go(func() error { return diskGuard.Run(gctx) })

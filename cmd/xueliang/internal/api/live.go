@@ -147,7 +147,7 @@ func newLiveMetrics(reg prometheus.Registerer) *liveMetrics {
 	m := &liveMetrics{
 		viewers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "xueliang_live_viewers",
-			Help: "Live viewers now, by camera and protocol (mse).",
+			Help: "Live viewers now, by camera and protocol (mse, webrtc, rtsp).",
 		}, []string{"camera", "protocol"}),
 		views: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xueliang_live_views_total",

@@ -264,6 +264,10 @@ type Live struct {
 	// whose pages may open the live WebSocket; the API's own origin always
 	// may. Empty by default.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// RTSPListen is the address (host:port) of the RTSP restream of the
+	// live view (rtsp://host:port/{camera_id}[/sub], Basic auth with an API
+	// token as the password). Empty, the default, means off.
+	RTSPListen string `yaml:"rtsp_listen"`
 }
 
 // Secrets configures the key that seals camera credentials at rest.
@@ -641,6 +645,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Live.ViewerRing < 8 || c.Live.ViewerRing > 65536 {
 		bad("live.viewer_ring", "want 8..65536, got %d", c.Live.ViewerRing)
+	}
+	if c.Live.RTSPListen != "" {
+		if _, port, err := net.SplitHostPort(c.Live.RTSPListen); err != nil || port == "" {
+			bad("live.rtsp_listen", "want host:port, got %q", c.Live.RTSPListen)
+		} else if c.Live.RTSPListen == c.Listen {
+			bad("live.rtsp_listen", "must differ from listen (%s)", c.Listen)
+		}
 	}
 	if c.Live.TicketTTL < time.Second || c.Live.TicketTTL > 10*time.Minute {
 		bad("live.ticket_ttl", "want 1s..10m, got %s", c.Live.TicketTTL)

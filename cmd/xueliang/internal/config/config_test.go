@@ -65,6 +65,8 @@ func TestParseErrors(t *testing.T) {
 		{"commit window too long", "index:\n  commit_window: 5s\n", []string{"index.commit_window: want [0, 1s]"}},
 		{"postgres url not a url", "index:\n  postgres_url: host=db user=x password=hunter2\n", []string{"index.postgres_url: want postgres://"}},
 		{"postgres url other scheme", "index:\n  postgres_url: mysql://db/x\n", []string{"index.postgres_url: want postgres://"}},
+		{"rtsp listen without port", "live:\n  rtsp_listen: 127.0.0.1\n", []string{"live.rtsp_listen: want host:port"}},
+		{"rtsp listen on the api address", "listen: 127.0.0.1:8080\nlive:\n  rtsp_listen: 127.0.0.1:8080\n", []string{"live.rtsp_listen: must differ from listen"}},
 		{"pprof without port", "debug:\n  pprof_listen: 127.0.0.1\n", []string{"debug.pprof_listen: want host:port"}},
 		{
 			"every problem at once",
@@ -108,6 +110,7 @@ func TestEnvOverrides(t *testing.T) {
 		"XUELIANG_LISTEN=127.0.0.1:9999",
 		"XUELIANG_RECORDING_SEGMENT_DURATION=30s",
 		"XUELIANG_UPLOAD_WORKERS=4",
+		"XUELIANG_LIVE_RTSP_LISTEN=127.0.0.1:8554",
 		"XUELIANG_BOOTSTRAP_TOKEN=0123456789abcdef-boot",
 		"PATH=/bin",
 	})
@@ -116,6 +119,12 @@ func TestEnvOverrides(t *testing.T) {
 	}
 	if cfg.Listen != "127.0.0.1:9999" || cfg.Recording.SegmentDuration != 30*time.Second || cfg.Upload.Workers != 4 {
 		t.Fatalf("env not applied: %+v", cfg)
+	}
+	if cfg.Live.RTSPListen != "127.0.0.1:8554" {
+		t.Fatalf("XUELIANG_LIVE_RTSP_LISTEN not applied: %q", cfg.Live.RTSPListen)
+	}
+	if c, err := Parse(nil, nil); err != nil || c.Live.RTSPListen != "" {
+		t.Fatalf("live.rtsp_listen defaults to %q (%v), want off", c.Live.RTSPListen, err)
 	}
 	if cfg.Auth.BootstrapToken != "0123456789abcdef-boot" {
 		t.Fatalf("XUELIANG_BOOTSTRAP_TOKEN not applied: %q", cfg.Auth.BootstrapToken)
