@@ -17,7 +17,8 @@ type ComplianceSource interface {
 	Cached(ctx context.Context) ([]compliance.Status, error)
 }
 
-// ComplianceCollector exports, per camera (label camera), the days of
+// ComplianceCollector exports, per camera (labels camera and township, the
+// latter from the index's camera row), the days of
 // continuous archive, the effective retention target and the start of
 // the oldest footage (cameras with footage only).
 type ComplianceCollector struct {
@@ -34,7 +35,7 @@ func NewComplianceCollector(src ComplianceSource, logger *slog.Logger) *Complian
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	cam := []string{"camera"}
+	cam := []string{"camera", "township"}
 	return &ComplianceCollector{
 		src: src, log: logger.With("component", "compliance"),
 		archive: prometheus.NewDesc("xueliang_camera_archive_days",
@@ -66,10 +67,10 @@ func (c *ComplianceCollector) Collect(ch chan<- prometheus.Metric) {
 		c.log.Error("compliance computation failed", "err", err)
 	}
 	for _, s := range sts {
-		ch <- prometheus.MustNewConstMetric(c.archive, prometheus.GaugeValue, s.ArchiveDays, s.Camera)
-		ch <- prometheus.MustNewConstMetric(c.target, prometheus.GaugeValue, s.TargetDays(), s.Camera)
+		ch <- prometheus.MustNewConstMetric(c.archive, prometheus.GaugeValue, s.ArchiveDays, s.Camera, s.Township)
+		ch <- prometheus.MustNewConstMetric(c.target, prometheus.GaugeValue, s.TargetDays(), s.Camera, s.Township)
 		if !s.Oldest.IsZero() {
-			ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, float64(s.Oldest.UnixNano())/1e9, s.Camera)
+			ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, float64(s.Oldest.UnixNano())/1e9, s.Camera, s.Township)
 		}
 	}
 	c.failures.Collect(ch)
