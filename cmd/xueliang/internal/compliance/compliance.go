@@ -124,7 +124,8 @@ func Target(c index.CameraRetention, towns map[string]index.RetentionOverride, d
 
 // Cached returns the Statuses of every camera, recomputed when the last
 // computation is older than Refresh (a scrape never scans the index more
-// than once per Refresh).
+// than once per Refresh). Gaps and GapSeconds are not computed (zero):
+// the metrics do not need them.
 func (s *Service) Cached(ctx context.Context) ([]Status, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -132,7 +133,7 @@ func (s *Service) Cached(ctx context.Context) ([]Status, error) {
 	if s.cached != nil && now.Sub(s.at) < s.cfg.Refresh && !now.Before(s.at) {
 		return s.cached, nil
 	}
-	st, err := s.Compute(ctx, "")
+	st, err := s.compute(ctx, "", false)
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +144,10 @@ func (s *Service) Cached(ctx context.Context) ([]Status, error) {
 // Compute returns the Statuses of the township's cameras (every camera
 // when township is ""), sorted by camera, computed now.
 func (s *Service) Compute(ctx context.Context, township string) ([]Status, error) {
+	return s.compute(ctx, township, true)
+}
+
+func (s *Service) compute(ctx context.Context, township string, gaps bool) ([]Status, error) {
 	cams, err := s.cfg.Index.CameraRetentions(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("compliance: %w", err)
@@ -156,7 +161,7 @@ func (s *Service) Compute(ctx context.Context, township string) ([]Status, error
 		if township != "" && c.Township != township {
 			continue
 		}
-		st, err := s.camera(ctx, c, towns)
+		st, err := s.camera(ctx, c, towns, gaps)
 		if err != nil {
 			return nil, fmt.Errorf("compliance: %w", err)
 		}
@@ -165,7 +170,7 @@ func (s *Service) Compute(ctx context.Context, township string) ([]Status, error
 	return out, nil
 }
 
-func (s *Service) camera(ctx context.Context, c index.CameraRetention, towns map[string]index.RetentionOverride) (Status, error) {
+func (s *Service) camera(ctx context.Context, c index.CameraRetention, towns map[string]index.RetentionOverride, withGaps bool) (Status, error) {
 	now := s.cfg.Now()
 	st := Status{Camera: c.Camera, Township: c.Township, Target: Target(c, towns, s.cfg.MaxAge)}
 	a, err := s.cfg.Index.CameraArchive(ctx, c.Camera, s.cfg.GapTolerance)
@@ -176,6 +181,10 @@ func (s *Service) camera(ctx context.Context, c index.CameraRetention, towns map
 	live := !a.Until.IsZero() && now.Sub(a.Until) <= s.cfg.Live+s.cfg.GapTolerance
 	if live && now.After(a.Since) {
 		st.ArchiveDays = now.Sub(a.Since).Hours() / 24
+	}
+	st.Compliant = live && st.ArchiveDays >= max(st.Target-Slack, 0).Hours()/24
+	if !withGaps {
+		return st, nil
 	}
 	_, gaps, err := s.cfg.Index.Timeline(ctx, c.Camera, now.Add(-st.Target), now, s.cfg.GapTolerance)
 	if err != nil {
@@ -189,6 +198,5 @@ func (s *Service) camera(ctx context.Context, c index.CameraRetention, towns map
 		st.Gaps++
 		st.GapSeconds += d.Seconds()
 	}
-	st.Compliant = live && st.ArchiveDays >= max(st.Target-Slack, 0).Hours()/24
 	return st, nil
 }
