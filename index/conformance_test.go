@@ -46,6 +46,7 @@ var conformance = []struct {
 	{"SegmentsInRange", testSegmentsInRange},
 	{"FragmentsRange", testFragmentsRange},
 	{"Timeline", testTimeline},
+	{"CameraArchive", testCameraArchive},
 	{"ConcurrentAddFragments", testConcurrentAddFragments},
 	{"CoverageMatchesSegments", testCoverageMatchesSegments},
 	{"LoadSegmentsKeepsCoverage", testLoadSegmentsKeepsCoverage},

@@ -14,7 +14,8 @@
 // Concerns, one group of files each (with its migrations):
 //
 //	recordings_*.go  cameras as owners of footage, segments, fragments,
-//	                 coverage, timeline, bulk load, group commit
+//	                 coverage, timeline, bulk load, group commit, archive
+//	                 (CameraArchive: the newest unbroken span, from coverage)
 //	registry.go      the camera registry (Camera)
 //	motion.go        motion chunks and intervals
 //	events.go        camera-side (ONVIF) events

@@ -4,6 +4,7 @@ import (
 	"xueliang/cmd/xueliang/internal/api"
 	"xueliang/cmd/xueliang/internal/auth"
 	"xueliang/cmd/xueliang/internal/cameras"
+	"xueliang/cmd/xueliang/internal/compliance"
 	"xueliang/cmd/xueliang/internal/evidence"
 	"xueliang/cmd/xueliang/internal/metrics"
 	"xueliang/cmd/xueliang/internal/replay"
@@ -37,6 +38,8 @@ var (
 	_ api.MotionIndex         = (*index.DB)(nil)
 	_ metrics.IndexWriter     = (*index.DB)(nil)
 	_ retention.Index         = (*index.DB)(nil)
+	_ compliance.Index        = (*index.DB)(nil)
+	_ api.ComplianceReporter  = (*compliance.Service)(nil)
 	_ evidence.Index          = (*index.DB)(nil)
 	_ api.RetentionIndex      = (*index.DB)(nil)
 	_ evidence.Copier         = (*s3.Store)(nil)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,6 +129,33 @@ func testRetentionServer(t *testing.T, dir, indexCfg string, openIndex func(cont
 	}
 	// Segments 0..59 end before the horizon; 20 is locked.
 	waitDeleted(59)
+	// Compliance (issue #18 point 6): the camera's 1 h override is its
+	// target, in the metric and in the township report; its archive is
+	// measured (how much of it still "ends now" depends on the clock, so
+	// only its presence is checked here; the arithmetic is unit-tested).
+	m := scrapeMetrics(t, s)
+	camLabels := `{camera="cam1",township="T"}`
+	if v := m["xueliang_camera_retention_target_days"+camLabels]; math.Abs(v-1.0/24) > 1e-9 {
+		t.Errorf("retention target %v days, want 1/24", v)
+	}
+	if _, ok := m["xueliang_camera_archive_days"+camLabels]; !ok {
+		t.Errorf("no xueliang_camera_archive_days%s", camLabels)
+	}
+	if v := m["xueliang_camera_oldest_footage_timestamp_seconds"+camLabels]; v < float64(first.Unix()) || v > float64(now.Unix()) {
+		t.Errorf("oldest footage at %v, want within [%d, %d]", v, first.Unix(), now.Unix())
+	}
+	var rep struct {
+		Township string `json:"township"`
+		Cameras  []struct {
+			Camera     string     `json:"camera"`
+			TargetDays float64    `json:"target_days"`
+			Oldest     *time.Time `json:"oldest_footage"`
+		} `json:"cameras"`
+	}
+	if code := getJSON(t, s.base+"/api/v1/townships/T/compliance", &rep); code != 200 || rep.Township != "T" || len(rep.Cameras) != 1 ||
+		rep.Cameras[0].Camera != "cam1" || math.Abs(rep.Cameras[0].TargetDays-1.0/24) > 1e-9 || rep.Cameras[0].Oldest == nil {
+		t.Errorf("compliance report: %d %+v", code, rep)
+	}
 	var tl timelineResp
 	q := fmt.Sprintf("%s/api/v1/cameras/cam1/timeline?from=%s&to=%s", s.base, first.Format(time.RFC3339), now.Format(time.RFC3339))
 	if code := getJSON(t, q, &tl); code != 200 || len(tl.Spans) != 2 || !tl.Spans[0].Start.Equal(segs[20].Start) {

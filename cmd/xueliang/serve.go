@@ -17,6 +17,7 @@ import (
 
 	"xueliang/cmd/xueliang/internal/api"
 	"xueliang/cmd/xueliang/internal/auth"
+	"xueliang/cmd/xueliang/internal/compliance"
 	"xueliang/cmd/xueliang/internal/config"
 	"xueliang/cmd/xueliang/internal/evidence"
 	"xueliang/cmd/xueliang/internal/export"
@@ -185,6 +186,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Registerer: reg, Logger: logger,
 	})
 
+	// Compliance: days of continuous archive against each camera's
+	// retention target, from the index coverage (metric cached a minute).
+	complianceSvc := compliance.New(compliance.Config{Index: db, MaxAge: cfg.Retention.MaxAge,
+		GapTolerance: cfg.Replay.GapTolerance})
+	reg.MustRegister(metrics.NewComplianceCollector(complianceSvc, logger))
+
 	// The disk guard watches the spool, the index and (local store) the
 	// objects' file systems; it purges only where the footage is.
 	guardPaths := []string{spoolDir.Root, filepath.Dir(cfg.Index.Path)}
@@ -247,6 +254,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Evidence:         evidenceSvc,
 		Retention:        db,
 		RetentionDefault: api.RetentionPolicy{MaxAge: cfg.Retention.MaxAge, MaxBytes: cfg.Retention.MaxBytes},
+		Compliance:       complianceSvc,
 	}
 	httpServer := newHTTPServer(cfg.HTTP, apiServer.Handler(), logger)
 	// RTSP restream of the live view (live.rtsp_listen; off when empty).

@@ -23,4 +23,5 @@ const (
 	ActEvidenceRead   Action = "evidence.read"   // list evidence locks
 	ActEvidenceUnlock Action = "evidence.unlock" // end an evidence lock (admin only)
 	ActRetentionWrite Action = "retention.write" // camera and township retention overrides (admin only)
+	ActComplianceRead Action = "compliance.read" // township compliance report (auditor, operator, admin)
 )

@@ -96,6 +96,9 @@ type Server struct {
 	Evidence         EvidenceLocker
 	Retention        RetentionIndex
 	RetentionDefault RetentionPolicy
+	// Compliance serves the township compliance report (compliance.go);
+	// nil answers 501.
+	Compliance ComplianceReporter
 	// Auth authenticates and authorizes every request and keeps the audit
 	// log (auth.go). Nil lets every request through with no principal: for
 	// handler unit tests only; the server always sets it.
@@ -157,7 +160,7 @@ func (s *Server) table() []route {
 		{Route{"POST", "/api/v1/probe", ActProbe}, s.probeCamera},
 	}
 	var all []route
-	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.exportRoutes(), s.liveRoutes(), s.snapshotRoutes(), s.whepRoutes(), s.retentionRoutes()} {
+	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.exportRoutes(), s.liveRoutes(), s.snapshotRoutes(), s.whepRoutes(), s.retentionRoutes(), s.complianceRoutes()} {
 		all = append(all, part...)
 	}
 	return all

@@ -57,6 +57,7 @@ var roleMatrix = map[Action][]string{
 	ActEvidenceRead:   {admin, operator, auditor},
 	ActEvidenceUnlock: {admin},
 	ActRetentionWrite: {admin},
+	ActComplianceRead: {admin, operator, auditor},
 }
 
 // anonymousRoutes are served without a token.

@@ -13,7 +13,8 @@ const rulesDir = "../../../../configs/prometheus"
 
 // wantAlerts are the alerts the operations guide documents.
 var wantAlerts = []string{"CameraDown", "CameraFlapping", "RecordingStalled", "UploadBacklogGrowing",
-	"SpoolNearlyFull", "StorageErrors", "IndexErrors", "ClockSkew", "LoginBruteForce", "RecordingStoppedDiskFull", "RetentionLagging"}
+	"SpoolNearlyFull", "StorageErrors", "IndexErrors", "ClockSkew", "LoginBruteForce", "RecordingStoppedDiskFull", "RetentionLagging",
+	"CameraBelowRetentionTarget"}
 
 // TestAlertRules checks the alerting rules with promtool and runs their
 // unit tests (alerts_test.yml), after checking that every alert has an
