@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -139,6 +140,10 @@ func loadavg() string {
 }
 
 func (e *ingestEnv) startCamsim(dir string, n int, codec, bitrate string) (*proc, string, error) {
+	return e.startCamsimSize(dir, n, codec, bitrate, "1920x1080")
+}
+
+func (e *ingestEnv) startCamsimSize(dir string, n int, codec, bitrate, size string) (*proc, string, error) {
 	var url string
 	p, err := startProc(dir, "camsim", filepath.Join(e.bin, "camsim"), nil, func(l string) bool {
 		if u, ok := strings.CutPrefix(l, "camsim: ready "); ok {
@@ -147,7 +152,7 @@ func (e *ingestEnv) startCamsim(dir string, n int, codec, bitrate string) (*proc
 		}
 		return false
 	}, 15*time.Minute, "-loadgen", "-listen", "127.0.0.1:0", "-cameras", strconv.Itoa(n),
-		"-codec", codec, "-size", "1920x1080", "-bitrate", bitrate, "-clips", e.clips, "-script", e.script)
+		"-codec", codec, "-size", size, "-bitrate", bitrate, "-clips", e.clips, "-script", e.script)
 	return p, url, err
 }
 
@@ -197,11 +202,16 @@ storage:
 }
 
 func (e *ingestEnv) startServer(dir, cams string) (*proc, string, error) {
+	return e.startServerEnv(dir, cams, nil)
+}
+
+// startServerEnv starts a server with env added to -server-env's.
+func (e *ingestEnv) startServerEnv(dir, cams string, env []string) (*proc, string, error) {
 	cfgPath, base, err := e.serverConfig(dir, cams)
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := startProc(dir, "xueliang", filepath.Join(e.bin, "xueliang"), e.serverEnv, nil, 0, "serve", "--config", cfgPath)
+	p, err := startProc(dir, "xueliang", filepath.Join(e.bin, "xueliang"), append(slices.Clone(e.serverEnv), env...), nil, 0, "serve", "--config", cfgPath)
 	if err != nil {
 		return nil, "", err
 	}

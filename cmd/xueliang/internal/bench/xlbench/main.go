@@ -33,6 +33,7 @@ type results struct {
 	Ingest    []ingestResult `json:"ingest"`
 	Capacity  []ingestResult `json:"capacity,omitempty"`
 	Knee      string         `json:"capacity_knee,omitempty"`
+	Live      *liveResult    `json:"live,omitempty"`
 	Replay    *replayResult  `json:"replay,omitempty"`
 	Index     *indexResult   `json:"index,omitempty"`
 	Motion    *motionResult  `json:"motion,omitempty"`
@@ -89,13 +90,17 @@ func main() {
 		runFloor(os.Args[2:])
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "viewers" {
+		runViewers(os.Args[2:])
+		return
+	}
 	quick := flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "quick mode (default from BENCH_QUICK=1)")
 	bin := flag.String("bin", "bin", "directory with xueliang and camsim binaries")
 	out := flag.String("json", "bench/results.json", "JSON output")
 	md := flag.String("md", "BENCHMARKS.md", "Markdown output")
 	notes := flag.String("notes", "bench/notes.md", "hand-written analysis appended to the Markdown")
 	micro := flag.String("micro", "", "file with `go test -bench` output to include")
-	only := flag.String("only", "ingest,capacity,replay,index,motion", "parts to run")
+	only := flag.String("only", "ingest,live,capacity,replay,index,motion", "parts to run")
 	cams := flag.Int("cameras", 0, "cameras of the ingest run (default 100, quick 20)")
 	dur := flag.Duration("duration", 0, "measured time of the ingest run (default 90s, quick 30s)")
 	idxCamsFlag := flag.Int("index-cameras", 0, "cameras in the index benchmark (default 1000, quick 50)")
@@ -199,6 +204,28 @@ func main() {
 				continue
 			}
 			res.Ingest = append(res.Ingest, r)
+		}
+	}
+	if env.minio != nil && want("live") {
+		// One server recording liveCams cameras; the viewer loads of issue
+		// #19 one after the other (live.go). WebRTC viewers are pion peers
+		// (more CPU in the viewers' process than a WebSocket reader): half
+		// the cameras.
+		liveCams, b, w := 100, 50, 30*time.Second
+		if *quick {
+			liveCams, b, w = 20, 20, 15*time.Second
+		}
+		r, err := env.runLive(liveCams, []liveLoad{
+			{proto: "mse", cams: liveCams, per: 1},
+			{proto: "mse", cams: 1, per: b},
+			{proto: "webrtc", cams: 1, per: b},
+			{proto: "webrtc", cams: liveCams / 2, per: 1},
+		}, w)
+		if err != nil {
+			fail("live", err)
+		}
+		if len(r.Phases) > 0 {
+			res.Live = &r
 		}
 	}
 	if env.minio != nil && want("capacity") && len(capSteps) > 0 && *restartMinio {
