@@ -25,21 +25,24 @@ func logf(format string, args ...any) {
 }
 
 type results struct {
-	Date      string         `json:"date"`
-	Commit    string         `json:"commit"`
-	Command   string         `json:"command"`
-	Quick     bool           `json:"quick"`
-	Machine   machine        `json:"machine"`
-	Ingest    []ingestResult `json:"ingest"`
-	Capacity  []ingestResult `json:"capacity,omitempty"`
-	Knee      string         `json:"capacity_knee,omitempty"`
-	Live      *liveResult    `json:"live,omitempty"`
-	Replay    *replayResult  `json:"replay,omitempty"`
-	Index     *indexResult   `json:"index,omitempty"`
-	Motion    *motionResult  `json:"motion,omitempty"`
-	Micro     string         `json:"micro_benchmarks,omitempty"`
-	Errors    []string       `json:"errors,omitempty"`
-	WallClock float64        `json:"wall_seconds"`
+	Date     string         `json:"date"`
+	Commit   string         `json:"commit"`
+	Command  string         `json:"command"`
+	Quick    bool           `json:"quick"`
+	Machine  machine        `json:"machine"`
+	Ingest   []ingestResult `json:"ingest"`
+	Capacity []ingestResult `json:"capacity,omitempty"`
+	Knee     string         `json:"capacity_knee,omitempty"`
+	Live     *liveResult    `json:"live,omitempty"`
+	Replay   *replayResult  `json:"replay,omitempty"`
+	Index    *indexResult   `json:"index,omitempty"`
+	Motion   *motionResult  `json:"motion,omitempty"`
+	Micro    string         `json:"micro_benchmarks,omitempty"`
+	Errors   []string       `json:"errors,omitempty"`
+	// Reruns lists the runs of some parts only (-only) merged into these
+	// results after the run above: "parts: commit date command".
+	Reruns    []string `json:"reruns,omitempty"`
+	WallClock float64  `json:"wall_seconds"`
 }
 
 type machine struct {
@@ -100,7 +103,7 @@ func main() {
 	md := flag.String("md", "BENCHMARKS.md", "Markdown output")
 	notes := flag.String("notes", "bench/notes.md", "hand-written analysis appended to the Markdown")
 	micro := flag.String("micro", "", "file with `go test -bench` output to include")
-	only := flag.String("only", "ingest,live,capacity,replay,index,motion", "parts to run")
+	only := flag.String("only", allParts, "parts to run (fewer: the others are kept from the existing -json)")
 	cams := flag.Int("cameras", 0, "cameras of the ingest run (default 100, quick 20)")
 	dur := flag.Duration("duration", 0, "measured time of the ingest run (default 90s, quick 30s)")
 	idxCamsFlag := flag.Int("index-cameras", 0, "cameras in the index benchmark (default 1000, quick 50)")
@@ -308,6 +311,14 @@ func main() {
 		}
 	}
 	res.WallClock = time.Since(start).Seconds()
+	if *only != allParts {
+		if b, err := os.ReadFile(*out); err == nil {
+			var old results
+			if err := json.Unmarshal(b, &old); err == nil {
+				res = mergeParts(old, res, want)
+			}
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
 		b, _ := json.MarshalIndent(res, "", "  ")
 		if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
@@ -322,6 +333,46 @@ func main() {
 		logf("%v", err)
 	}
 	logf("done in %.0f s: %s, %s", res.WallClock, *out, *md)
+}
+
+// allParts is the default of -only.
+const allParts = "ingest,live,capacity,replay,index,motion"
+
+// mergeParts returns old with the parts of fresh that were run (want)
+// replaced, fresh's errors added, and the run noted in Reruns.
+func mergeParts(old, fresh results, want func(string) bool) results {
+	var parts []string
+	for _, p := range strings.Split(allParts, ",") {
+		if !want(p) {
+			continue
+		}
+		parts = append(parts, p)
+		switch p {
+		case "ingest":
+			old.Ingest = fresh.Ingest
+		case "live":
+			old.Live = fresh.Live
+		case "capacity":
+			old.Capacity, old.Knee = fresh.Capacity, fresh.Knee
+		case "replay":
+			old.Replay = fresh.Replay
+		case "index":
+			old.Index = fresh.Index
+		case "motion":
+			old.Motion = fresh.Motion
+		}
+	}
+	if len(parts) == 0 {
+		return old
+	}
+	old.Errors = append(old.Errors, fresh.Errors...)
+	quick := ""
+	if fresh.Quick {
+		quick = ", quick"
+	}
+	old.Reruns = append(old.Reruns, fmt.Sprintf("%s: commit %s, %s, load %s, %.0f s%s (`%s`)",
+		strings.Join(parts, ","), fresh.Commit, fresh.Date, fresh.Machine.Load, fresh.WallClock, quick, fresh.Command))
+	return old
 }
 
 func prevStep(steps []int, k, base int) int {

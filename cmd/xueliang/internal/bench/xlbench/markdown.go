@@ -19,6 +19,9 @@ func markdown(r results, notes string) string {
 	p("| | |\n|---|---|\n")
 	p("| date | %s |\n| commit | `%s` |\n| command | `%s` |\n| machine | %d × %s, %s RAM, %s |\n| load average at start | %s |\n| wall time | %.0f s |\n\n",
 		r.Date, r.Commit, r.Command, r.Machine.NProc, r.Machine.CPU, r.Machine.RAM, r.Machine.Go, r.Machine.Load, r.WallClock)
+	for _, x := range r.Reruns {
+		p("Rerun since (`-only`, merged into these results): %s.\n\n", x)
+	}
 	p("The machine is shared (other builds and tests run at the same time): absolute figures are noisy; compare ratios measured in the same run. CPU = utime+stime of the process from /proc/PID/stat over the measured window, in %% of one core.\n\n")
 	if len(r.Errors) > 0 {
 		p("**Errors:**\n\n")
@@ -45,6 +48,9 @@ func markdown(r results, notes string) string {
 				verdict(x.ServerCPUPctPerCam <= 0.5), x.ServerCPUPctPerCam, verdict(x.RatioToStockFloor <= 1.3), x.RatioToStockFloor, verdict(x.RatioToFloor <= 1.3), x.RatioToFloor,
 				verdict(x.RSSPerCamMiB <= 1), x.RSSPerCamMiB, verdict(x.lossFree()))
 		}
+	}
+	if r.Live != nil {
+		p("%s", liveMarkdown(r.Live))
 	}
 	if len(r.Capacity) > 0 {
 		p("## Capacity (H.264 4 Mbit/s, %.0f s per step)\n\n| cameras | load avg | warm-up | server %%core total | frames deficit | RTP lost | recorder drops | reconnects | backlog end (max) | upload lag growth | uploaded / written | uploads behind | loadgen late | camsim %%core | minio %%core |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", r.Capacity[0].Seconds)
@@ -139,4 +145,35 @@ func scratchFS(w ioWindow) string {
 		return w.MountType + ", discard"
 	}
 	return w.MountType
+}
+
+// liveMarkdown is the live view section (issue #19).
+func liveMarkdown(x *liveResult) string {
+	var b strings.Builder
+	p := func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }
+	p("## Live view (viewers of a recording server)\n\n")
+	p("One server records %d cameras (camsim `-loadgen`, %s %s %s, 25 fps, into MinIO) throughout. Each load runs a %.0f s window without viewers, then starts the viewers (`xlbench viewers`, a process of its own: its CPU is not the server's), waits until each has a frame and 5 s more, and measures a %.0f s window with them: CPU per viewer = (server CPU with − without) / viewers. MSE viewers are Go WebSocket clients of `GET /api/v1/cameras/{id}/live`; WebRTC viewers are pion peers through WHEP (loopback UDP). Latency: camsim's SEI capture stamp → receipt of the fragment (MSE) or of the access unit's last RTP packet (WebRTC) by the client, same host clock: it includes camsim → server RTSP and the server's muxing (MSE sends a frame when the next gives its duration: one frame interval, 40 ms), not a player's buffer. Missed: gaps in the stamps' sequence numbers. Load avg before the run: %s.\n\n",
+		x.Cameras, x.Codec, x.Size, x.Bitrate, x.Window, x.Window, x.LoadAvg)
+	p("| load | load avg | server %%core without → with | %%core per viewer | viewers process %%core | cpu pressure without / with | latency p50 / p99 (max) | goal p99 | frames | missed | connected / failed | server drops | sent | RTP lost |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, ph := range x.Phases {
+		load := fmt.Sprintf("%s: %d camera%s × %d", strings.ToUpper(ph.Protocol), ph.Cameras, plural(ph.Cameras), ph.PerCamera)
+		if ph.Err != "" {
+			p("| %s | %s | error: %s |||||||||||||\n", load, ph.LoadAvg, ph.Err)
+			continue
+		}
+		c := ph.Report
+		p("| %s | %s | %.1f → %.1f | %.3f | %.0f | %.0f %% / %.0f %% | %.0f / %.0f ms (%.0f) | ≤ %.0f ms — %s | %d | %d | %d / %d | %.0f | %.0f Mbit/s | %.0f |\n",
+			load, ph.LoadAvg, ph.ServerCPUBase, ph.ServerCPUWith, ph.CPUPerViewer, ph.ViewersCPU, ph.CPUSomeBasePct, ph.CPUSomeWithPct,
+			c.P50ms, c.P99ms, c.MaxMs, ph.GoalP99ms, verdict(c.Frames > 0 && c.P99ms <= ph.GoalP99ms), c.Frames, c.Missed, c.Connected, c.Failed, ph.ServerDrops, ph.SentMbps, ph.RTPLost)
+	}
+	p("\nRecording over the whole run (settled server to the end of the last load): %.0f RTP packets lost, %.0f recorder drops, %.0f reconnects, frames deficit %.0f of %.0f — zero RTP loss %s.\n\n",
+		x.RTPLost, x.DroppedFrames, x.Reconnects, x.FramesDeficit, x.FramesExpect, verdict(x.RTPLost == 0))
+	return b.String()
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,5 +103,21 @@ func TestReadViewerReport(t *testing.T) {
 	}
 	if _, err := readViewerReport(p); err == nil {
 		t.Fatal("no result line: no error")
+	}
+}
+
+func TestMergeParts(t *testing.T) {
+	old := results{Commit: "old", Ingest: []ingestResult{{Cameras: 100}}, Replay: &replayResult{Cameras: 20}, Errors: []string{"motion: x"}}
+	fresh := results{Commit: "new", Date: "d", Live: &liveResult{Cameras: 100}, Errors: []string{"live: y"}}
+	got := mergeParts(old, fresh, func(p string) bool { return p == "live" })
+	if got.Commit != "old" || len(got.Ingest) != 1 || got.Replay == nil || got.Live == nil || got.Live.Cameras != 100 {
+		t.Fatalf("merged %+v", got)
+	}
+	if len(got.Errors) != 2 || len(got.Reruns) != 1 || !strings.HasPrefix(got.Reruns[0], "live: commit new, d") {
+		t.Fatalf("errors %q, reruns %q", got.Errors, got.Reruns)
+	}
+	// A rerun of ingest replaces it, even with nothing (failed).
+	if got := mergeParts(old, results{}, func(p string) bool { return p == "ingest" }); got.Ingest != nil || got.Replay == nil {
+		t.Fatalf("ingest rerun: %+v", got)
 	}
 }
