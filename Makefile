@@ -38,7 +38,7 @@ test: deps-test build ## run every test (unit, fuzz seeds, end-to-end with camsi
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s; FUZZ_PKG=substring limits the packages)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh $(FUZZ_PKG)
 
-bench: deps-test build ## benchmark suite → BENCHMARKS.md + bench/results.json (BENCH_QUICK=1: ≈4.5 min; full ≈25–30 min)
+bench: deps-test build ## benchmark suite → BENCHMARKS.md + bench/results.json (BENCH_QUICK=1: ≈7 min; full ≈31–36 min)
 	@scripts/bench.sh
 
 check-alerts: deps-test ## check and unit-test the Prometheus alert rules and the Grafana dashboard

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # bench.sh — xueliang's benchmark suite (make bench). Writes BENCHMARKS.md and
-# bench/results.json. BENCH_QUICK=1: ≈4.5 min; otherwise ≈25–30 min.
+# bench/results.json. BENCH_QUICK=1: ≈7 min; otherwise ≈31–36 min.
 #
 #   1. Go micro-benchmarks of the per-packet path and of the upload PUT
 #      (client and MinIO CPU per 30 MB segment) (go test -bench, b.Loop)
 #   2. bin/xlbench: ingest cost per camera (full pipeline into MinIO) vs. the
-#      receive floor, capacity (full mode), replay TTFB, index scale, motion
-#      (analysis CPU per camera, region-search latency; -only motion).
+#      receive floor, live view (server CPU per MSE / WebRTC viewer and
+#      capture → receipt latency with 100 cameras recorded: 100 × 1 and
+#      1 × 50 viewers; ≈6 min, quick ≈2.5 min; -only live), capacity (full
+#      mode), replay TTFB, index scale, motion (analysis CPU per camera,
+#      region-search latency; -only motion).
 #
 # Needs bin/xueliang and bin/camsim (make build), ffmpeg and the MinIO server
 # (make deps-test). Extra arguments go to xlbench (e.g. -only ingest).

@@ -110,7 +110,7 @@ func main() {
 	idxChunk := flag.Int("index-chunk", 250, "cameras per bulk-load transaction of the index benchmark")
 	upWorkers := flag.Int("upload-workers", 0, "upload.workers of the ingest and capacity servers (0: the server's default)")
 	stepDur := flag.Duration("step-duration", 3*benchSegment, "measured time of each capacity step")
-	serverEnv := flag.String("server-env", "", "space-separated NAME=VALUE pairs added to the environment of the ingest and capacity servers only (e.g. GOGC=400; the floor and camsim keep theirs)")
+	serverEnv := flag.String("server-env", "", "space-separated NAME=VALUE pairs added to the environment of the ingest, live and capacity servers only (e.g. GOGC=400; the floor and camsim keep theirs)")
 	profile := flag.String("profile", "", "directory: take a 30 s CPU profile of the server in each ingest run and write it there")
 	restartMinio := flag.Bool("restart-minio", false, "restart MinIO (same data) before the capacity steps: tells MinIO's process state from what the earlier runs left on disk")
 	render := flag.Bool("render", false, "only rewrite -md from an existing -json and -notes (after editing the notes)")

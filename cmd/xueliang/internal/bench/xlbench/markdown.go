@@ -156,7 +156,8 @@ func liveMarkdown(x *liveResult) string {
 		x.Cameras, x.Codec, x.Size, x.Bitrate, x.Window, x.Window, x.LoadAvg)
 	p("| load | load avg | server %%core without → with | %%core per viewer | viewers process %%core | cpu pressure without / with | latency p50 / p99 (max) | goal p99 | frames | missed | connected / failed | server drops | sent | RTP lost |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, ph := range x.Phases {
-		load := fmt.Sprintf("%s: %d camera%s × %d", strings.ToUpper(ph.Protocol), ph.Cameras, plural(ph.Cameras), ph.PerCamera)
+		proto := map[string]string{"mse": "MSE", "webrtc": "WebRTC"}[ph.Protocol]
+		load := fmt.Sprintf("%s: %d camera%s × %d viewer%s", proto, ph.Cameras, plural(ph.Cameras), ph.PerCamera, plural(ph.PerCamera))
 		if ph.Err != "" {
 			p("| %s | %s | error: %s |||||||||||||\n", load, ph.LoadAvg, ph.Err)
 			continue
