@@ -196,3 +196,21 @@ func (l *SingletonLock) Close() error {
 	l.conn = nil
 	return err
 }
+
+// Leases lists every camera lease, by camera (expired ones included: a
+// lease is held while Expires is after the database's now(); a released
+// or never claimed one has the Unix epoch).
+func (db *DB) Leases(ctx context.Context) ([]Lease, error) {
+	if err := db.leasesSupported(); err != nil {
+		return nil, err
+	}
+	out, err := queryAll(ctx, db.r, func(s scanner) (Lease, error) {
+		var l Lease
+		err := s.Scan(&l.CameraID, &l.Node, &l.Epoch, &l.Expires)
+		return l, err
+	}, `SELECT camera_id, node_id, epoch, GREATEST(expires_at, 'epoch'::timestamptz) FROM camera_leases ORDER BY camera_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list leases: %w", err)
+	}
+	return out, nil
+}

@@ -159,7 +159,14 @@ func (m *Member) round(ctx context.Context, ttl time.Duration, capacity, holding
 		if err := m.Nodes.Heartbeat(ctx, info, restart); err != nil {
 			return nil, err
 		}
-		nodes, err := m.Nodes.Nodes(ctx, 2*ttl)
+		if restart {
+			// Registered: claim from the next round on, so that nodes
+			// started together see each other's weights first.
+			return map[string]int64{}, nil
+		}
+		// A node that has not heartbeaten for ttl has lost its leases
+		// too: its weight no longer counts.
+		nodes, err := m.Nodes.Nodes(ctx, ttl)
 		if err != nil {
 			return nil, err
 		}
