@@ -35,9 +35,12 @@ const readerConns = 4
 // DB is the index. It is safe for concurrent use: writes are serialised on
 // a single connection, reads use a small pool (see the package doc).
 type DB struct {
-	w   *sql.DB // exactly one connection: every write goes through it
-	r   *sql.DB // query_only connections
-	log *slog.Logger
+	w *sql.DB // exactly one connection: every write goes through it
+	r *sql.DB // query_only connections
+	// locks holds the sessions of the singleton advisory locks
+	// (PostgreSQL; nil on SQLite).
+	locks *sql.DB
+	log   *slog.Logger
 	// dialect is the engine (see postgres.go for what differs).
 	dialect dialect
 	// now is the clock used by Timeline to end a window at the present.
@@ -127,6 +130,9 @@ func (db *DB) Close() error {
 		var errs []error
 		for _, st := range db.stmts {
 			errs = append(errs, st.Close())
+		}
+		if db.locks != nil {
+			errs = append(errs, db.locks.Close())
 		}
 		db.closeErr = errors.Join(append(errs, db.r.Close(), db.w.Close())...)
 	})

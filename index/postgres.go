@@ -82,8 +82,19 @@ func OpenPostgres(ctx context.Context, url string, logger *slog.Logger) (*DB, er
 	r := sql.OpenDB(rebindConnector{stdlib.GetConnector(*cfg)})
 	r.SetMaxOpenConns(pgReaderConns)
 	r.SetMaxIdleConns(pgReaderConns)
-	return open(ctx, dialectPostgres, w, r, where, logger)
+	db, err := open(ctx, dialectPostgres, w, r, where, logger)
+	if err != nil {
+		return nil, err
+	}
+	// Singleton locks (nodes.go) each hold a session of their own.
+	db.locks = sql.OpenDB(rebindConnector{stdlib.GetConnector(*cfg)})
+	db.locks.SetMaxOpenConns(pgLockConns)
+	db.locks.SetMaxIdleConns(0)
+	return db, nil
 }
+
+// pgLockConns bounds the singleton locks held at once.
+const pgLockConns = 4
 
 // rebindConnector makes pgx connections that accept '?' placeholders.
 type rebindConnector struct{ driver.Connector }

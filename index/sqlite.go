@@ -73,8 +73,9 @@ type migration struct {
 // auth_users.go: users, tokens and the audit log; motion.go: motion grids
 // and intervals; events.go: camera-side events; leases.go: camera leases and
 // segment epochs, version 8; recordings_lost.go: lost segments, version 9;
-// retention.go: retention policies and evidence locks, version 10).
-var migrations = joinMigrations(recordingMigrations, registryMigrations, authMigrations, motionMigrations, eventMigrations, leaseMigrations, lostMigrations, retentionMigrations)
+// retention.go: retention policies and evidence locks, version 10; nodes.go:
+// cluster nodes, version 11).
+var migrations = joinMigrations(recordingMigrations, registryMigrations, authMigrations, motionMigrations, eventMigrations, leaseMigrations, lostMigrations, retentionMigrations, nodeMigrations)
 
 // joinMigrations concatenates the feature slices in version order and panics
 // on a duplicate or missing version (a programming error caught by any test).

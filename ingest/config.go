@@ -26,6 +26,10 @@ type CameraConfig struct {
 	// Motion enables motion analysis: the sub stream when SubURL is set,
 	// otherwise the main stream's keyframes.
 	Motion bool
+	// Epoch is the camera's lease epoch on a cluster node (0: not
+	// clustered): its segment rows go through Options.FencedIndex, and a
+	// new epoch restarts the puller.
+	Epoch int64
 }
 
 // Validate reports a configuration problem.
@@ -55,6 +59,12 @@ type Options struct {
 	SpoolRoot string
 	// Index receives segment and fragment rows; required.
 	Index segmenter.Index
+	// FencedIndex, on a cluster node, returns the index a camera recorded
+	// under lease epoch writes through (CameraConfig.Epoch > 0): its
+	// writes fail with segmenter.ErrFenced once another node has taken the
+	// camera over, and the puller then stops for good (Manager does not
+	// restart it). Nil: Index for every camera.
+	FencedIndex func(camera string, epoch int64) segmenter.Index
 	// OnClosed receives every closed segment (the uploader's Enqueue).
 	OnClosed func(recording.Segment)
 	// Quota is the spool size cap shared by all cameras; nil = no cap.

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"xueliang/ingest/segmenter"
 )
 
 var errPanic = errors.New("puller panicked")
@@ -126,6 +128,12 @@ func (m *Manager) startLocked(c CameraConfig) {
 		for ctx.Err() == nil {
 			err := m.runPuller(ctx, r.puller)
 			if err == nil {
+				return
+			}
+			if errors.Is(err, segmenter.ErrFenced) {
+				// The lease moved on: the next Update (lease lost)
+				// removes the camera; restarting would be refused again.
+				m.log.Warn("puller fenced off", "camera", c.ID)
 				return
 			}
 			m.log.Error("puller failed", "camera", c.ID, "err", err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -216,10 +217,20 @@ func (p *Puller) update(fn func(*Status)) {
 // Run records until ctx is cancelled; it returns nil then, or an error if
 // the recorder cannot be created.
 func (p *Puller) Run(ctx context.Context) error {
+	idx := p.opts.Index
+	if p.cfg.Epoch > 0 && p.opts.FencedIndex != nil {
+		idx = p.opts.FencedIndex(p.cfg.ID, p.cfg.Epoch)
+	}
+	// A fenced writer (another node took the camera over) ends the
+	// sessions; Run then reports segmenter.ErrFenced.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var fenced atomic.Bool
 	w, err := segmenter.New(segmenter.Config{
 		CameraID:            p.cfg.ID,
 		SpoolRoot:           p.opts.SpoolRoot,
-		Index:               p.opts.Index,
+		Index:               idx,
+		OnFenced:            func() { fenced.Store(true); stop() },
 		OnClosed:            p.opts.OnClosed,
 		Quota:               p.opts.Quota,
 		SegmentDuration:     p.cfg.SegmentDuration,
@@ -257,6 +268,11 @@ func (p *Puller) Run(ctx context.Context) error {
 			s.Bitrate, s.FPS = 0, 0
 			p.winStart = time.Time{}
 		})
+		if fenced.Load() {
+			p.update(func(s *Status) { s.LastError, s.LastErrorClass = "camera taken over by another node", ErrClassRecorder })
+			p.log.Warn("puller stopped: camera taken over by another node")
+			return fmt.Errorf("camera %s: %w", p.cfg.ID, segmenter.ErrFenced)
+		}
 		if ctx.Err() != nil {
 			p.log.Info("puller stopped")
 			return nil

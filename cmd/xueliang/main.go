@@ -5,6 +5,7 @@
 //	xueliang audit verify --config FILE   check the audit log (chain and signed anchor)
 //	xueliang user add NAME --role R --config FILE   create a user (password on stdin)
 //	xueliang camera add|list|rm|import   manage the camera registry (through the API)
+//	xueliang node list|drain NODE  the cluster's nodes (through the API)
 //	xueliang version               print the version
 package main
 
@@ -44,6 +45,7 @@ commands:
                         SHA-256 of every file; fails on any changed byte
   retention show|set    retention overrides per camera / township (API)
   evidence lock|list|unlock   evidence locks (API)
+  node list|drain [--undrain] NODE   cluster nodes (API)
   version               print the version
 `
 
@@ -67,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRetention(args[1:], stdout, stderr)
 	case "evidence":
 		return runEvidence(args[1:], stdout, stderr)
+	case "node":
+		return runNode(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return 0

@@ -17,6 +17,7 @@ import (
 
 	"xueliang/cmd/xueliang/internal/api"
 	"xueliang/cmd/xueliang/internal/auth"
+	"xueliang/cmd/xueliang/internal/cluster"
 	"xueliang/cmd/xueliang/internal/compliance"
 	"xueliang/cmd/xueliang/internal/config"
 	"xueliang/cmd/xueliang/internal/evidence"
@@ -99,7 +100,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	}
 	// Recovery closes the segments a crash left open; the uploader finds
 	// them (and every other closed segment) in its first index scan.
-	report, err := segmenter.Recover(ctx, db, spoolDir.Root, nil, logger)
+	// A cluster node shares the index: it recovers and uploads only the
+	// segments in its own spool (cluster.go).
+	clustered := cfg.Cluster.Enabled
+	var recoveryIdx segmenter.RecoveryIndex = db
+	if clustered {
+		recoveryIdx = localRecovery{RecoveryIndex: db, dir: spoolDir}
+	}
+	report, err := segmenter.Recover(ctx, recoveryIdx, spoolDir.Root, nil, logger)
 	if err != nil {
 		return fmt.Errorf("recover spool: %w", err)
 	}
@@ -108,8 +116,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	// Spool files whose segment row was never written (the index refused
 	// or failed the insert, a crash before its commit) are indexed from the
 	// file, before any camera records; the uploader's first scan finds them.
-	orphans, err := segmenter.RecoverOrphans(ctx, db, spoolDir.Root, nil, logger)
-	if err != nil {
+	// A cluster node leaves them alone: a file whose rows the index
+	// refused for a stale lease epoch (another node recorded the camera
+	// meanwhile) must not be committed.
+	var orphans segmenter.OrphanReport
+	if clustered {
+		logger.Info("spool orphan indexing skipped on a cluster node")
+	} else if orphans, err = segmenter.RecoverOrphans(ctx, db, spoolDir.Root, nil, logger); err != nil {
 		return fmt.Errorf("recover orphan spool files: %w", err)
 	}
 	logger.Info("spool orphans checked", "files", orphans.Files, "orphans", orphans.Orphans, "indexed", orphans.Indexed,
@@ -121,7 +134,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		return fmt.Errorf("measure spool: %w", err)
 	}
 	spoolDir.Quota = quota // before NewUploader, which copies the Dir
-	uploader := spool.NewUploader(spoolDir, store, idx, spool.UploaderConfig{Workers: cfg.Upload.Workers, MaxBackoff: cfg.Upload.MaxBackoff},
+	var uploadIdx spool.SegmentIndex = idx
+	if clustered {
+		uploadIdx = localUploads{SegmentIndex: idx, dir: spoolDir}
+	}
+	uploader := spool.NewUploader(spoolDir, store, uploadIdx, spool.UploaderConfig{Workers: cfg.Upload.Workers, MaxBackoff: cfg.Upload.MaxBackoff},
 		logger)
 
 	// Listen first: the camera network policy refuses the server's own
@@ -156,7 +173,16 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	}
 	// Live view: the pullers publish to the hub while someone watches.
 	liveHub := live.NewHub(live.HubConfig{Ring: cfg.Live.ViewerRing})
+	var clusterMetrics *cluster.Metrics
+	var fenced func(string, int64) segmenter.Index
+	if clustered {
+		clusterMetrics = cluster.NewMetrics(reg)
+		fenced = func(_ string, epoch int64) segmenter.Index {
+			return fencedIndex{db: db, epoch: epoch, refused: clusterMetrics.FencedWrites.Inc}
+		}
+	}
 	manager := ingest.NewManager(ingest.Options{
+		FencedIndex:     fenced,
 		SpoolRoot:       spoolDir.Root,
 		Index:           idx,
 		OnClosed:        uploader.Enqueue,
@@ -171,10 +197,19 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Live:            liveHub,
 		DialControl:     camNets.Control,
 	})
-	manager.Update(cams)
+	var member *cluster.Member
+	if clustered {
+		// Only the cameras this node holds a lease on are recorded.
+		cc := &clusterCameras{leases: db, update: manager.Update, log: logger.With("component", "cluster")}
+		cc.SetCameras(cams)
+		cameraRegistry.OnChange = cc.SetCameras
+		member = newMember(cfg.Cluster, db, clusterMetrics, cc.SetHeld, logger)
+	} else {
+		manager.Update(cams)
+		cameraRegistry.OnChange = manager.Update
+	}
 	reg.MustRegister(metrics.NewMotionCollector(manager))
 	reg.MustRegister(metrics.NewMetadataCollector(manager))
-	cameraRegistry.OnChange = manager.Update
 	reg.MustRegister(metrics.NewCameraCollector(manager, cameraRegistry.Township), metrics.NewUploaderCollector(uploader),
 		metrics.NewSpoolCollector(metrics.DirUsage(spoolDir.Root, quota.Cap(), 0)), metrics.NewQuotaCollector(quota))
 
@@ -256,6 +291,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		RetentionDefault: api.RetentionPolicy{MaxAge: cfg.Retention.MaxAge, MaxBytes: cfg.Retention.MaxBytes},
 		Compliance:       complianceSvc,
 	}
+	if clustered {
+		apiServer.Nodes = db
+	}
 	httpServer := newHTTPServer(cfg.HTTP, apiServer.Handler(), logger)
 	// RTSP restream of the live view (live.rtsp_listen; off when empty).
 	var rtspServer *api.RTSPServer
@@ -275,15 +313,38 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	upDone := make(chan error, 1)
 	go func() { upDone <- uploader.Run(upCtx) }()
 
+	// The node's leases outlive the pullers, so that the segments they
+	// close while stopping are written under the lease; then they are
+	// released for the other nodes.
+	memberDone := make(chan error, 1)
+	stopMember := func() {}
+	if member != nil {
+		var mctx context.Context
+		mctx, stopMember = context.WithCancel(context.WithoutCancel(ctx))
+		go func() { memberDone <- member.Run(mctx) }()
+	} else {
+		memberDone <- nil
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return manager.Run(gctx) })
 	if rtspServer != nil {
 		g.Go(func() error { return rtspServer.Run(gctx) })
 	}
 	g.Go(func() error { return exports.Run(gctx) })
-	g.Go(func() error { return retainer.Run(gctx) })
+	// On a cluster, retention and the reconciliation sweep run on one node
+	// at a time (cluster.Singleton); the disk guard watches each node's
+	// own disks.
+	singleton := func(name string, work func(context.Context) error) func() error {
+		if !clustered {
+			return func() error { return work(gctx) }
+		}
+		s := &cluster.Singleton{Locker: db, Name: name, Work: work, Logger: logger, Leader: clusterMetrics.Leader(name)}
+		return func() error { return s.Run(gctx) }
+	}
+	g.Go(singleton("retention", retainer.Run))
 	g.Go(func() error { return diskGuard.Run(gctx) })
-	g.Go(func() error {
+	g.Go(singleton("reconcile", func(gctx context.Context) error {
 		// Index ↔ store reconciliation runs beside recording and uploads; a
 		// failure is reported, never fatal.
 		// Every camera with an index row, registered or not (footage of a
@@ -302,7 +363,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 			logger.Error("reconcile failed", "err", err)
 		}
 		return nil
-	})
+	}))
 	g.Go(func() error {
 		if err := httpServer.Serve(connLimit); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
@@ -319,6 +380,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		servePprof(gctx, g, pprofLn, logger)
 	}
 	err = g.Wait()
+	stopMember()
+	err = errors.Join(err, <-memberDone)
 	stopUploader()
 	return errors.Join(err, <-upDone)
 }

@@ -157,10 +157,26 @@ func (w *Writer) retryFor(ctx context.Context, name string, outage time.Duration
 	backoff := 100 * time.Millisecond
 	var err error
 	first := time.Now()
+	if w.fenced {
+		return false
+	}
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, w.cfg.IndexTimeout)
 		err = fn(actx)
 		cancel()
+		if errors.Is(err, ErrFenced) {
+			// Another node holds the camera now: never retried, nothing
+			// more is written (the worker goroutine owns fenced).
+			w.fenced = true
+			w.q.mu.Lock()
+			w.q.errors++
+			w.q.mu.Unlock()
+			w.log.Error("index refused a stale writer", "op", name, "err", err)
+			if w.cfg.OnFenced != nil {
+				w.cfg.OnFenced()
+			}
+			return false
+		}
 		if err == nil {
 			if attempt > w.cfg.IndexRetries {
 				w.log.Info("index operation succeeded after an outage", "op", name, "attempts", attempt)

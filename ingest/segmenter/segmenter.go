@@ -11,6 +11,13 @@ import (
 	"xueliang/storage/recording"
 )
 
+// ErrFenced, wrapped by an Index's error, means the writes of this Writer
+// are refused for good (the camera's lease has moved to another node, see
+// index.ErrFenced): the operation is not retried, the segment is left in
+// the spool unindexed, no further row is written and Config.OnFenced is
+// called once.
+var ErrFenced = errors.New("segment writes fenced off")
+
 // Index is what the writer needs from the segment index. *index.DB
 // implements it.
 type Index interface {
@@ -102,6 +109,9 @@ type Config struct {
 	// until the quota is no longer full, then resumes with a new segment
 	// at the next keyframe. It defaults to nil: unlimited.
 	Quota Quota
+	// OnFenced is called (once, from the index worker) when an index call
+	// fails with ErrFenced; the caller should stop recording. Optional.
+	OnFenced func()
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now is the clock used for fsync pacing. It defaults to time.Now.
@@ -141,6 +151,8 @@ type Writer struct {
 	q       *opQueue
 	running atomic.Bool
 	closed  bool
+	// fenced: an index call failed with ErrFenced (index worker only).
+	fenced bool
 
 	mu      sync.Mutex
 	sess    *Session

@@ -24,4 +24,7 @@ const (
 	ActEvidenceUnlock Action = "evidence.unlock" // end an evidence lock (admin only)
 	ActRetentionWrite Action = "retention.write" // camera and township retention overrides (admin only)
 	ActComplianceRead Action = "compliance.read" // township compliance report (auditor, operator, admin)
+	// Cluster nodes (nodes.go).
+	ActNodeRead  Action = "node.read"  // list the cluster's nodes (auditor, operator, admin)
+	ActNodeAdmin Action = "node.admin" // drain or undrain a node (admin only)
 )

@@ -99,6 +99,9 @@ type Server struct {
 	// Compliance serves the township compliance report (compliance.go);
 	// nil answers 501.
 	Compliance ComplianceReporter
+	// Nodes serves the cluster's node registry (nodes.go); nil (one node,
+	// no cluster) answers 501.
+	Nodes NodeRegistry
 	// Auth authenticates and authorizes every request and keeps the audit
 	// log (auth.go). Nil lets every request through with no principal: for
 	// handler unit tests only; the server always sets it.
@@ -160,7 +163,7 @@ func (s *Server) table() []route {
 		{Route{"POST", "/api/v1/probe", ActProbe}, s.probeCamera},
 	}
 	var all []route
-	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.exportRoutes(), s.liveRoutes(), s.snapshotRoutes(), s.whepRoutes(), s.retentionRoutes(), s.complianceRoutes()} {
+	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.exportRoutes(), s.liveRoutes(), s.snapshotRoutes(), s.whepRoutes(), s.retentionRoutes(), s.complianceRoutes(), s.nodeRoutes()} {
 		all = append(all, part...)
 	}
 	return all

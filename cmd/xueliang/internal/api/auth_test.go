@@ -58,6 +58,9 @@ var roleMatrix = map[Action][]string{
 	ActEvidenceUnlock: {admin},
 	ActRetentionWrite: {admin},
 	ActComplianceRead: {admin, operator, auditor},
+	// Issue #21: the cluster's nodes.
+	ActNodeRead:  {admin, operator, auditor},
+	ActNodeAdmin: {admin},
 }
 
 // anonymousRoutes are served without a token.

@@ -24,8 +24,8 @@ var Roles = []string{RoleAdmin, RoleInstaller, RoleOperator, RoleAuditor}
 // and the metrics scrape token are handled by the API guard, not here.
 var roleActions = map[string][]string{
 	RoleInstaller: {"ready", "camera.read", "camera.write", "probe", "session"},
-	RoleOperator:  {"ready", "camera.read", "archive.read", "replay", "live", "session", "evidence.lock", "evidence.read", "compliance.read"},
-	RoleAuditor:   {"ready", "camera.read", "audit.read", "session", "evidence.read", "compliance.read"},
+	RoleOperator:  {"ready", "camera.read", "archive.read", "replay", "live", "session", "evidence.lock", "evidence.read", "compliance.read", "node.read"},
+	RoleAuditor:   {"ready", "camera.read", "audit.read", "session", "evidence.read", "compliance.read", "node.read"},
 }
 
 // ValidRole reports whether role is one of Roles.

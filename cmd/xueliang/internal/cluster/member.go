@@ -11,7 +11,10 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"xueliang/index"
 )
@@ -25,6 +28,16 @@ type LeaseStore interface {
 
 var _ LeaseStore = (*index.DB)(nil)
 
+// NodeStore is the node registry a Member heartbeats into and reads the
+// other nodes' weights and draining flags from.
+type NodeStore interface {
+	Heartbeat(ctx context.Context, n index.Node, restart bool) error
+	Nodes(ctx context.Context, live time.Duration) ([]index.Node, error)
+	LeaseCameraCount(ctx context.Context) (int, error)
+}
+
+var _ NodeStore = (*index.DB)(nil)
+
 // Member holds one node's leases. Fill the fields, then Run.
 type Member struct {
 	Store LeaseStore
@@ -37,6 +50,17 @@ type Member struct {
 	Interval time.Duration
 	// Capacity is the most cameras this node records. It defaults to 64.
 	Capacity int
+	// Nodes, when set, is the node registry: every round heartbeats this
+	// node (Info, with Cameras the leases held), and the claims are bounded
+	// by the node's fair share (Share), and stop while the node is
+	// draining (its leases are then released).
+	Nodes NodeStore
+	// Info describes this node in the registry (ID is Node; Capacity is
+	// Capacity; Weight defaults to 1).
+	Info index.Node
+	// Metrics, when set, counts renew failures and takeovers and shows
+	// the cameras held (NewMetrics).
+	Metrics *Metrics
 	// OnChange receives the held set (camera → epoch) after every round
 	// that changed it; called from Run's goroutine. Optional.
 	OnChange func(held map[string]int64)
@@ -75,14 +99,20 @@ func (m *Member) run(ctx context.Context, release bool) error {
 	held := map[string]int64{}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	restart := true
 	for {
-		next, err := m.round(ctx, ttl, capacity)
+		next, err := m.round(ctx, ttl, capacity, len(held), restart, log)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			// Leases not renewed expire; keep the last known set until the
 			// store answers again (the fenced writes refuse stale epochs).
+			m.Metrics.renewFailed()
 			log.Warn("lease round failed", "err", err)
-		case err == nil && !maps.Equal(next, held):
+		case err == nil:
+			restart = false
+			if maps.Equal(next, held) {
+				break
+			}
 			for cam := range held {
 				if _, ok := next[cam]; !ok {
 					log.Info("camera lease lost", "camera", cam)
@@ -94,6 +124,7 @@ func (m *Member) run(ctx context.Context, release bool) error {
 				}
 			}
 			held = next
+			m.Metrics.setHeld(len(held))
 			if m.OnChange != nil {
 				m.OnChange(maps.Clone(held))
 			}
@@ -113,8 +144,51 @@ func (m *Member) run(ctx context.Context, release bool) error {
 	}
 }
 
-// round renews the held leases and claims free ones up to capacity.
-func (m *Member) round(ctx context.Context, ttl time.Duration, capacity int) (map[string]int64, error) {
+// round heartbeats (with the number of cameras held before it), renews
+// the held leases and claims free ones up to the node's limit. A draining
+// node renews nothing: its pullers are stopped (the empty set is
+// reported) and its leases released one round later, for others to claim.
+func (m *Member) round(ctx context.Context, ttl time.Duration, capacity, holding int, restart bool, log *slog.Logger) (map[string]int64, error) {
+	limit := capacity
+	if m.Nodes != nil {
+		info := m.Info
+		info.ID, info.Capacity, info.Cameras = m.Node, capacity, holding
+		if info.Weight <= 0 {
+			info.Weight = 1
+		}
+		if err := m.Nodes.Heartbeat(ctx, info, restart); err != nil {
+			return nil, err
+		}
+		if restart {
+			// Registered: claim from the next round on, so that nodes
+			// started together see each other's weights first.
+			return map[string]int64{}, nil
+		}
+		// A node that has not heartbeaten for ttl has lost its leases
+		// too: its weight no longer counts.
+		nodes, err := m.Nodes.Nodes(ctx, ttl)
+		if err != nil {
+			return nil, err
+		}
+		total, err := m.Nodes.LeaseCameraCount(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var draining bool
+		limit, draining = Share(m.Node, nodes, total, capacity)
+		if draining {
+			if holding > 0 {
+				// Stop the pullers first (they close their segments
+				// under the lease), release at the next round.
+				log.Info("node draining, releasing its cameras", "cameras", holding)
+				return map[string]int64{}, nil
+			}
+			if err := m.Store.ReleaseLeases(ctx, m.Node); err != nil {
+				return nil, err
+			}
+			return map[string]int64{}, nil
+		}
+	}
 	renewed, err := m.Store.RenewLeases(ctx, m.Node, ttl)
 	if err != nil {
 		return nil, err
@@ -123,14 +197,107 @@ func (m *Member) round(ctx context.Context, ttl time.Duration, capacity int) (ma
 	for _, l := range renewed {
 		next[l.CameraID] = l.Epoch
 	}
-	if free := capacity - len(next); free > 0 {
+	if free := limit - len(next); free > 0 {
 		claimed, err := m.Store.ClaimCameras(ctx, m.Node, free, ttl)
 		if err != nil {
 			return nil, err
 		}
 		for _, l := range claimed {
 			next[l.CameraID] = l.Epoch
+			if l.Epoch > 1 {
+				// The camera was held before (by a node that died,
+				// stalled, drained or stopped).
+				m.Metrics.tookOver()
+			}
 		}
 	}
 	return next, nil
+}
+
+// Share is the most cameras node self should hold: its weighted share of
+// the total among the live nodes that are not draining,
+// ceil(total × weight / Σ weights), raised when the others together lack
+// room for the rest, and never above capacity. draining reports that self
+// is marked draining (it should hold none).
+func Share(self string, nodes []index.Node, total, capacity int) (limit int, draining bool) {
+	var weights, mine float64
+	othersRoom := 0
+	found := false
+	for _, n := range nodes {
+		if n.ID == self {
+			found = true
+			if n.Draining {
+				return 0, true
+			}
+			mine = max(n.Weight, 0)
+			weights += mine
+			continue
+		}
+		if !n.Live || n.Draining {
+			continue
+		}
+		weights += max(n.Weight, 0)
+		othersRoom += n.Capacity
+	}
+	if !found || weights <= 0 || mine <= 0 {
+		return capacity, false
+	}
+	share := int(math.Ceil(float64(total) * mine / weights))
+	share = max(share, total-othersRoom)
+	return min(capacity, share), false
+}
+
+// Metrics are a Member's counters (xueliang_cluster_*).
+type Metrics struct {
+	held          prometheus.Gauge
+	renewFailures prometheus.Counter
+	takeovers     prometheus.Counter
+	// FencedWrites counts segment writes the index refused because the
+	// camera's lease had moved on (counted by the fenced index adapter).
+	FencedWrites prometheus.Counter
+	leader       *prometheus.GaugeVec
+}
+
+// Leader is the gauge of singleton name: 1 while this node runs it.
+func (m *Metrics) Leader(name string) prometheus.Gauge {
+	if m == nil {
+		return nil
+	}
+	return m.leader.WithLabelValues(name)
+}
+
+// NewMetrics registers the cluster metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		held: prometheus.NewGauge(prometheus.GaugeOpts{Name: "xueliang_cluster_cameras_held",
+			Help: "Camera leases this node holds (it records those cameras)."}),
+		renewFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "xueliang_cluster_lease_renew_failures_total",
+			Help: "Lease rounds (heartbeat, renew, claim) that failed; leases not renewed within lease_ttl are lost."}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "xueliang_cluster_takeovers_total",
+			Help: "Cameras this node claimed that had been held before (by a node that died, stalled, drained or stopped)."}),
+		FencedWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "xueliang_cluster_fenced_writes_total",
+			Help: "Segment index writes refused because the camera's lease had passed to another node (stale epoch)."}),
+	}
+	m.leader = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xueliang_cluster_singleton_leader",
+		Help: "1 while this node holds the singleton's lock and runs it (retention, reconcile)."}, []string{"singleton"})
+	reg.MustRegister(m.held, m.renewFailures, m.takeovers, m.FencedWrites, m.leader)
+	return m
+}
+
+func (m *Metrics) renewFailed() {
+	if m != nil {
+		m.renewFailures.Inc()
+	}
+}
+
+func (m *Metrics) tookOver() {
+	if m != nil {
+		m.takeovers.Inc()
+	}
+}
+
+func (m *Metrics) setHeld(n int) {
+	if m != nil {
+		m.held.Set(float64(n))
+	}
 }

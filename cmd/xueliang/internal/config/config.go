@@ -51,6 +51,7 @@ type Config struct {
 	Auth      Auth      `yaml:"auth"`
 	Debug     Debug     `yaml:"debug"`
 	HTTP      HTTP      `yaml:"http"`
+	Cluster   Cluster   `yaml:"cluster"`
 	// CameraNetworks bounds where the server connects as an RTSP client.
 	CameraNetworks CameraNetworks `yaml:"camera_networks"`
 	Cameras        []Camera       `yaml:"cameras"`
@@ -92,6 +93,31 @@ type CameraNetworks struct {
 	// refused unless listed themselves (0.0.0.0/0 does not open them); the
 	// server's own listening ports on its own addresses are always refused.
 	Allowed []string `yaml:"allowed"`
+}
+
+// Cluster runs the server as one of N identical nodes sharing the
+// PostgreSQL index and the object store (docs/operations.md, "Running
+// several nodes"): each camera is recorded by the node holding its lease.
+type Cluster struct {
+	// Enabled turns cluster mode on; it requires index.postgres_url. It
+	// defaults to false (one node records every camera).
+	Enabled bool `yaml:"enabled"`
+	// NodeID names this node in the lease table and the node registry;
+	// unique per node. It defaults to the host name.
+	NodeID string `yaml:"node_id"`
+	// AdvertiseURL is this node's API base URL as the other nodes reach it
+	// (http://10.0.0.7:8080). It defaults to "" (not advertised).
+	AdvertiseURL string `yaml:"advertise_url"`
+	// Capacity is the most cameras this node records. It defaults to 64.
+	Capacity int `yaml:"capacity"`
+	// Weight is this node's share of the cameras relative to the other
+	// live nodes: a node claims at most ceil(cameras × weight / Σ weights)
+	// while others have room. It defaults to 1.
+	Weight float64 `yaml:"weight"`
+	// LeaseTTL: a camera whose node stops renewing is taken over about
+	// LeaseTTL + LeaseTTL/5 later (leases are renewed every LeaseTTL/5).
+	// It defaults to 5s.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 }
 
 // Debug holds diagnostics that are off by default.
@@ -421,13 +447,14 @@ func Default() Config {
 			MaxClockSkew:        5 * time.Second,
 			IndexOutage:         2 * time.Minute,
 		},
-		Index:  Index{CommitWindow: 100 * time.Millisecond},
-		Upload: Upload{Workers: 6, MaxBackoff: 30 * time.Second},
-		Replay: Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
-		Export: Export{MaxConcurrent: 2, Expiry: 24 * time.Hour},
-		Live:   Live{ViewerRing: 512, TicketTTL: 30 * time.Second},
-		Auth:   Auth{SessionTTL: 12 * time.Hour, MaxAPITokenTTL: 90 * 24 * time.Hour},
-		Audit:  Audit{AnchorInterval: 10 * time.Second},
+		Index:   Index{CommitWindow: 100 * time.Millisecond},
+		Cluster: Cluster{Capacity: 64, Weight: 1, LeaseTTL: 5 * time.Second},
+		Upload:  Upload{Workers: 6, MaxBackoff: 30 * time.Second},
+		Replay:  Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
+		Export:  Export{MaxConcurrent: 2, Expiry: 24 * time.Hour},
+		Live:    Live{ViewerRing: 512, TicketTTL: 30 * time.Second},
+		Auth:    Auth{SessionTTL: 12 * time.Hour, MaxAPITokenTTL: 90 * 24 * time.Hour},
+		Audit:   Audit{AnchorInterval: 10 * time.Second},
 		HTTP: HTTP{ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxConnections: 1024, ReplayPerUser: 4,
 			MotionSearchPerUser: 2, ReplayDeadline: time.Hour, MotionSearchDeadline: time.Minute, WriteStall: 30 * time.Second},
 		CameraNetworks: CameraNetworks{Allowed: []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}},
@@ -489,6 +516,9 @@ func cleanYAMLError(err error) error {
 func (c *Config) fill() {
 	if c.Index.Path == "" {
 		c.Index.Path = filepath.Join(c.DataDir, "index.db")
+	}
+	if c.Cluster.Enabled && c.Cluster.NodeID == "" {
+		c.Cluster.NodeID, _ = os.Hostname()
 	}
 	if c.Storage.S3.Bucket == "" {
 		c.Storage.S3.Bucket = "xueliang"
@@ -637,6 +667,7 @@ func (c *Config) Validate() error {
 			bad("index.postgres_url", "want postgres://[user[:password]@]host[:port]/database[?options]")
 		}
 	}
+	c.validateCluster(bad)
 	if w := c.Index.CommitWindow; w < 0 || w > time.Second {
 		bad("index.commit_window", "want [0, 1s], got %s", w)
 	}
@@ -759,6 +790,37 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+var nodeIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// validateCluster checks the cluster section (only when enabled: the
+// other fields are then ignored).
+func (c *Config) validateCluster(bad func(field, format string, args ...any)) {
+	k := c.Cluster
+	if !k.Enabled {
+		return
+	}
+	if c.Index.PostgresURL == "" {
+		bad("cluster.enabled", "needs index.postgres_url (the nodes share the PostgreSQL index)")
+	}
+	if !nodeIDRe.MatchString(k.NodeID) {
+		bad("cluster.node_id", "want 1-64 of [A-Za-z0-9._-], got %q", k.NodeID)
+	}
+	if k.AdvertiseURL != "" {
+		if u, err := url.Parse(k.AdvertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("cluster.advertise_url", "want http(s)://host:port, got %q", k.AdvertiseURL)
+		}
+	}
+	if k.Capacity < 1 || k.Capacity > 100000 {
+		bad("cluster.capacity", "want 1..100000, got %d", k.Capacity)
+	}
+	if !(k.Weight > 0 && k.Weight <= 1000) {
+		bad("cluster.weight", "want (0, 1000], got %g", k.Weight)
+	}
+	if k.LeaseTTL < time.Second || k.LeaseTTL > time.Minute {
+		bad("cluster.lease_ttl", "want 1s..1m, got %s", k.LeaseTTL)
+	}
+}
+
 func validTransport(s string) bool { return s == "tcp" || s == "udp" }
 
 // EnvPrefix prefixes every environment override.
@@ -840,6 +902,12 @@ func setScalar(f reflect.Value, s string) error {
 			return err
 		}
 		f.SetInt(int64(n))
+	case f.Kind() == reflect.Float64:
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		f.SetFloat(x)
 	default:
 		return fmt.Errorf("unsupported kind %s", f.Kind())
 	}

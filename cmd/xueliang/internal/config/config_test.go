@@ -244,3 +244,33 @@ func TestCameraNetworks(t *testing.T) {
 		t.Fatalf("bad CIDRs: %v", err)
 	}
 }
+
+// TestCluster: cluster mode needs the PostgreSQL index, fills node_id from
+// the host name, takes the environment, and reports every bad field.
+func TestCluster(t *testing.T) {
+	const pg = "index:\n  postgres_url: postgres://xl@db.example/xueliang\n"
+	cfg, err := Parse([]byte(pg+"cluster:\n  enabled: true\n  advertise_url: http://10.0.0.7:8080\n"), []string{"XUELIANG_CLUSTER_WEIGHT=2.5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if k := cfg.Cluster; k.NodeID != host || k.Capacity != 64 || k.Weight != 2.5 || k.LeaseTTL != 5*time.Second {
+		t.Errorf("defaults: %+v", k)
+	}
+	if _, err := Parse([]byte("cluster:\n  enabled: true\n"), nil); err == nil || !strings.Contains(err.Error(), "cluster.enabled: needs index.postgres_url") {
+		t.Errorf("without postgres_url: %v", err)
+	}
+	_, err = Parse([]byte(pg+"cluster:\n  enabled: true\n  node_id: \"a b\"\n  capacity: 0\n  weight: -1\n  lease_ttl: 10ms\n  advertise_url: ftp://x\n"), nil)
+	for _, f := range []string{"cluster.node_id", "cluster.capacity", "cluster.weight", "cluster.lease_ttl", "cluster.advertise_url"} {
+		if err == nil || !strings.Contains(err.Error(), f+":") {
+			t.Errorf("%s not reported: %v", f, err)
+		}
+	}
+	if _, err := Parse([]byte("cluster:\n  enable: true\n"), nil); err == nil || !strings.Contains(err.Error(), `unknown key "enable" (in cluster)`) {
+		t.Errorf("unknown key: %v", err)
+	}
+	// Off: the other fields are not checked.
+	if _, err := Parse([]byte("cluster:\n  capacity: 0\n"), nil); err != nil {
+		t.Errorf("disabled: %v", err)
+	}
+}
