@@ -24,6 +24,7 @@ import (
 	"xueliang/cmd/xueliang/internal/metrics"
 	"xueliang/cmd/xueliang/internal/replay"
 	"xueliang/cmd/xueliang/internal/retention"
+	"xueliang/cmd/xueliang/internal/webui"
 	"xueliang/index"
 	"xueliang/ingest"
 	"xueliang/ingest/decode"
@@ -256,7 +257,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		RetentionDefault: api.RetentionPolicy{MaxAge: cfg.Retention.MaxAge, MaxBytes: cfg.Retention.MaxBytes},
 		Compliance:       complianceSvc,
 	}
-	httpServer := newHTTPServer(cfg.HTTP, apiServer.Handler(), logger)
+	// The web console (webui) is served at / and /assets/; the rest is the API.
+	httpServer := newHTTPServer(cfg.HTTP, webui.Mount(webui.Handler(webui.Files()), apiServer.Handler()), logger)
 	// RTSP restream of the live view (live.rtsp_listen; off when empty).
 	var rtspServer *api.RTSPServer
 	if cfg.Live.RTSPListen != "" {

@@ -1,0 +1,4 @@
+// The audit page (#/audit).
+import { stub } from './stub';
+
+export const mount = stub('audit');

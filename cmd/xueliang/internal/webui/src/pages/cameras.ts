@@ -1,0 +1,4 @@
+// The cameras page (#/cameras).
+import { stub } from './stub';
+
+export const mount = stub('cameras');

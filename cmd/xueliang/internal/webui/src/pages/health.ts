@@ -1,0 +1,4 @@
+// The health page (#/health).
+import { stub } from './stub';
+
+export const mount = stub('health');

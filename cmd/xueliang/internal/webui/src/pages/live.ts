@@ -1,0 +1,4 @@
+// The live page (#/live).
+import { stub } from './stub';
+
+export const mount = stub('live');
