@@ -97,3 +97,25 @@ export class Api {
     return URL.createObjectURL(await r.blob());
   }
 }
+
+// CameraStatus is one entry of GET /api/v1/camera-status.
+export interface CameraStatus {
+  id: string;
+  name: string;
+  township: string;
+  village: string;
+  state: 'recording' | 'no_footage' | 'offline' | 'disabled';
+  online: boolean;
+  motion_now: boolean;
+  bitrate_bps: number;
+  frames: number;
+  reconnects: number;
+  last_error?: string;
+  last_error_class?: string;
+  last_keyframe?: string;
+  session_start?: string;
+}
+
+export function cameraStatus(api: Api): Promise<CameraStatus[]> {
+  return api.json<{ cameras: CameraStatus[] }>('GET', '/api/v1/camera-status').then(r => r.cameras);
+}
