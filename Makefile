@@ -13,7 +13,7 @@ FUZZTIME  ?= 30s
 MINIO_MOD := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 PROMTOOL_MOD := github.com/prometheus/prometheus/cmd/promtool@v0.316.0
 
-.PHONY: help deps deps-test build run test fuzz bench check-alerts lint tidy-check clean
+.PHONY: help deps deps-test webui build run test fuzz bench check-alerts lint tidy-check clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  make %-12s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -25,7 +25,10 @@ deps-test: deps ## also install the MinIO server and promtool used by the tests 
 	@scripts/deps.sh go-tool minio $(MINIO_MOD)
 	@scripts/deps.sh go-tool promtool $(PROMTOOL_MOD)
 
-build: ## build bin/xueliang and bin/camsim
+webui: ## rebuild the web console (webui/dist) when its TypeScript sources changed; no-op (and no Node needed) otherwise
+	@scripts/webui.sh
+
+build: webui ## build bin/xueliang and bin/camsim
 	$(GO) build -o bin/xueliang ./cmd/xueliang
 	$(GO) build -o bin/camsim ./cmd/camsim
 

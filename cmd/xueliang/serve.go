@@ -25,6 +25,7 @@ import (
 	"xueliang/cmd/xueliang/internal/metrics"
 	"xueliang/cmd/xueliang/internal/replay"
 	"xueliang/cmd/xueliang/internal/retention"
+	"xueliang/cmd/xueliang/internal/webui"
 	"xueliang/index"
 	"xueliang/ingest"
 	"xueliang/ingest/decode"
@@ -294,7 +295,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	if clustered {
 		apiServer.Nodes = db
 	}
-	httpServer := newHTTPServer(cfg.HTTP, apiServer.Handler(), logger)
+	// The web console (webui) is served at / and /assets/; the rest is the API.
+	httpServer := newHTTPServer(cfg.HTTP, webui.Mount(webui.Handler(webui.Files()), apiServer.Handler()), logger)
 	// RTSP restream of the live view (live.rtsp_listen; off when empty).
 	var rtspServer *api.RTSPServer
 	if cfg.Live.RTSPListen != "" {

@@ -136,6 +136,7 @@ type Server struct {
 	whep       whepSessions
 	slots      userSlots
 	ready      readiness
+	rates      bitrates
 }
 
 // Route is one method + path pattern served by Handler, and the action it
@@ -163,7 +164,7 @@ func (s *Server) table() []route {
 		{Route{"POST", "/api/v1/probe", ActProbe}, s.probeCamera},
 	}
 	var all []route
-	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.exportRoutes(), s.liveRoutes(), s.snapshotRoutes(), s.whepRoutes(), s.retentionRoutes(), s.complianceRoutes(), s.nodeRoutes()} {
+	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.exportRoutes(), s.liveRoutes(), s.snapshotRoutes(), s.whepRoutes(), s.retentionRoutes(), s.complianceRoutes(), s.nodeRoutes(), s.statusRoutes()} {
 		all = append(all, part...)
 	}
 	return all

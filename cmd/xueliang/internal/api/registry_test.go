@@ -25,6 +25,13 @@ func (f fakePullers) Status() map[string]ingest.Status { return f }
 
 func newRegistryServer(t *testing.T) (http.Handler, *cameras.Service) {
 	t.Helper()
+	return newRegistryServerWith(t, nil)
+}
+
+// newRegistryServerWith is newRegistryServer with the Server changed by
+// edit (nil: none) before it serves.
+func newRegistryServerWith(t *testing.T, edit func(*Server)) (http.Handler, *cameras.Service) {
+	t.Helper()
 	ctx := context.Background()
 	db, err := index.Open(ctx, filepath.Join(t.TempDir(), "index.db"), nil)
 	if err != nil {
@@ -40,6 +47,9 @@ func newRegistryServer(t *testing.T) (http.Handler, *cameras.Service) {
 		t.Fatal(err)
 	}
 	s := &Server{Index: db, Cameras: svc, Pullers: fakePullers{"41142600001320000001": {Connected: true}}}
+	if edit != nil {
+		edit(s)
+	}
 	return s.Handler(), svc
 }
 

@@ -1,0 +1,4 @@
+// The search page (#/search).
+import { stub } from './stub';
+
+export const mount = stub('search');
