@@ -66,6 +66,8 @@ func (m *muxer) reencodeFirstGOP(all []rawSample, startFrame int64) ([]rawSample
 		for i, s := range all[:k] {
 			gop[i] = reencode.Sample{PTS: s.pts(), Payload: s.data}
 		}
+		// The recorded samples rely on the init's parameter sets.
+		gop[0].Payload = append(avccPrefix(parameterSets(m.init)), gop[0].Payload...)
 		enc, err := m.re.Reencode(codec, int(m.videoTS), gop, startFrame)
 		if err != nil {
 			return nil, fmt.Errorf("exact replay of segment %d: %w", m.ps.seg.ID, err)
