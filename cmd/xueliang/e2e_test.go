@@ -279,6 +279,10 @@ func fetchReplayFormat(t *testing.T, s *testServer, cam string, start, end time.
 	if skip {
 		q.Set("gaps", "skip")
 	}
+	if f, ok := strings.CutSuffix(format, "+exact"); ok {
+		format = f // "mp4+exact": the exact=1 form of mp4
+		q.Set("exact", "1")
+	}
 	if format != "" {
 		q.Set("format", format)
 	}

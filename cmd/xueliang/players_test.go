@@ -62,7 +62,7 @@ func TestPlayers(t *testing.T) {
 			table = append(table, fmt.Sprintf("| %s | %s | %s | %s | seq %d | %d (window %d) | %s |",
 				player, c.kind, format, first, want, len(shown), len(rj.Shown), note))
 		}
-		for _, format := range []string{"mp4", "fmp4"} {
+		for _, format := range []string{"mp4", "fmp4", "mp4+exact", "fmp4+exact"} {
 			r := fetchReplayFormat(t, srv, c.cam, w[0], w[1], false, format)
 			j := judgeMP4(t, r.path)
 			row("ffmpeg "+toolVersion("ffmpeg", "-version"), format, j.Shown, "framemd5")
@@ -73,7 +73,7 @@ func TestPlayers(t *testing.T) {
 			}
 			for _, b := range []browserKind{chromium, firefox} {
 				modes := []string{"src"}
-				if format == "fmp4" {
+				if strings.HasPrefix(format, "fmp4") {
 					modes = append(modes, "mse")
 				}
 				for _, mode := range modes {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+	"xueliang/cmd/xueliang/internal/reencode"
 
 	"golang.org/x/sync/errgroup"
 
@@ -240,12 +241,15 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		CheckInterval: cfg.Retention.CheckInterval, Ingested: quota.Admitted, Stop: quota.SetStopped,
 	}, reg)
 
+	reencoder := &reencode.Reencoder{}
+	reg.MustRegister(metrics.NewReencodeCollector(reencoder))
 	replayer := &replay.Replayer{
 		Index:        db,
 		Reader:       spool.Reader{Dir: spoolDir, Store: store},
 		GapTolerance: cfg.Replay.GapTolerance,
 		MaxWindow:    cfg.Replay.MaxWindow,
 		Logger:       logger,
+		Reencoder:    reencoder,
 	}
 	authSvc, metricsToken, err := newAuth(cfg, db, logger)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -335,6 +336,19 @@ const (
 	FormatFMP4 = "fmp4"
 )
 
+// exactParam reads the exact query parameter (issue #24): 1/true
+// re-encodes the partial first GOP so that every player starts at start.
+func exactParam(q url.Values) (bool, error) {
+	switch v := q.Get("exact"); v {
+	case "", "0", "false":
+		return false, nil
+	case "1", "true":
+		return true, nil
+	default:
+		return false, fmt.Errorf("exact: want 0 or 1, got %q", v)
+	}
+}
+
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !s.cameraExists(w, r, id) {
@@ -366,6 +380,10 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 		req.SkipGaps = true
 	default:
 		writeError(w, http.StatusBadRequest, "gaps: want stop or skip, got %q", g)
+		return
+	}
+	if req.Exact, err = exactParam(q); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	format := q.Get("format")

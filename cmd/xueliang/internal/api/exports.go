@@ -91,7 +91,12 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request) {
 	if p := principalFrom(r.Context()); p != nil {
 		by = export.Creator{User: p.User, Role: p.Role}
 	}
-	j, err := s.Exports.Start(r.Context(), export.Request{Camera: in.Camera, From: in.From, To: in.To, By: by})
+	exact, err := exactParam(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	j, err := s.Exports.Start(r.Context(), export.Request{Camera: in.Camera, From: in.From, To: in.To, By: by, Exact: exact})
 	switch {
 	case errors.Is(err, export.ErrBadRequest):
 		writeError(w, http.StatusBadRequest, "%v", err)

@@ -90,6 +90,8 @@ type Request struct {
 	Camera   string
 	From, To time.Time
 	By       Creator
+	// Exact re-encodes each file's partial first GOP (replay.Request.Exact).
+	Exact bool
 }
 
 // Job is a snapshot of an export job.
@@ -98,7 +100,9 @@ type Job struct {
 	Camera string    `json:"camera"`
 	From   time.Time `json:"from"`
 	To     time.Time `json:"to"`
-	State  string    `json:"state"`
+	// Exact: every file starts with a re-encoded closed GOP (exact=1).
+	Exact bool   `json:"exact,omitempty"`
+	State string `json:"state"`
 	// Progress is the share of the range processed, 0..1.
 	Progress   float64    `json:"progress"`
 	Error      string     `json:"error,omitempty"`
@@ -309,7 +313,7 @@ func (m *Manager) Start(ctx context.Context, req Request) (Job, error) {
 	m.running++
 	jctx, cancel := context.WithCancel(m.base)
 	j := &job{Job: Job{
-		ID: hex.EncodeToString(idb[:]), Camera: req.Camera, From: req.From.UTC(), To: req.To.UTC(),
+		ID: hex.EncodeToString(idb[:]), Camera: req.Camera, From: req.From.UTC(), To: req.To.UTC(), Exact: req.Exact,
 		State: StateRunning, CreatedBy: req.By, CreatedAt: m.cfg.Now().UTC(),
 	}, cancel: cancel, done: make(chan struct{})}
 	m.jobs[j.ID] = j
@@ -449,7 +453,7 @@ func (m *Manager) build(ctx context.Context, j *job, cam index.Camera) (built, e
 	progress := func(at time.Time) { m.setProgress(j, float64(at.Sub(j.From))/float64(total)) }
 	cur := j.From
 	for cur.Before(j.To) {
-		plan, err := m.cfg.Replayer.Plan(ctx, replay.Request{Camera: j.Camera, Start: cur, End: j.To})
+		plan, err := m.cfg.Replayer.Plan(ctx, replay.Request{Camera: j.Camera, Start: cur, End: j.To, Exact: j.Exact})
 		if errors.Is(err, replay.ErrNoFootage) {
 			man.Gaps = append(man.Gaps, Interval{cur, j.To})
 			break

@@ -144,6 +144,8 @@
 //	(b') as (b) with 1-tick durations and    25 (−12),      36 (−1)           50 (+13)         25 (−12)          50 (+13)         —
 //	    a 12-tick edit list                     26, 38…
 //	(c) progressive + edit list (format=mp4) 37 (0), 76     37 (0), 76        (not MSE)        25 (−12), 88      (not MSE)        25 (−12), 87
+//	(d) exact=1, mp4 and fmp4 (re-encoded    37 (0), 76     not measured      not measured     not measured      not measured     not measured
+//	    partial first GOP, no pre-roll)
 //
 // What each player does, as measured:
 //
@@ -208,6 +210,37 @@
 // vlc-plugin-base, vlc-plugin-video-output besides make test's packages).
 // make test checks ffmpeg (every e2e replay, TestReplayFirstFrame) and
 // Chromium <video> (TestReplayFirstFrame) on every run.
+//
+// # Exact form (Request.Exact, exact=1)
+//
+// Issue #24: no container trick starts every player at start, so the exact
+// form leaves no pre-roll. The recorded samples from the keyframe before
+// Start up to the next keyframe (decode order) are decoded with libavcodec
+// (the recorded parameter sets prepended to the keyframe), the pictures
+// presented from the start frame on are encoded again (package reencode:
+// libx264 for H.264, libx265 for H.265, CRF 18, preset veryfast, no
+// B-frames, one closed GOP starting with an IDR, single thread), and they
+// replace the replaced samples in the first output fragment. Each re-encoded
+// access unit keeps the recorded SEI units of its picture (the camera's
+// stamps). Decode times are laid out backwards from where the replaced
+// samples ended, so the recorded samples from the next keyframe on follow
+// unchanged (a constant composition offset, the next keyframe's own pts−dts,
+// keeps B-frame recordings aligned; the edit list's media_time is that
+// offset). Parameter sets: the sample entry stays avc1/hvc1 with the
+// recorded sets; the re-encoded IDR carries the encoder's sets in-band and
+// every recorded keyframe after it carries the recorded sets in-band (as
+// for a parameter-set change between segments). Audio is unchanged
+// (trimmed to start as always). The muxer buffers the first GOP up to the
+// next keyframe before writing; the progressive form's second pass reuses
+// the first pass's re-encode (Plan caches it). Default off: the archive is
+// never transcoded otherwise.
+//
+// Measured so far (ffmpeg 5.1.9 CLI, framemd5 / rawvideo, TestReplayExact
+// on the synthetic clip, window 1.5–4.5 s): both forms, with and without
+// B-frames, first frame = frame 37 (0), 76 frames, the re-encoded frames
+// identified by picture (nearest source frame, mean abs luma diff ≤ 2),
+// the frames from the next keyframe bit-exact. Other players: see the
+// players table rows "exact" below when measured.
 //
 // # Segment boundaries and parameter sets
 //

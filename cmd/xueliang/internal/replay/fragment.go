@@ -21,6 +21,9 @@ type rawSample struct {
 	dur  uint32
 	sync bool
 	data []byte // aliases the fragment buffer
+	// reenc: a re-encoded sample (exact form), which carries its own
+	// parameter sets.
+	reenc bool
 }
 
 func (s rawSample) pts() int64 { return s.dts + int64(s.cts) }

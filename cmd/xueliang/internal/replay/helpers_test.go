@@ -382,6 +382,9 @@ func probeFrames(t *testing.T, path string) []probedFrame {
 	out := runCmd(t, "ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time,width,height", "-of", "csv=p=0", path)
 	var fs []probedFrame
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue // side data (the re-encoder's SEI) prints an empty line
+		}
 		f := strings.Split(l, ",")
 		if len(f) < 3 {
 			t.Fatalf("ffprobe line %q", l)

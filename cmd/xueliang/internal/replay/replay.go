@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"time"
+	"xueliang/cmd/xueliang/internal/reencode"
 	"xueliang/storage/recording"
 )
 
@@ -56,6 +57,16 @@ type Replayer struct {
 	MaxWindow time.Duration
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
+	// Reencoder serves Request.Exact; nil refuses such requests.
+	Reencoder Reencoder
+}
+
+// Reencoder re-encodes the partial first GOP of an exact replay
+// (reencode.Reencoder): gop in decode order from a keyframe, pictures
+// presented at or after startPTS come back in presentation order, the
+// first an IDR with in-band parameter sets.
+type Reencoder interface {
+	Reencode(codec recording.VideoCodec, timescale int, gop []reencode.Sample, startPTS int64) ([]reencode.Encoded, error)
 }
 
 // Request asks for the footage of Camera in [Start, End).
@@ -65,6 +76,11 @@ type Request struct {
 	// SkipGaps continues after a gap (cutting it out of the output
 	// timeline); otherwise the output ends at the first gap.
 	SkipGaps bool
+	// Exact re-encodes the frames from the start frame up to the next
+	// keyframe into a closed GOP starting with an IDR at the start frame,
+	// so that every player's first frame is the frame at Start (see the
+	// package doc, "Exact form"). The rest of the footage is copied.
+	Exact bool
 }
 
 // StopReason tells why a plan ends before the requested End.
@@ -114,7 +130,11 @@ type Plan struct {
 	// Stop tells why the output ends before the requested End.
 	Stop StopReason
 
-	segs []planSegment
+	segs  []planSegment
+	exact bool
+	// reenc caches the re-encoded first GOP between the two passes of
+	// the progressive form.
+	reenc *reencoded
 }
 
 // Duration is the length of the output timeline: End-Start minus the
@@ -179,7 +199,10 @@ func (r *Replayer) Plan(ctx context.Context, req Request) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plan replay of %s: list segments: %w", req.Camera, err)
 	}
-	p := &Plan{Camera: req.Camera}
+	if req.Exact && r.Reencoder == nil {
+		return nil, fmt.Errorf("%w: exact replay is not available", ErrBadRequest)
+	}
+	p := &Plan{Camera: req.Camera, exact: req.Exact}
 	var first, prev *planSegment
 	for _, seg := range segs {
 		if !seg.End.After(seg.Start) || !seg.End.After(req.Start) || !seg.Start.Before(req.End) {

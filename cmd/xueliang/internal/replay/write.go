@@ -32,7 +32,7 @@ func (r *Replayer) mux(ctx context.Context, p *Plan, out sink) error {
 	if p == nil || len(p.segs) == 0 {
 		return fmt.Errorf("write replay: %w", ErrNoFootage)
 	}
-	m := &muxer{out: out, plan: p, gapTol: r.gapTolerance(), log: r.logger().With("component", "replay", "camera", p.Camera)}
+	m := &muxer{out: out, plan: p, re: r.Reencoder, gapTol: r.gapTolerance(), log: r.logger().With("component", "replay", "camera", p.Camera)}
 	for i := range p.segs {
 		ps := &p.segs[i]
 		if err := m.beginSegment(ps, i == len(p.segs)-1); err != nil {
@@ -154,6 +154,7 @@ func (r *Replayer) writeRun(ctx context.Context, m *muxer, ps *planSegment, run 
 type muxer struct {
 	out  sink
 	plan *Plan
+	re   Reencoder
 	log  *slog.Logger
 
 	init      *fmp4.Init // output init (the first segment's)
@@ -250,6 +251,9 @@ func (m *muxer) fragment(f *rawFragment) error {
 		if maxPts(f.video) <= startPts && len(m.pending) < len(m.ps.frags) {
 			return nil
 		}
+		if m.plan.exact && !m.nextKeyBuffered() && len(m.pending) < len(m.ps.frags) {
+			return nil // the exact form re-encodes up to the next keyframe
+		}
 		return m.start(startPts)
 	}
 	return m.emit(f)
@@ -337,6 +341,12 @@ func (m *muxer) start(startPts int64) error {
 			startFrame = v
 		}
 	}
+	if m.plan.exact && startFrame != all[0].pts() {
+		var err error
+		if all, err = m.reencodeFirstGOP(all, startFrame); err != nil {
+			return err
+		}
+	}
 	// Composition offsets are made non-negative (see package doc): every
 	// output pts is shifted by ctsShift, which the edit list takes back.
 	minCts := int32(0)
@@ -419,7 +429,7 @@ func (m *muxer) emit(f *rawFragment) error {
 				vt.BaseTime = uint64(dtsOut)
 			}
 			payload := s.data
-			if s.sync && m.inBand != nil {
+			if s.sync && m.inBand != nil && !s.reenc {
 				payload = append(append([]byte(nil), m.inBand...), s.data...)
 			}
 			smp := &fmp4.Sample{Duration: s.dur, PTSOffset: cts, IsNonSyncSample: !s.sync, Payload: payload}
