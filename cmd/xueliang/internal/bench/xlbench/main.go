@@ -35,6 +35,7 @@ type results struct {
 	Knee      string         `json:"capacity_knee,omitempty"`
 	Replay    *replayResult  `json:"replay,omitempty"`
 	Index     *indexResult   `json:"index,omitempty"`
+	Postgres  *pgResult      `json:"postgres,omitempty"`
 	Motion    *motionResult  `json:"motion,omitempty"`
 	Micro     string         `json:"micro_benchmarks,omitempty"`
 	Errors    []string       `json:"errors,omitempty"`
@@ -95,7 +96,7 @@ func main() {
 	md := flag.String("md", "BENCHMARKS.md", "Markdown output")
 	notes := flag.String("notes", "bench/notes.md", "hand-written analysis appended to the Markdown")
 	micro := flag.String("micro", "", "file with `go test -bench` output to include")
-	only := flag.String("only", "ingest,capacity,replay,index,motion", "parts to run")
+	only := flag.String("only", "ingest,capacity,replay,index,postgres,motion", "parts to run")
 	cams := flag.Int("cameras", 0, "cameras of the ingest run (default 100, quick 20)")
 	dur := flag.Duration("duration", 0, "measured time of the ingest run (default 90s, quick 30s)")
 	idxCamsFlag := flag.Int("index-cameras", 0, "cameras in the index benchmark (default 1000, quick 50)")
@@ -131,6 +132,7 @@ func main() {
 	n, d, fd := 100, 90*time.Second, 30*time.Second
 	repCams, repHours, repInst := 20, 24, 1000
 	idxCams, idxDays, idxAPI, idxQ := 1000, 30, 20000, 200
+	fragDur := 60 * time.Second
 	// The ingest run (n cameras, no loss expected) is the step below the
 	// first; two 90 s steps (-step-duration) keep the full mode within its
 	// 30 minutes.
@@ -139,6 +141,7 @@ func main() {
 		n, d, fd = 20, 30*time.Second, 15*time.Second
 		repCams, repHours, repInst = 4, 2, 100
 		idxCams, idxDays, idxAPI, idxQ = 50, 30, 2000, 100
+		fragDur = 15 * time.Second
 		capSteps = nil
 	}
 	if *cams > 0 {
@@ -189,6 +192,17 @@ func main() {
 	} else {
 		m := env.minio
 		defer func() { m.stop() }() // m.proc changes on a restart
+	}
+
+	// One PostgreSQL cluster for the postgres part and the replay part's
+	// PostgreSQL index.
+	var pg *pgCluster
+	if want("postgres") {
+		if pg, err = startPostgres(); err != nil {
+			fail("postgres", err)
+		} else {
+			defer pg.close()
+		}
 	}
 
 	if env.minio != nil && want("ingest") {
@@ -251,7 +265,13 @@ func main() {
 				fail("replay clip", fmt.Errorf("%v: %s", err, out))
 			}
 		}
-		r, err := runReplay(dir, clip, env.minio, repCams, repHours, repInst, func() { waitFill() })
+		pgURL := ""
+		if pg != nil {
+			if pgURL, err = pg.database("xlreplay"); err != nil {
+				fail("replay postgres", err)
+			}
+		}
+		r, err := runReplay(dir, clip, env.minio, pgURL, repCams, repHours, repInst, func() { waitFill() })
 		if err != nil {
 			fail("replay", err)
 		} else {
@@ -265,6 +285,15 @@ func main() {
 			fail("index", err)
 		} else {
 			res.Index = &r
+		}
+	}
+	if pg != nil {
+		// After the SQLite index is closed: the two loads never share the disk.
+		r, err := runIndexPG(pg, dir, idxCams, idxDays, 60, idxAPI, *idxChunk, idxQ, fragDur)
+		if err != nil {
+			fail("postgres", err)
+		} else {
+			res.Postgres = &r
 		}
 	}
 	if want("motion") {
@@ -281,6 +310,7 @@ func main() {
 		}
 	}
 	res.WallClock = time.Since(start).Seconds()
+	keepOtherParts(&res, *out, want)
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
 		b, _ := json.MarshalIndent(res, "", "  ")
 		if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
@@ -306,4 +336,38 @@ func prevStep(steps []int, k, base int) int {
 		p = s
 	}
 	return p
+}
+
+// keepOtherParts copies into res the parts of the existing results file
+// that this run did not run (-only), so that one part can be re-run alone.
+func keepOtherParts(res *results, path string, want func(string) bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	var old results
+	if json.Unmarshal(b, &old) != nil {
+		return
+	}
+	if !want("ingest") && res.Ingest == nil {
+		res.Ingest = old.Ingest
+	}
+	if !want("capacity") && res.Capacity == nil {
+		res.Capacity, res.Knee = old.Capacity, old.Knee
+	}
+	if !want("replay") && res.Replay == nil {
+		res.Replay = old.Replay
+	}
+	if !want("index") && res.Index == nil {
+		res.Index = old.Index
+	}
+	if !want("postgres") && res.Postgres == nil {
+		res.Postgres = old.Postgres
+	}
+	if !want("motion") && res.Motion == nil {
+		res.Motion = old.Motion
+	}
+	if res.Micro == "" {
+		res.Micro = old.Micro
+	}
 }
