@@ -43,7 +43,7 @@ type replayResult struct {
 	// (when the postgres part runs too).
 	PGMinioP50ms float64 `json:"postgres_minio_ttfb_p50_ms,omitempty"`
 	PGMinioP99ms float64 `json:"postgres_minio_ttfb_p99_ms,omitempty"`
-	LoadAvg        string  `json:"loadavg_before"`
+	LoadAvg      string  `json:"loadavg_before"`
 }
 
 // capIndex captures what a segmenter.Writer writes to the index.
