@@ -5,6 +5,9 @@
 //	srv.Stop()                  // simulate an outage (fast shutdown)
 //	srv.Restart()               // same port, same data directory
 //
+// Launch starts the same cluster outside a test (benchmarks); Close stops
+// and removes it.
+//
 // The binaries are Debian's (package postgresql): the highest
 // /usr/lib/postgresql/*/bin/initdb, or initdb on PATH. When they are missing
 // the test fails (it is never skipped); `make test` installs the package.
@@ -65,56 +68,105 @@ type Server struct {
 	done chan struct{}
 
 	dbs atomic.Int64
+	// durable keeps PostgreSQL's default durability (fsync,
+	// synchronous_commit, full_page_writes on); tests turn them off.
+	durable bool
 }
 
 // Start runs initdb and starts the server; it fails the test when either
 // does not work.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := findBin()
+	s, err := launchCluster(t, false)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	dir, err := os.MkdirTemp("", "pgtest-")
-	if err != nil {
-		t.Fatalf("pgtest: %v", err)
-	}
-	s := &Server{t: t, bin: bin, dir: dir, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "postgres.log")}
 	t.Cleanup(func() {
-		s.Stop()
 		if t.Failed() {
 			s.logTail()
 		}
-		_ = os.RemoveAll(dir)
+		s.Close()
 	})
+	return s
+}
+
+// Launch is Start for programs that are not tests (xlbench's PostgreSQL
+// index benchmark): the same cluster, errors returned instead of failing a
+// test; the caller stops and removes it with Close. With durable, the
+// server keeps PostgreSQL's default fsync, synchronous_commit and
+// full_page_writes (as a site runs it) instead of the tests' fast settings.
+// Restart and NewDatabase need a Server from Start; use CreateDatabase.
+func Launch(durable bool) (*Server, error) { return launchCluster(nil, durable) }
+
+// Close stops the server and removes its directory (data included).
+func (s *Server) Close() {
+	s.Stop()
+	_ = os.RemoveAll(s.dir)
+}
+
+// LogTail returns the last 4,000 bytes of the server log.
+func (s *Server) LogTail() string {
+	b, _ := os.ReadFile(s.logPath)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+// CreateDatabase creates an empty database name and returns its URL.
+func (s *Server) CreateDatabase(name string) (string, error) {
+	if err := s.exec(fmt.Sprintf(`CREATE DATABASE %q`, name)); err != nil {
+		return "", fmt.Errorf("pgtest: create database %s: %w", name, err)
+	}
+	return s.URL(name), nil
+}
+
+func launchCluster(t testing.TB, durable bool) (*Server, error) {
+	bin, err := findBin()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{t: t, bin: bin, dir: dir, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "postgres.log"), durable: durable}
+	fail := func(err error) (*Server, error) {
+		tail := s.LogTail()
+		s.Close()
+		if tail != "" {
+			return nil, fmt.Errorf("%w\npostgres log tail:\n%s", err, tail)
+		}
+		return nil, err
+	}
 	if os.Geteuid() == 0 {
 		cred, err := postgresUser()
 		if err != nil {
-			t.Fatalf("pgtest: %v", err)
+			return fail(err)
 		}
 		s.cred = cred
 		// The postgres user must reach dir and own it.
 		if err := os.Chmod(dir, 0o755); err != nil {
-			t.Fatalf("pgtest: %v", err)
+			return fail(err)
 		}
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			t.Fatalf("pgtest: %v", err)
+			return fail(err)
 		}
 	}
 	if err := s.initdb(); err != nil {
-		t.Fatalf("pgtest: %v", err)
+		return fail(err)
 	}
 	var lastErr error
 	for range 3 {
-		s.Port = freePort(t)
+		if s.Port, lastErr = freePort(); lastErr != nil {
+			return fail(lastErr)
+		}
 		if lastErr = s.launch(); lastErr == nil {
-			return s
+			return s, nil
 		}
 		s.Stop()
 	}
-	s.logTail()
-	t.Fatalf("pgtest: start postgres: %v", lastErr)
-	return nil
+	return fail(fmt.Errorf("start postgres: %w", lastErr))
 }
 
 func findBin() (string, error) {
@@ -265,9 +317,12 @@ func (s *Server) launch() error {
 		return err
 	}
 	fmt.Fprintf(logf, "\n=== pgtest: starting postgres on 127.0.0.1:%d at %s\n", s.Port, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.dataDir, "-k", s.dir, "-p", strconv.Itoa(s.Port),
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=200")
+	args := []string{"-D", s.dataDir, "-k", s.dir, "-p", strconv.Itoa(s.Port),
+		"-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"}
+	if !s.durable {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := exec.Command(filepath.Join(s.bin, "postgres"), args...)
 	cmd.Dir = s.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.cred}
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -307,22 +362,16 @@ func (s *Server) launch() error {
 }
 
 func (s *Server) logTail() {
-	b, err := os.ReadFile(s.logPath)
-	if err != nil {
-		return
+	if s.t != nil {
+		s.t.Logf("pgtest: postgres log tail:\n%s", s.LogTail())
 	}
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	s.t.Logf("pgtest: postgres log tail:\n%s", bytes.TrimSpace(b))
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("pgtest: %v", err)
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -5,6 +5,8 @@
 //	... use srv.Endpoint, srv.AccessKey, srv.SecretKey ...
 //	srv.Stop()    // simulate an outage (the process is killed)
 //	srv.Restart() // same port, same data directory
+//	srv := miniotest.StartDrives(t, 4) // one server, 4 erasure-coded drives
+//	srv.LoseDrive(0)                   // the drive's directory becomes a file
 //
 // The server binary is found with exec.LookPath("minio"), then in
 // $(go env GOPATH)/bin. When it is missing the test fails (it is never
@@ -70,6 +72,8 @@ type Server struct {
 	logPath  string
 	console  string
 
+	drives int // 0: one directory (no erasure coding)
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
@@ -89,7 +93,46 @@ func StartTLS(t testing.TB) *Server {
 	return start(t, true)
 }
 
+// StartDrives is Start with n ≥ 4 drives (directories) in one server
+// process: MinIO erasure-codes every object over them (EC:2 for 4 drives),
+// so that a lost drive (LoseDrive) costs neither reads nor writes.
+func StartDrives(t testing.TB, n int) *Server {
+	t.Helper()
+	if n < 4 {
+		t.Fatalf("miniotest: erasure coding needs at least 4 drives, got %d", n)
+	}
+	return startWith(t, false, n)
+}
+
+// Drives returns the drive directories of a StartDrives server.
+func (s *Server) Drives() []string {
+	var d []string
+	for i := 1; i <= s.drives; i++ {
+		d = append(d, filepath.Join(s.dataDir, fmt.Sprintf("d%d", i)))
+	}
+	return d
+}
+
+// LoseDrive takes drive i (0-based) away from the running server: its
+// directory and objects are removed and a plain file takes its place, so
+// that MinIO can neither read it nor recreate it (a dead disk).
+func (s *Server) LoseDrive(i int) {
+	s.t.Helper()
+	d := s.Drives()[i]
+	if err := os.RemoveAll(d); err != nil {
+		s.t.Fatalf("miniotest: lose drive: %v", err)
+	}
+	if err := os.WriteFile(d, []byte("lost drive\n"), 0o400); err != nil {
+		s.t.Fatalf("miniotest: lose drive: %v", err)
+	}
+}
+
 func start(t testing.TB, secure bool) *Server {
+	t.Helper()
+	return startWith(t, secure, 0)
+}
+
+func startWith(t testing.TB, secure bool, drives int) *Server {
 	t.Helper()
 	bin, err := findBinary()
 	if err != nil {
@@ -105,8 +148,9 @@ func start(t testing.TB, secure bool) *Server {
 		dataDir:   filepath.Join(dir, "data"),
 		certsDir:  filepath.Join(dir, "certs"),
 		logPath:   filepath.Join(dir, "minio.log"),
+		drives:    drives,
 	}
-	for _, d := range []string{s.dataDir, s.certsDir} {
+	for _, d := range append([]string{s.dataDir, s.certsDir}, s.Drives()...) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatalf("miniotest: %v", err)
 		}
@@ -208,11 +252,16 @@ func (s *Server) launch() error {
 		return err
 	}
 	fmt.Fprintf(logf, "\n=== miniotest: starting minio on %s at %s\n", s.Endpoint, time.Now().Format(time.RFC3339Nano))
+	data := s.dataDir
+	if s.drives > 0 {
+		// MinIO's ellipsis form: one server, drives d1 … dN.
+		data = filepath.Join(s.dataDir, fmt.Sprintf("d{1...%d}", s.drives))
+	}
 	cmd := exec.Command(s.bin, "server",
 		"--address", s.Endpoint,
 		"--console-address", s.console,
 		"--certs-dir", s.certsDir,
-		s.dataDir)
+		data)
 	cmd.Env = append(filteredEnv(),
 		"MINIO_ROOT_USER="+s.AccessKey,
 		"MINIO_ROOT_PASSWORD="+s.SecretKey,

@@ -68,7 +68,8 @@ func runIndex(dir string, cams, days, segs, apiSegs, chunk int) (*indexRun, erro
 type indexRun struct {
 	r          indexResult
 	db         *index.DB
-	path       string
+	path       string // SQLite file, or the PostgreSQL URL when pg
+	pg         bool
 	start, end time.Time
 	apiDone    map[[2]int]bool
 }
@@ -158,6 +159,11 @@ func (run *indexRun) fill(busy string) error {
 		if err != nil {
 			return err
 		}
+	}
+	if run.pg {
+		r.BulkRowsPerSec = float64(bulk) / time.Since(t0).Seconds()
+		r.Segments = bulk + int64(r.APISegments)
+		return run.finishPG(ctx)
 	}
 	raw, err := sql.Open("sqlite", "file:"+run.path+"?_pragma=busy_timeout(10000)")
 	if err != nil {

@@ -36,6 +36,7 @@ type results struct {
 	Live     *liveResult    `json:"live,omitempty"`
 	Replay   *replayResult  `json:"replay,omitempty"`
 	Index    *indexResult   `json:"index,omitempty"`
+	Postgres *pgResult      `json:"postgres,omitempty"`
 	Motion   *motionResult  `json:"motion,omitempty"`
 	Micro    string         `json:"micro_benchmarks,omitempty"`
 	Errors   []string       `json:"errors,omitempty"`
@@ -139,6 +140,7 @@ func main() {
 	n, d, fd := 100, 90*time.Second, 30*time.Second
 	repCams, repHours, repInst := 20, 24, 1000
 	idxCams, idxDays, idxAPI, idxQ := 1000, 30, 20000, 200
+	fragDur := 60 * time.Second
 	// The ingest run (n cameras, no loss expected) is the step below the
 	// first; two 90 s steps (-step-duration) keep the full mode within its
 	// 30 minutes.
@@ -147,6 +149,7 @@ func main() {
 		n, d, fd = 20, 30*time.Second, 15*time.Second
 		repCams, repHours, repInst = 4, 2, 100
 		idxCams, idxDays, idxAPI, idxQ = 50, 30, 2000, 100
+		fragDur = 15 * time.Second
 		capSteps = nil
 	}
 	if *cams > 0 {
@@ -197,6 +200,17 @@ func main() {
 	} else {
 		m := env.minio
 		defer func() { m.stop() }() // m.proc changes on a restart
+	}
+
+	// One PostgreSQL cluster for the postgres part and the replay part's
+	// PostgreSQL index.
+	var pg *pgCluster
+	if want("postgres") {
+		if pg, err = startPostgres(); err != nil {
+			fail("postgres", err)
+		} else {
+			defer pg.close()
+		}
 	}
 
 	if env.minio != nil && want("ingest") {
@@ -281,7 +295,13 @@ func main() {
 				fail("replay clip", fmt.Errorf("%v: %s", err, out))
 			}
 		}
-		r, err := runReplay(dir, clip, env.minio, repCams, repHours, repInst, func() { waitFill() })
+		pgURL := ""
+		if pg != nil {
+			if pgURL, err = pg.database("xlreplay"); err != nil {
+				fail("replay postgres", err)
+			}
+		}
+		r, err := runReplay(dir, clip, env.minio, pgURL, repCams, repHours, repInst, func() { waitFill() })
 		if err != nil {
 			fail("replay", err)
 		} else {
@@ -295,6 +315,15 @@ func main() {
 			fail("index", err)
 		} else {
 			res.Index = &r
+		}
+	}
+	if pg != nil {
+		// After the SQLite index is closed: the two loads never share the disk.
+		r, err := runIndexPG(pg, dir, idxCams, idxDays, 60, idxAPI, *idxChunk, idxQ, fragDur)
+		if err != nil {
+			fail("postgres", err)
+		} else {
+			res.Postgres = &r
 		}
 	}
 	if want("motion") {
@@ -336,7 +365,7 @@ func main() {
 }
 
 // allParts is the default of -only.
-const allParts = "ingest,live,capacity,replay,index,motion"
+const allParts = "ingest,live,capacity,replay,index,postgres,motion"
 
 // mergeParts returns old with the parts of fresh that were run (want)
 // replaced, fresh's errors added, and the run noted in Reruns.
@@ -358,6 +387,8 @@ func mergeParts(old, fresh results, want func(string) bool) results {
 			old.Replay = fresh.Replay
 		case "index":
 			old.Index = fresh.Index
+		case "postgres":
+			old.Postgres = fresh.Postgres
 		case "motion":
 			old.Motion = fresh.Motion
 		}
