@@ -25,20 +25,21 @@ func logf(format string, args ...any) {
 }
 
 type results struct {
-	Date      string         `json:"date"`
-	Commit    string         `json:"commit"`
-	Command   string         `json:"command"`
-	Quick     bool           `json:"quick"`
-	Machine   machine        `json:"machine"`
-	Ingest    []ingestResult `json:"ingest"`
-	Capacity  []ingestResult `json:"capacity,omitempty"`
-	Knee      string         `json:"capacity_knee,omitempty"`
-	Replay    *replayResult  `json:"replay,omitempty"`
-	Index     *indexResult   `json:"index,omitempty"`
-	Motion    *motionResult  `json:"motion,omitempty"`
-	Micro     string         `json:"micro_benchmarks,omitempty"`
-	Errors    []string       `json:"errors,omitempty"`
-	WallClock float64        `json:"wall_seconds"`
+	Date      string           `json:"date"`
+	Commit    string           `json:"commit"`
+	Command   string           `json:"command"`
+	Quick     bool             `json:"quick"`
+	Machine   machine          `json:"machine"`
+	Ingest    []ingestResult   `json:"ingest"`
+	Capacity  []ingestResult   `json:"capacity,omitempty"`
+	Knee      string           `json:"capacity_knee,omitempty"`
+	Replay    *replayResult    `json:"replay,omitempty"`
+	Index     *indexResult     `json:"index,omitempty"`
+	Motion    *motionResult    `json:"motion,omitempty"`
+	Retention *retentionResult `json:"retention,omitempty"`
+	Micro     string           `json:"micro_benchmarks,omitempty"`
+	Errors    []string         `json:"errors,omitempty"`
+	WallClock float64          `json:"wall_seconds"`
 }
 
 type machine struct {
@@ -95,7 +96,7 @@ func main() {
 	md := flag.String("md", "BENCHMARKS.md", "Markdown output")
 	notes := flag.String("notes", "bench/notes.md", "hand-written analysis appended to the Markdown")
 	micro := flag.String("micro", "", "file with `go test -bench` output to include")
-	only := flag.String("only", "ingest,capacity,replay,index,motion", "parts to run")
+	only := flag.String("only", "ingest,capacity,replay,index,motion,retention", "parts to run")
 	cams := flag.Int("cameras", 0, "cameras of the ingest run (default 100, quick 20)")
 	dur := flag.Duration("duration", 0, "measured time of the ingest run (default 90s, quick 30s)")
 	idxCamsFlag := flag.Int("index-cameras", 0, "cameras in the index benchmark (default 1000, quick 50)")
@@ -273,6 +274,24 @@ func main() {
 			fail("motion", err)
 		} else {
 			res.Motion = &r
+		}
+	}
+	if want("retention") {
+		rc, rs, rl, ro := 1000, 3, 30, 20000
+		if *quick {
+			rc, rs, rl, ro = 50, 3, 30, 5000
+		}
+		r, err := runRetention(dir, rc, rs, rl, ro)
+		if err != nil {
+			fail("retention", err)
+		} else {
+			res.Retention = &r
+		}
+	} else if b, err := os.ReadFile(*out); err == nil {
+		// A run without the retention part keeps the last figures.
+		var old results
+		if json.Unmarshal(b, &old) == nil {
+			res.Retention = old.Retention
 		}
 	}
 	if *micro != "" {
