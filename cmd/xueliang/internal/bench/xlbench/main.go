@@ -25,21 +25,22 @@ func logf(format string, args ...any) {
 }
 
 type results struct {
-	Date     string         `json:"date"`
-	Commit   string         `json:"commit"`
-	Command  string         `json:"command"`
-	Quick    bool           `json:"quick"`
-	Machine  machine        `json:"machine"`
-	Ingest   []ingestResult `json:"ingest"`
-	Capacity []ingestResult `json:"capacity,omitempty"`
-	Knee     string         `json:"capacity_knee,omitempty"`
-	Live     *liveResult    `json:"live,omitempty"`
-	Replay   *replayResult  `json:"replay,omitempty"`
-	Index    *indexResult   `json:"index,omitempty"`
-	Postgres *pgResult      `json:"postgres,omitempty"`
-	Motion   *motionResult  `json:"motion,omitempty"`
-	Micro    string         `json:"micro_benchmarks,omitempty"`
-	Errors   []string       `json:"errors,omitempty"`
+	Date      string           `json:"date"`
+	Commit    string           `json:"commit"`
+	Command   string           `json:"command"`
+	Quick     bool             `json:"quick"`
+	Machine   machine          `json:"machine"`
+	Ingest    []ingestResult   `json:"ingest"`
+	Capacity  []ingestResult   `json:"capacity,omitempty"`
+	Knee      string           `json:"capacity_knee,omitempty"`
+	Live      *liveResult      `json:"live,omitempty"`
+	Replay    *replayResult    `json:"replay,omitempty"`
+	Index     *indexResult     `json:"index,omitempty"`
+	Postgres  *pgResult        `json:"postgres,omitempty"`
+	Motion    *motionResult    `json:"motion,omitempty"`
+	Retention *retentionResult `json:"retention,omitempty"`
+	Micro     string           `json:"micro_benchmarks,omitempty"`
+	Errors    []string         `json:"errors,omitempty"`
 	// Reruns lists the runs of some parts only (-only) merged into these
 	// results after the run above: "parts: commit date command".
 	Reruns    []string `json:"reruns,omitempty"`
@@ -334,6 +335,18 @@ func main() {
 			res.Motion = &r
 		}
 	}
+	if want("retention") {
+		rc, rs, rl, ro := 1000, 3, 30, 20000
+		if *quick {
+			rc, rs, rl, ro = 50, 3, 30, 5000
+		}
+		r, err := runRetention(dir, rc, rs, rl, ro)
+		if err != nil {
+			fail("retention", err)
+		} else {
+			res.Retention = &r
+		}
+	}
 	if *micro != "" {
 		if b, err := os.ReadFile(*micro); err == nil {
 			res.Micro = string(b)
@@ -365,7 +378,7 @@ func main() {
 }
 
 // allParts is the default of -only.
-const allParts = "ingest,live,capacity,replay,index,postgres,motion"
+const allParts = "ingest,live,capacity,replay,index,postgres,motion,retention"
 
 // mergeParts returns old with the parts of fresh that were run (want)
 // replaced, fresh's errors added, and the run noted in Reruns.
@@ -391,6 +404,8 @@ func mergeParts(old, fresh results, want func(string) bool) results {
 			old.Postgres = fresh.Postgres
 		case "motion":
 			old.Motion = fresh.Motion
+		case "retention":
+			old.Retention = fresh.Retention
 		}
 	}
 	if len(parts) == 0 {

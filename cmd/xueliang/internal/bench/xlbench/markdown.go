@@ -81,6 +81,15 @@ func markdown(r results, notes string) string {
 		p("| figure | value |\n|---|---|\n| API insert | %.0f segments/s (%.0f fragments/s) |\n| bulk load (LoadSegments) | %.0f rows/s%s |\n| timeline, 1 camera × %d days (%.0f spans), p50 | %.2f ms |\n| same, p99 (goal ≤ 20 ms) | %.2f ms — %s |\n\n",
 			x.APISegmentsPerSec, x.APIFragmentsPerSec, x.BulkRowsPerSec, alongside, x.Days, x.SpansPerQuery, x.TimelineP50ms, x.TimelineP99ms, verdict(x.TimelineP99ms <= 20))
 	}
+	if x := r.Retention; x != nil {
+		p("## Retention deletion\n\n")
+		p("The retention worker's path (index.MarkDeleting in chunks of %d → objects → index.DeleteSegmentRows, then DeleteMetadataBefore per camera) deleting the oldest day of every camera (60 s segments).\n\n", x.Chunk)
+		p("| index | segments in index | deleted | wall s | rows/s | µs per deleted segment |\n|---|---:|---:|---:|---:|---:|\n")
+		for _, s := range []retentionSize{x.Small, x.Large} {
+			p("| %d cameras × %d days | %d | %d | %.1f | %.0f | %.0f |\n", s.Cameras, s.Days, s.IndexSegments, s.Deleted, s.Seconds, s.RowsPerSec, s.USPerSegment)
+		}
+		p("\nCost per deleted segment, large / small index: **%.2f×**. Objects: local store DeleteKeys (unlink + directory fsync) %d objects at **%.0f objects/s**; MinIO not measured (see notes).\n\n", x.Ratio, x.LocalObjects, x.LocalObjectsPerSec)
+	}
 	if x := r.Motion; x != nil {
 		p("%s", motionMarkdown(x))
 	}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"xueliang/index"
+	"xueliang/storage/local"
+)
+
+// retentionSize is the retention row deletion at one index size.
+type retentionSize struct {
+	Cameras       int     `json:"cameras"`
+	Days          int     `json:"days"`
+	IndexSegments int64   `json:"index_segments"`
+	Deleted       int64   `json:"deleted_segments"`
+	Seconds       float64 `json:"seconds"`
+	RowsPerSec    float64 `json:"rows_per_s"`
+	USPerSegment  float64 `json:"us_per_segment"`
+	MetadataRows  int64   `json:"metadata_rows_deleted"`
+	LoadAvg       string  `json:"loadavg_before"`
+}
+
+type retentionResult struct {
+	Small              retentionSize `json:"small"`
+	Large              retentionSize `json:"large"`
+	Ratio              float64       `json:"us_per_segment_ratio_large_over_small"`
+	Chunk              int           `json:"chunk"`
+	LocalObjects       int           `json:"local_objects"`
+	LocalObjectsPerSec float64       `json:"local_objects_per_s"`
+}
+
+// runRetention deletes the oldest day of every camera from two indexes
+// of cams cameras (smallDays and largeDays days of 60 s segments, bulk
+// loaded as the index part does) through the retention worker's path:
+// index.MarkDeleting in chunks of 500 (its default), the objects (here a
+// no-op: the object side is timed separately on the local store), then
+// index.DeleteSegmentRows, and DeleteMetadataBefore per camera. It then
+// times the local store's DeleteKeys (unlink + directory fsync) on
+// nObjects small real files.
+func runRetention(dir string, cams, smallDays, largeDays, nObjects int) (retentionResult, error) {
+	res := retentionResult{Chunk: 500}
+	for i, days := range []int{smallDays, largeDays} {
+		r, err := retentionRows(filepath.Join(dir, fmt.Sprintf("retention-%d", i)), cams, days, res.Chunk)
+		if err != nil {
+			return res, err
+		}
+		if i == 0 {
+			res.Small = r
+		} else {
+			res.Large = r
+		}
+	}
+	if res.Small.USPerSegment > 0 {
+		res.Ratio = res.Large.USPerSegment / res.Small.USPerSegment
+	}
+	n, rate, err := retentionLocalObjects(filepath.Join(dir, "retention-objects"), nObjects, res.Chunk)
+	if err != nil {
+		return res, err
+	}
+	res.LocalObjects, res.LocalObjectsPerSec = n, rate
+	logf("retention: local store DeleteKeys %d objects at %.0f objects/s", n, rate)
+	return res, nil
+}
+
+func retentionRows(dir string, cams, days, chunk int) (retentionSize, error) {
+	ctx := context.Background()
+	r := retentionSize{Cameras: cams, Days: days}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(dir)
+	run, err := runIndex(dir, cams, days, 60, 0, min(250, cams))
+	if err != nil {
+		return r, err
+	}
+	defer run.db.Close()
+	if err := run.fill(""); err != nil {
+		return r, err
+	}
+	r.IndexSegments = run.r.Segments
+	cut := run.start.Add(24 * time.Hour)
+	r.LoadAvg = loadavg()
+	t0 := time.Now()
+	for {
+		segs, err := run.db.MarkDeleting(ctx, index.DeleteSelect{Before: cut, Limit: chunk})
+		if err != nil {
+			return r, err
+		}
+		if len(segs) == 0 {
+			break
+		}
+		ids := make([]int64, len(segs))
+		for i, s := range segs {
+			ids[i] = s.ID
+		}
+		if err := run.db.DeleteSegmentRows(ctx, ids); err != nil {
+			return r, err
+		}
+		r.Deleted += int64(len(ids))
+	}
+	for c := range cams {
+		n, err := run.db.DeleteMetadataBefore(ctx, fmt.Sprintf("cam%04d", c), cut)
+		if err != nil {
+			return r, err
+		}
+		r.MetadataRows += n
+	}
+	r.Seconds = time.Since(t0).Seconds()
+	r.RowsPerSec = float64(r.Deleted) / r.Seconds
+	if r.Deleted > 0 {
+		r.USPerSegment = r.Seconds * 1e6 / float64(r.Deleted)
+	}
+	logf("retention: %d cameras × %d days (%d segments): deleted %d in %.1f s, %.0f rows/s, %.0f µs/segment",
+		cams, days, r.IndexSegments, r.Deleted, r.Seconds, r.RowsPerSec, r.USPerSegment)
+	return r, nil
+}
+
+// retentionLocalObjects writes n 1 KiB objects to a local store (object
+// size barely matters to a delete: an unlink frees extents without
+// reading them) and times DeleteKeys in batches of chunk.
+func retentionLocalObjects(dir string, n, chunk int) (int, float64, error) {
+	ctx := context.Background()
+	defer os.RemoveAll(dir)
+	st, err := local.New(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	keys := make([]string, n)
+	body := bytes.Repeat([]byte{'x'}, 1024)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("cam%04d/%d.mp4", i%100, i)
+		if _, err := st.Put(ctx, keys[i], bytes.NewReader(body), int64(len(body))); err != nil {
+			return 0, 0, err
+		}
+	}
+	t0 := time.Now()
+	for i := 0; i < n; i += chunk {
+		if err := st.DeleteKeys(ctx, keys[i:min(i+chunk, n)]); err != nil {
+			return 0, 0, err
+		}
+	}
+	return n, float64(n) / time.Since(t0).Seconds(), nil
+}
