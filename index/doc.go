@@ -56,7 +56,7 @@
 //	  -- epoch: the lease epoch of a fenced write (leases.go), 0 otherwise
 //	  segments_camera_start (camera_id, start_ns, end_ns)  -- range scans, covering for Timeline
 //	  segments_camera_end   (camera_id, end_ns)
-//	  segments_state        (state)
+//	  segments_state_start  (state, start_ns)   version 12: the purge walks it in start order
 //	fragments(segment_id → segments ON DELETE CASCADE, seq, start_ns, end_ns,
 //	          "offset", size, keyframe, PK (segment_id, seq)) WITHOUT ROWID
 //	  fragments_segment_start (segment_id, start_ns)

@@ -28,6 +28,25 @@ var retentionMigrations = []migration{
 	},
 }
 
+// purgeMigrations: version 12 lets MarkDeleting without a camera (the
+// emergency purge: the oldest stored segments of every camera) walk an
+// index in start order instead of reading and sorting every stored row for
+// each chunk — a chunk cost that grew with the archive. (state, start_ns)
+// also serves every lookup the old single-column state index did.
+var purgeMigrations = []migration{
+	{
+		version: 12,
+		name:    "segments by state in start order",
+		stmts:   purgeSchema,
+		pgStmts: purgeSchema,
+	},
+}
+
+var purgeSchema = []string{
+	`CREATE INDEX segments_state_start ON segments (state, start_ns)`,
+	`DROP INDEX segments_state`,
+}
+
 // retentionSchema is the SQLite DDL of version 10 (pgTypes translates it).
 var retentionSchema = []string{
 	`ALTER TABLE cameras ADD COLUMN retention_max_age_ns INTEGER NOT NULL DEFAULT 0`,

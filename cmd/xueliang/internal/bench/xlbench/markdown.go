@@ -88,7 +88,7 @@ func markdown(r results, notes string) string {
 		for _, s := range []retentionSize{x.Small, x.Large} {
 			p("| %d cameras × %d days | %d | %d | %.1f | %.0f | %.0f |\n", s.Cameras, s.Days, s.IndexSegments, s.Deleted, s.Seconds, s.RowsPerSec, s.USPerSegment)
 		}
-		p("\nCost per deleted segment, large / small index: **%.2f×**. Objects: local store DeleteKeys (unlink + directory fsync) %d objects at **%.0f objects/s**; MinIO not measured (see notes).\n\n", x.Ratio, x.LocalObjects, x.LocalObjectsPerSec)
+		p("\nCost per deleted segment, large / small index: **%.2f×**. Objects (1 KiB each; a delete does not read the data): local store DeleteKeys (unlink + directory fsync, chunks of %d) %d objects at **%.0f objects/s**; MinIO DeleteObjects (batches of %d keys) %d objects at **%.0f objects/s**.\n\n", x.Ratio, x.Chunk, x.LocalObjects, x.LocalObjectsPerSec, x.S3Batch, x.S3Objects, x.S3ObjectsPerSec)
 	}
 	if x := r.Motion; x != nil {
 		p("%s", motionMarkdown(x))

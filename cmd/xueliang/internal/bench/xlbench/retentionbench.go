@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"xueliang/index"
+	"xueliang/storage"
 	"xueliang/storage/local"
+	"xueliang/storage/s3"
 )
 
 // retentionSize is the retention row deletion at one index size.
@@ -32,6 +35,9 @@ type retentionResult struct {
 	Chunk              int           `json:"chunk"`
 	LocalObjects       int           `json:"local_objects"`
 	LocalObjectsPerSec float64       `json:"local_objects_per_s"`
+	S3Objects          int           `json:"s3_objects"`
+	S3ObjectsPerSec    float64       `json:"s3_objects_per_s"`
+	S3Batch            int           `json:"s3_batch"`
 }
 
 // runRetention deletes the oldest day of every camera from two indexes
@@ -40,8 +46,10 @@ type retentionResult struct {
 // index.MarkDeleting in chunks of 500 (its default), the objects (here a
 // no-op: the object side is timed separately on the local store), then
 // index.DeleteSegmentRows, and DeleteMetadataBefore per camera. It then
-// times the local store's DeleteKeys (unlink + directory fsync) on
-// nObjects small real files.
+// times DeleteKeys on nObjects small real objects of the local store
+// (unlink + directory fsync, in the worker's chunks) and of a real MinIO
+// (S3 DeleteObjects in batches of 1,000 keys, the API's maximum, as the
+// S3 store sends them).
 func runRetention(dir string, cams, smallDays, largeDays, nObjects int) (retentionResult, error) {
 	res := retentionResult{Chunk: 500}
 	for i, days := range []int{smallDays, largeDays} {
@@ -58,13 +66,43 @@ func runRetention(dir string, cams, smallDays, largeDays, nObjects int) (retenti
 	if res.Small.USPerSegment > 0 {
 		res.Ratio = res.Large.USPerSegment / res.Small.USPerSegment
 	}
-	n, rate, err := retentionLocalObjects(filepath.Join(dir, "retention-objects"), nObjects, res.Chunk)
+	objDir := filepath.Join(dir, "retention-objects")
+	defer os.RemoveAll(objDir)
+	lst, err := local.New(objDir)
+	if err != nil {
+		return res, err
+	}
+	n, rate, err := retentionObjects(lst, nObjects, res.Chunk)
 	if err != nil {
 		return res, err
 	}
 	res.LocalObjects, res.LocalObjectsPerSec = n, rate
 	logf("retention: local store DeleteKeys %d objects at %.0f objects/s", n, rate)
+	m, err := startMinio(filepath.Join(dir, "retention-minio"))
+	if err != nil {
+		return res, err
+	}
+	defer m.stop()
+	ctx := context.Background()
+	sst, err := s3.New(ctx, s3.Config{Endpoint: m.Endpoint, Bucket: "retention", AccessKey: m.AccessKey, SecretKey: m.SecretKey}, nil)
+	if err != nil {
+		return res, err
+	}
+	defer sst.Close()
+	res.S3Batch = 1000
+	n, rate, err = retentionObjects(sst, nObjects, res.S3Batch)
+	if err != nil {
+		return res, err
+	}
+	res.S3Objects, res.S3ObjectsPerSec = n, rate
+	logf("retention: MinIO DeleteKeys %d objects at %.0f objects/s", n, rate)
 	return res, nil
+}
+
+// objectDeleter is the part of a store the object side of a deletion uses.
+type objectDeleter interface {
+	Put(ctx context.Context, key string, r io.Reader, size int64) (storage.ObjectInfo, error)
+	DeleteKeys(ctx context.Context, keys []string) error
 }
 
 func retentionRows(dir string, cams, days, chunk int) (retentionSize, error) {
@@ -120,16 +158,11 @@ func retentionRows(dir string, cams, days, chunk int) (retentionSize, error) {
 	return r, nil
 }
 
-// retentionLocalObjects writes n 1 KiB objects to a local store (object
-// size barely matters to a delete: an unlink frees extents without
-// reading them) and times DeleteKeys in batches of chunk.
-func retentionLocalObjects(dir string, n, chunk int) (int, float64, error) {
+// retentionObjects writes n 1 KiB objects to st (object size barely
+// matters to a delete: an unlink or an S3 delete frees the data without
+// reading it) and times DeleteKeys in batches of chunk.
+func retentionObjects(st objectDeleter, n, chunk int) (int, float64, error) {
 	ctx := context.Background()
-	defer os.RemoveAll(dir)
-	st, err := local.New(dir)
-	if err != nil {
-		return 0, 0, err
-	}
 	keys := make([]string, n)
 	body := bytes.Repeat([]byte{'x'}, 1024)
 	for i := range keys {
