@@ -304,16 +304,8 @@ func (e *ingestEnv) runIngest(n int, codec, bitrate string, d, floorDur time.Dur
 		return r, err
 	}
 	defer srv.stop()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		m, err := scrape(base)
-		if err == nil && m["xueliang_camera_up"] >= float64(n) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return r, fmt.Errorf("only %v of %d cameras up after 90 s", m["xueliang_camera_up"], n)
-		}
-		time.Sleep(time.Second)
+	if err := waitCamerasUp(base, n); err != nil {
+		return r, err
 	}
 	// Steady state: the connection storm is over when the frames recorded
 	// in 5 s match what the cameras sent (1 frame per camera + 1 %), so the
@@ -492,4 +484,20 @@ func (e *ingestEnv) floor(dir, url string, n int, d time.Duration, stock bool) (
 	s1, _ := readProcStat(fl.pid())
 	el := time.Since(t0).Seconds()
 	return (s1.CPU - s0.CPU) / el / float64(n) * 100, float64(s1.RSS) / (1 << 20) / float64(n), nil
+}
+
+// waitCamerasUp polls the server's metrics at base until n cameras are up
+// (xueliang_camera_up), for at most 90 s.
+func waitCamerasUp(base string, n int) error {
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		m, err := scrape(base)
+		if err == nil && m["xueliang_camera_up"] >= float64(n) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %v of %d cameras up after 90 s", m["xueliang_camera_up"], n)
+		}
+		time.Sleep(time.Second)
+	}
 }

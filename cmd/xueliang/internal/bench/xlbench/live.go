@@ -91,16 +91,8 @@ func (e *ingestEnv) runLive(n int, loads []liveLoad, window time.Duration) (live
 		return r, err
 	}
 	defer srv.stop()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		m, err := scrape(base)
-		if err == nil && m["xueliang_camera_up"] >= float64(n) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return r, fmt.Errorf("only %v of %d cameras up after 90 s", m["xueliang_camera_up"], n)
-		}
-		time.Sleep(time.Second)
+	if err := waitCamerasUp(base, n); err != nil {
+		return r, err
 	}
 	m0, tm0, err := settle(base, n, 60*time.Second)
 	if err != nil {
