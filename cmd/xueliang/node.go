@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"text/tabwriter"
 	"time"
+
+	"xueliang/cmd/xueliang/internal/api"
 )
 
 const nodeUsage = `usage: xueliang node <command> [flags]
@@ -25,20 +27,6 @@ flags:
   --server URL         API base URL of any node (default $XUELIANG_SERVER or http://127.0.0.1:8080)
   --token-file F       read the bearer token from F (default $XUELIANG_TOKEN)
 `
-
-type nodeListJSON struct {
-	Nodes []struct {
-		ID           string    `json:"id"`
-		AdvertiseURL string    `json:"advertise_url"`
-		Version      string    `json:"version"`
-		Cameras      int       `json:"cameras"`
-		Capacity     int       `json:"capacity"`
-		Weight       float64   `json:"weight"`
-		Draining     bool      `json:"draining"`
-		Live         bool      `json:"live"`
-		Heartbeat    time.Time `json:"heartbeat"`
-	} `json:"nodes"`
-}
 
 func runNode(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "drain") {
@@ -59,7 +47,7 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 	c := newAPIClient(*server, *token)
 	switch args[0] {
 	case "list":
-		var out nodeListJSON
+		var out api.NodeList
 		if err := c.do(ctx, http.MethodGet, "/api/v1/nodes", nil, &out); err != nil {
 			fmt.Fprintf(stderr, "xueliang node list: %v\n", err)
 			return 1

@@ -26,7 +26,8 @@ func (s *Server) nodeRoutes() []route {
 	}
 }
 
-type nodeJSON struct {
+// Node is one node of GET /api/v1/nodes (the CLI decodes it too).
+type Node struct {
 	ID           string    `json:"id"`
 	AdvertiseURL string    `json:"advertise_url"`
 	Version      string    `json:"version"`
@@ -39,6 +40,11 @@ type nodeJSON struct {
 	Heartbeat    time.Time `json:"heartbeat"`
 }
 
+// NodeList is the body of GET /api/v1/nodes.
+type NodeList struct {
+	Nodes []Node `json:"nodes"`
+}
+
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
 	if s.Nodes == nil {
 		writeError(w, http.StatusNotImplemented, "not a cluster node (cluster.enabled is false)")
@@ -49,13 +55,13 @@ func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, "list nodes", err)
 		return
 	}
-	out := make([]nodeJSON, 0, len(nodes))
+	out := NodeList{Nodes: make([]Node, 0, len(nodes))}
 	for _, n := range nodes {
-		out = append(out, nodeJSON{ID: n.ID, AdvertiseURL: n.AdvertiseURL, Version: n.Version, Cameras: n.Cameras,
+		out.Nodes = append(out.Nodes, Node{ID: n.ID, AdvertiseURL: n.AdvertiseURL, Version: n.Version, Cameras: n.Cameras,
 			Capacity: n.Capacity, Weight: n.Weight, Draining: n.Draining, Live: n.Live,
 			Started: n.Started.UTC(), Heartbeat: n.Heartbeat.UTC()})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"nodes": out})
+	writeJSON(w, http.StatusOK, out)
 }
 
 // putNodeDrain sets a node's draining flag ({"draining": true|false}): a
