@@ -87,6 +87,17 @@ func TestPostgresLeases(t *testing.T) {
 	if err := a.AddFragmentsFenced(ctx, []recording.Fragment{{SegmentID: seg.ID, Seq: 1, Start: at(0), End: at(2), Size: 10}}, aLease.Epoch); err != nil {
 		t.Fatal(err)
 	}
+	// The row names A as the node whose spool holds the segment, with
+	// A's advertised address from the node registry.
+	if err := a.Heartbeat(ctx, Node{ID: "nodeA", AdvertiseURL: "http://127.0.0.1:1"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.SegmentNode(ctx, seg.ID); err != nil || n != (SegmentNode{State: recording.StateRecording, Node: "nodeA", AdvertiseURL: "http://127.0.0.1:1"}) {
+		t.Errorf("SegmentNode of A's segment: %+v %v", n, err)
+	}
+	if _, err := b.SegmentNode(ctx, seg.ID+1000); !errors.Is(err, ErrNotFound) {
+		t.Errorf("SegmentNode of no segment: %v, want ErrNotFound", err)
+	}
 
 	// A stalls (no more renewals); B keeps claiming and renewing.
 	stalled := time.Now()
@@ -163,6 +174,9 @@ func TestPostgresLeases(t *testing.T) {
 	var rowEpoch int64
 	if err := b.r.QueryRow(`SELECT epoch FROM segments WHERE id = ?`, next.ID).Scan(&rowEpoch); err != nil || rowEpoch != bEpoch {
 		t.Errorf("segment row epoch %d %v, want %d", rowEpoch, err, bEpoch)
+	}
+	if n, err := a.SegmentNode(ctx, next.ID); err != nil || n != (SegmentNode{State: recording.StateClosed, Node: "nodeB"}) {
+		t.Errorf("SegmentNode of B's segment (B never registered): %+v %v", n, err)
 	}
 	if err := b.FinishSegmentFenced(ctx, seg.ID, at(4), 20, "x", bEpoch); !errors.Is(err, ErrFenced) {
 		t.Errorf("finishing another epoch's segment: %v, want ErrFenced", err)
