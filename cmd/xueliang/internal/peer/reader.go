@@ -28,8 +28,6 @@ type SegmentNodes interface {
 	SegmentNode(ctx context.Context, id int64) (index.SegmentNode, error)
 }
 
-var _ SegmentNodes = (*index.DB)(nil)
-
 // DefaultTimeout bounds connecting to another node, its answer's headers,
 // and each wait for more of its body.
 const DefaultTimeout = 5 * time.Second
