@@ -241,4 +241,3 @@ func (p *cuttableProxy) cut() {
 	}
 	clear(p.conns)
 }
-
