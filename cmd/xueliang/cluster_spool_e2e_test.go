@@ -62,9 +62,9 @@ func TestClusterSpoolFetch(t *testing.T) {
 	n2 := startServerAt(t, n2Addr, cfg("n2", n2Addr, s3Config(m, "spoolfetch")))
 
 	// n1's footage accumulates in its spool: two closed segments waiting
-	// for upload and one being recorded.
+	// for upload and one being recorded, 10 s at least.
 	var segs []recording.Segment
-	waitForFast(t, 30*time.Second, "two closed segments not uploaded", func() bool {
+	waitForFast(t, 30*time.Second, "10 s in two closed segments not uploaded and one recording", func() bool {
 		segs, err = db.SegmentsInRange(ctx, "cam1", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 		if err != nil {
 			t.Fatal(err)
@@ -78,7 +78,11 @@ func TestClusterSpoolFetch(t *testing.T) {
 				closed++
 			}
 		}
-		return closed >= 2 && segs[len(segs)-1].State == recording.StateRecording
+		if len(segs) == 0 {
+			return false
+		}
+		last := segs[len(segs)-1]
+		return closed >= 2 && last.State == recording.StateRecording && last.End.Sub(segs[0].Start) >= 10*time.Second
 	})
 	from := segs[0].Start.Add(time.Second)
 	to := segs[len(segs)-1].End.Add(-200 * time.Millisecond)
