@@ -198,3 +198,58 @@ func TestLeasesNeedPostgres(t *testing.T) {
 		t.Fatalf("claim on SQLite: %v", err)
 	}
 }
+
+// TestPostgresStalledWriterReleases: a node stopped in the middle of a
+// fenced write (its transaction open, the camera's lease row share-locked)
+// does not keep the camera from the other nodes: the server ends the
+// idle transaction (pgIdleInTxTimeout) and the next claim after expiry
+// takes the camera; the stalled writer's transaction is gone.
+func TestPostgresStalledWriterReleases(t *testing.T) {
+	srv := pgtest.Start(t)
+	url := srv.NewDatabase(t)
+	ctx := context.Background()
+	open := func() *DB {
+		db, err := OpenPostgres(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(), open()
+	if err := a.AddLeaseCameras(ctx, []string{"cam1"}); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = time.Second
+	got, err := a.ClaimCameras(ctx, "nodeA", 1, ttl)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("claim: %v %v", got, err)
+	}
+	// A's write connection stops between two statements of a fenced write.
+	tx, err := a.w.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkEpoch(ctx, tx, "cam1", got[0].Epoch); err != nil {
+		t.Fatal(err)
+	}
+	stalled := time.Now()
+	for {
+		claimed, err := b.ClaimCameras(ctx, "nodeB", 1, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(claimed) == 1 {
+			t.Logf("camera claimed %v after the writer stalled (lease ttl %v, idle transaction timeout %v)",
+				time.Since(stalled).Round(time.Millisecond), ttl, pgIdleInTxTimeout)
+			break
+		}
+		if time.Since(stalled) > ttl+pgIdleInTxTimeout+5*time.Second {
+			t.Fatal("the stalled writer's lock keeps the camera from being claimed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := tx.Commit(); err == nil {
+		t.Error("the stalled writer's transaction committed after the takeover")
+	}
+}
