@@ -212,8 +212,8 @@ func segmentEpoch(ctx context.Context, tx *sql.Tx, id, epoch int64) error {
 }
 
 // CreateSegmentFenced is CreateSegment for the holder of the camera's lease
-// at epoch: the epoch is stored in the row, and the insert is refused with
-// ErrFenced when the lease has moved on.
+// at epoch: the epoch and the holder's node id are stored in the row, and
+// the insert is refused with ErrFenced when the lease has moved on.
 func (db *DB) CreateSegmentFenced(ctx context.Context, seg *recording.Segment, epoch int64) error {
 	if err := db.leasesSupported(); err != nil {
 		return err
@@ -234,10 +234,12 @@ func (db *DB) CreateSegmentFenced(ctx context.Context, seg *recording.Segment, e
 			`INSERT INTO cameras (id, name) VALUES (?, '') ON CONFLICT (id) DO NOTHING`, seg.CameraID); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, `INSERT INTO segments (camera_id, start_ns, end_ns, object_key, size, sha256, init, codecs, width, height, state, epoch)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		// The lease holder (checked above, its row locked) is the node
+		// whose spool the segment is recorded into (SegmentNode).
+		if err := tx.QueryRowContext(ctx, `INSERT INTO segments (camera_id, start_ns, end_ns, object_key, size, sha256, init, codecs, width, height, state, epoch, node_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT node_id FROM camera_leases WHERE camera_id = ?)) RETURNING id`,
 			seg.CameraID, start, end, seg.ObjectKey, seg.Size, seg.SHA256, seg.Init, seg.Codecs,
-			seg.Width, seg.Height, int(seg.State), epoch).Scan(&id); err != nil {
+			seg.Width, seg.Height, int(seg.State), epoch, seg.CameraID).Scan(&id); err != nil {
 			return err
 		}
 		_, err := db.txStmt(ctx, tx, raiseMaxSegment).ExecContext(ctx, id, id, id)

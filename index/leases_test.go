@@ -87,6 +87,17 @@ func TestPostgresLeases(t *testing.T) {
 	if err := a.AddFragmentsFenced(ctx, []recording.Fragment{{SegmentID: seg.ID, Seq: 1, Start: at(0), End: at(2), Size: 10}}, aLease.Epoch); err != nil {
 		t.Fatal(err)
 	}
+	// The row names A as the node whose spool holds the segment, with
+	// A's advertised address from the node registry.
+	if err := a.Heartbeat(ctx, Node{ID: "nodeA", AdvertiseURL: "http://127.0.0.1:1"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.SegmentNode(ctx, seg.ID); err != nil || n != (SegmentNode{State: recording.StateRecording, Node: "nodeA", AdvertiseURL: "http://127.0.0.1:1"}) {
+		t.Errorf("SegmentNode of A's segment: %+v %v", n, err)
+	}
+	if _, err := b.SegmentNode(ctx, seg.ID+1000); !errors.Is(err, ErrNotFound) {
+		t.Errorf("SegmentNode of no segment: %v, want ErrNotFound", err)
+	}
 
 	// A stalls (no more renewals); B keeps claiming and renewing.
 	stalled := time.Now()
@@ -164,6 +175,9 @@ func TestPostgresLeases(t *testing.T) {
 	if err := b.r.QueryRow(`SELECT epoch FROM segments WHERE id = ?`, next.ID).Scan(&rowEpoch); err != nil || rowEpoch != bEpoch {
 		t.Errorf("segment row epoch %d %v, want %d", rowEpoch, err, bEpoch)
 	}
+	if n, err := a.SegmentNode(ctx, next.ID); err != nil || n != (SegmentNode{State: recording.StateClosed, Node: "nodeB"}) {
+		t.Errorf("SegmentNode of B's segment (B never registered): %+v %v", n, err)
+	}
 	if err := b.FinishSegmentFenced(ctx, seg.ID, at(4), 20, "x", bEpoch); !errors.Is(err, ErrFenced) {
 		t.Errorf("finishing another epoch's segment: %v, want ErrFenced", err)
 	}
@@ -182,5 +196,60 @@ func TestLeasesNeedPostgres(t *testing.T) {
 	db := openTest(t)
 	if _, err := db.ClaimCameras(context.Background(), "n", 1, time.Second); !errors.Is(err, ErrLeasesUnsupported) {
 		t.Fatalf("claim on SQLite: %v", err)
+	}
+}
+
+// TestPostgresStalledWriterReleases: a node stopped in the middle of a
+// fenced write (its transaction open, the camera's lease row share-locked)
+// does not keep the camera from the other nodes: the server ends the
+// idle transaction (pgIdleInTxTimeout) and the next claim after expiry
+// takes the camera; the stalled writer's transaction is gone.
+func TestPostgresStalledWriterReleases(t *testing.T) {
+	srv := pgtest.Start(t)
+	url := srv.NewDatabase(t)
+	ctx := context.Background()
+	open := func() *DB {
+		db, err := OpenPostgres(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(), open()
+	if err := a.AddLeaseCameras(ctx, []string{"cam1"}); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = time.Second
+	got, err := a.ClaimCameras(ctx, "nodeA", 1, ttl)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("claim: %v %v", got, err)
+	}
+	// A's write connection stops between two statements of a fenced write.
+	tx, err := a.w.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkEpoch(ctx, tx, "cam1", got[0].Epoch); err != nil {
+		t.Fatal(err)
+	}
+	stalled := time.Now()
+	for {
+		claimed, err := b.ClaimCameras(ctx, "nodeB", 1, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(claimed) == 1 {
+			t.Logf("camera claimed %v after the writer stalled (lease ttl %v, idle transaction timeout %v)",
+				time.Since(stalled).Round(time.Millisecond), ttl, pgIdleInTxTimeout)
+			break
+		}
+		if time.Since(stalled) > ttl+pgIdleInTxTimeout+5*time.Second {
+			t.Fatal("the stalled writer's lock keeps the camera from being claimed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := tx.Commit(); err == nil {
+		t.Error("the stalled writer's transaction committed after the takeover")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -54,6 +55,10 @@ func (d dialect) String() string {
 // migrations of nodes starting together ("xueliang" as a number).
 const migrationLockKey = 0x7875656c69616e67
 
+// pgIdleInTxTimeout: the write connection's transactions never wait on
+// the node between statements for longer (see OpenPostgres).
+const pgIdleInTxTimeout = 3 * time.Second
+
 // pgReaderConns is the size of the PostgreSQL read pool.
 const pgReaderConns = 8
 
@@ -76,7 +81,17 @@ func OpenPostgres(ctx context.Context, url string, logger *slog.Logger) (*DB, er
 		return nil, errors.New("open index: invalid postgres url")
 	}
 	where := fmt.Sprintf("postgres %s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
-	w := sql.OpenDB(rebindConnector{stdlib.GetConnector(*cfg)})
+	// A node stopped in the middle of a write transaction (SIGSTOP, a VM
+	// paused) would keep its FOR SHARE lock on the lease rows it fenced
+	// against, and the other nodes' claims (SKIP LOCKED) would skip those
+	// cameras for as long as it stays stopped: the server ends such a
+	// session after pgIdleInTxTimeout, releasing its locks, and the
+	// node's write fails (and is refused by the epoch when retried).
+	wcfg := cfg.Copy()
+	if _, set := wcfg.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
+		wcfg.RuntimeParams["idle_in_transaction_session_timeout"] = fmt.Sprint(pgIdleInTxTimeout.Milliseconds())
+	}
+	w := sql.OpenDB(rebindConnector{stdlib.GetConnector(*wcfg)})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	r := sql.OpenDB(rebindConnector{stdlib.GetConnector(*cfg)})

@@ -224,6 +224,10 @@ func testSegmentLifecycle(t *testing.T, be *backend) {
 		got.Codecs != seg.Codecs || got.Width != 640 || got.Height != 480 || got.Size != 0 {
 		t.Errorf("new segment = %+v", got)
 	}
+	// Not written under a lease: no node holds it (one-node spool).
+	if n, err := db.SegmentNode(ctx, seg.ID); err != nil || n != (SegmentNode{State: recording.StateRecording}) {
+		t.Errorf("SegmentNode of an unfenced segment = %+v, %v", n, err)
+	}
 
 	frags := []recording.Fragment{
 		{SegmentID: seg.ID, Seq: 1, Start: at(0), End: at(2), Offset: 100, Size: 1000, Keyframe: true},

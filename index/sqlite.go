@@ -75,7 +75,7 @@ type migration struct {
 // segment epochs, version 8; recordings_lost.go: lost segments, version 9;
 // retention.go: retention policies and evidence locks, version 10; nodes.go:
 // cluster nodes, version 11).
-var migrations = joinMigrations(recordingMigrations, registryMigrations, authMigrations, motionMigrations, eventMigrations, leaseMigrations, lostMigrations, retentionMigrations, nodeMigrations, purgeMigrations)
+var migrations = joinMigrations(recordingMigrations, registryMigrations, authMigrations, motionMigrations, eventMigrations, leaseMigrations, lostMigrations, retentionMigrations, nodeMigrations, purgeMigrations, reservedMigrationsS21, segmentNodeMigrations)
 
 // joinMigrations concatenates the feature slices in version order and panics
 // on a duplicate or missing version (a programming error caught by any test).

@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"xueliang/cmd/xueliang/internal/cluster"
 	"xueliang/cmd/xueliang/internal/config"
+	"xueliang/cmd/xueliang/internal/peer"
+	"xueliang/cmd/xueliang/internal/replay"
 	"xueliang/index"
 	"xueliang/ingest"
 	"xueliang/ingest/segmenter"
@@ -157,4 +162,27 @@ func newMember(cfg config.Cluster, db *index.DB, m *cluster.Metrics, onChange fu
 		Capacity: cfg.Capacity, Metrics: m, OnChange: onChange, Logger: logger,
 		Info: index.Node{AdvertiseURL: cfg.AdvertiseURL, Version: version(), Weight: cfg.Weight},
 	}
+}
+
+// clusterSpool is the replay's segment reader on a cluster node and the
+// internal endpoint serving this node's spool to the others: with
+// cluster.secret_file, footage still in another node's spool is fetched
+// from it (peer package); without, only this node's spool and the store
+// are read (and internal is nil).
+func clusterSpool(cfg config.Cluster, db peer.SegmentNodes, local spool.Reader, reg prometheus.Registerer,
+	logger *slog.Logger) (reader replay.SegmentReader, internal http.Handler, err error) {
+	if cfg.SecretFile == "" {
+		logger.Warn("cluster.secret_file not set: footage not yet uploaded replays only on the node that recorded it")
+		return local, nil, nil
+	}
+	secret, err := peer.LoadSecret(cfg.SecretFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := peer.NewMetrics(reg)
+	log := logger.With("component", "peer")
+	reader = &peer.Reader{Local: local, Index: db, Signer: peer.Signer{Node: cfg.NodeID, Secret: secret},
+		Timeout: cfg.FetchTimeout, Metrics: m}
+	internal = &peer.SpoolHandler{Dir: local.Dir, Verifier: peer.Verifier{Secret: secret}, Metrics: m, Logger: log}
+	return reader, internal, nil
 }

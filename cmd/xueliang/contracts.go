@@ -7,6 +7,7 @@ import (
 	"xueliang/cmd/xueliang/internal/compliance"
 	"xueliang/cmd/xueliang/internal/evidence"
 	"xueliang/cmd/xueliang/internal/metrics"
+	"xueliang/cmd/xueliang/internal/peer"
 	"xueliang/cmd/xueliang/internal/replay"
 	"xueliang/cmd/xueliang/internal/retention"
 	"xueliang/index"
@@ -44,6 +45,7 @@ var (
 	_ api.RetentionIndex      = (*index.DB)(nil)
 	_ evidence.Copier         = (*s3.Store)(nil)
 	_ api.EvidenceLocker      = (*evidence.Service)(nil)
+	_ peer.SegmentNodes       = (*index.DB)(nil)
 
 	// The stores delete in batches.
 	_ retention.KeyDeleter = (*local.Store)(nil)
@@ -53,6 +55,7 @@ var (
 	_ segmenter.Quota        = (*spool.Quota)(nil)
 	_ metrics.QuotaSource    = (*spool.Quota)(nil)
 	_ replay.SegmentReader   = spool.Reader{}
+	_ replay.SegmentReader   = (*peer.Reader)(nil)
 	_ metrics.UploaderSource = (*spool.Uploader)(nil)
 
 	// The ingest manager.

@@ -170,8 +170,14 @@ type testServer struct {
 // starts the server on it.
 func startServer(t *testing.T, cfg string) *testServer {
 	t.Helper()
+	return startServerAt(t, freeAddr(t), cfg)
+}
+
+// startServerAt is startServer listening on addr (known before the config
+// is written, e.g. for cluster.advertise_url).
+func startServerAt(t *testing.T, addr, cfg string) *testServer {
+	t.Helper()
 	dir := t.TempDir()
-	addr := freeAddr(t)
 	// The cameras are camsim on loopback: allow it besides the default
 	// private ranges (the default refuses loopback).
 	cfg = fmt.Sprintf("listen: %s\ndata_dir: %s\n", addr, filepath.Join(dir, "data")) + testCameraNetworks + cfg

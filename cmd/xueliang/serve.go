@@ -24,6 +24,7 @@ import (
 	"xueliang/cmd/xueliang/internal/evidence"
 	"xueliang/cmd/xueliang/internal/export"
 	"xueliang/cmd/xueliang/internal/metrics"
+	"xueliang/cmd/xueliang/internal/peer"
 	"xueliang/cmd/xueliang/internal/replay"
 	"xueliang/cmd/xueliang/internal/retention"
 	"xueliang/cmd/xueliang/internal/webui"
@@ -243,9 +244,18 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 
 	reencoder := &reencode.Reencoder{}
 	reg.MustRegister(metrics.NewReencodeCollector(reencoder))
+	// A cluster node reads the footage still in another node's spool from
+	// that node (cluster.secret_file; cluster.go).
+	var segReader replay.SegmentReader = spool.Reader{Dir: spoolDir, Store: store}
+	var internalHandler http.Handler
+	if clustered {
+		if segReader, internalHandler, err = clusterSpool(cfg.Cluster, db, spool.Reader{Dir: spoolDir, Store: store}, reg, logger); err != nil {
+			return err
+		}
+	}
 	replayer := &replay.Replayer{
 		Index:        db,
-		Reader:       spool.Reader{Dir: spoolDir, Store: store},
+		Reader:       segReader,
 		GapTolerance: cfg.Replay.GapTolerance,
 		MaxWindow:    cfg.Replay.MaxWindow,
 		Logger:       logger,
@@ -300,7 +310,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		apiServer.Nodes = db
 	}
 	// The web console (webui) is served at / and /assets/; the rest is the API.
-	httpServer := newHTTPServer(cfg.HTTP, webui.Mount(webui.Handler(webui.Files()), apiServer.Handler()), logger)
+	handler := webui.Mount(webui.Handler(webui.Files()), apiServer.Handler())
+	if internalHandler != nil {
+		// Node-to-node endpoints (/internal/), outside the operator API
+		// and its authentication: signed with the cluster secret.
+		handler = peer.Mount(internalHandler, handler)
+	}
+	httpServer := newHTTPServer(cfg.HTTP, handler, logger)
 	// RTSP restream of the live view (live.rtsp_listen; off when empty).
 	var rtspServer *api.RTSPServer
 	if cfg.Live.RTSPListen != "" {

@@ -16,6 +16,9 @@
 //	                                 on error: retry after capped backoff
 //
 //	replay ──Reader.ReadRange(seg)──▶ spool file if it exists, else Store.GetRange
+//	         (ReadSpool and ReadStore are the two halves: on a cluster node
+//	         the replay reader asks the owning node between them,
+//	         cmd/xueliang/internal/peer)
 //
 // On-disk layout: data_dir/spool/<object key>, the same relative path as in
 // the store (recording.SegmentKey); parents are created by Create and removed

@@ -28,26 +28,45 @@ type Reader struct {
 // An open spool file stays readable even if the uploader removes it
 // meanwhile. For a recording segment, the end is the file's current size.
 func (r Reader) ReadRange(ctx context.Context, seg recording.Segment, off, length int64) (io.ReadCloser, error) {
+	rc, err := r.ReadSpool(seg, off, length)
+	switch {
+	case err == nil:
+		return rc, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	return r.ReadStore(ctx, seg, off, length)
+}
+
+// ReadSpool is ReadRange from this node's spool file only: the error
+// wraps fs.ErrNotExist when the file is not (or no longer) there.
+func (r Reader) ReadSpool(seg recording.Segment, off, length int64) (io.ReadCloser, error) {
 	if err := storage.CheckKey(seg.ObjectKey); err != nil {
 		return nil, fmt.Errorf("read segment %d: %w", seg.ID, err)
 	}
 	f, err := os.Open(r.Dir.Path(seg.ObjectKey))
-	switch {
-	case err == nil:
-		st, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("read segment %s: %w", seg.ObjectKey, err)
-		}
-		sr, err := local.SectionReader(f, st.Size(), off, length)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("read segment %s from spool: %w", seg.ObjectKey, err)
-		}
-		return &fileRange{SectionReader: sr, f: f}, nil
-	case !errors.Is(err, fs.ErrNotExist):
+	if err != nil {
 		return nil, fmt.Errorf("read segment %s from spool: %w", seg.ObjectKey, err)
-	case r.Store == nil:
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read segment %s: %w", seg.ObjectKey, err)
+	}
+	sr, err := local.SectionReader(f, st.Size(), off, length)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read segment %s from spool: %w", seg.ObjectKey, err)
+	}
+	return &fileRange{SectionReader: sr, f: f}, nil
+}
+
+// ReadStore is ReadRange from the store only.
+func (r Reader) ReadStore(ctx context.Context, seg recording.Segment, off, length int64) (io.ReadCloser, error) {
+	if err := storage.CheckKey(seg.ObjectKey); err != nil {
+		return nil, fmt.Errorf("read segment %d: %w", seg.ID, err)
+	}
+	if r.Store == nil {
 		return nil, fmt.Errorf("read segment %s: no spool file and no store: %w", seg.ObjectKey, storage.ErrNotFound)
 	}
 	rc, err := r.Store.GetRange(ctx, seg.ObjectKey, off, length)

@@ -437,6 +437,16 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 			h.Del(k)
 		}
 		s.Logger.Warn("replay failed", "camera", id, "err", err)
+		var held nodeUnavailable
+		if errors.As(err, &held) {
+			// A cluster node: the footage is still in the spool of the
+			// node that recorded it, and that node does not answer.
+			w.Header().Set("Retry-After", "10")
+			writeError(w, http.StatusServiceUnavailable,
+				"footage of camera %s is not uploaded yet and node %s, whose spool holds it, cannot be reached; try again later",
+				id, held.UnavailableNode())
+			return
+		}
 		writeError(w, http.StatusServiceUnavailable,
 			"footage of camera %s cannot be read right now (object store unavailable); try again later", id)
 	default:
@@ -459,6 +469,13 @@ func (s *Server) writeReplay(ctx context.Context, plan *replay.Plan, format stri
 	}
 	lw.Header().Set("Content-Length", strconv.FormatInt(m.Size(), 10))
 	return m.Write(ctx, lw)
+}
+
+// nodeUnavailable is a replay read error naming the cluster node whose
+// spool holds the footage and that cannot serve it (peer.UnavailableError).
+type nodeUnavailable interface {
+	error
+	UnavailableNode() string
 }
 
 // lazyHeaderWriter sends the 200 status line with the first body byte.

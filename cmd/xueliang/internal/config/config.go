@@ -118,6 +118,18 @@ type Cluster struct {
 	// LeaseTTL + LeaseTTL/5 later (leases are renewed every LeaseTTL/5).
 	// It defaults to 5s.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// SecretFile holds the secret every node of the cluster shares (at
+	// least 32 bytes, e.g. `head -c 32 /dev/urandom | base64`; mode 600):
+	// it signs the node-to-node requests through which a node replays the
+	// footage still in another node's spool (docs/operations.md, "Replay
+	// from any node"). It needs advertise_url. It defaults to "" (off:
+	// footage not yet uploaded replays only on the node that recorded it).
+	SecretFile string `yaml:"secret_file"`
+	// FetchTimeout bounds connecting to another node, its answer and each
+	// wait for more of it, when reading footage from its spool; a replay
+	// of footage held by a node that is down or stalled fails (503) after
+	// it. It defaults to 5s.
+	FetchTimeout time.Duration `yaml:"fetch_timeout"`
 }
 
 // Debug holds diagnostics that are off by default.
@@ -448,7 +460,7 @@ func Default() Config {
 			IndexOutage:         2 * time.Minute,
 		},
 		Index:   Index{CommitWindow: 100 * time.Millisecond},
-		Cluster: Cluster{Capacity: 64, Weight: 1, LeaseTTL: 5 * time.Second},
+		Cluster: Cluster{Capacity: 64, Weight: 1, LeaseTTL: 5 * time.Second, FetchTimeout: 5 * time.Second},
 		Upload:  Upload{Workers: 6, MaxBackoff: 30 * time.Second},
 		Replay:  Replay{GapTolerance: 250 * time.Millisecond, MaxWindow: 24 * time.Hour},
 		Export:  Export{MaxConcurrent: 2, Expiry: 24 * time.Hour},
@@ -797,7 +809,27 @@ var nodeIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 func (c *Config) validateCluster(bad func(field, format string, args ...any)) {
 	k := c.Cluster
 	if !k.Enabled {
+		if k.SecretFile != "" {
+			bad("cluster.secret_file", "needs cluster.enabled")
+		}
 		return
+	}
+	if k.SecretFile != "" {
+		if k.AdvertiseURL == "" {
+			bad("cluster.secret_file", "needs cluster.advertise_url (the other nodes reach this node's spool through it)")
+		}
+		if fi, err := os.Stat(k.SecretFile); err != nil {
+			bad("cluster.secret_file", "%v", err)
+		} else if fi.Mode().Perm()&0o077 != 0 {
+			bad("cluster.secret_file", "mode %#o lets others read it; chmod 600 %s", fi.Mode().Perm(), k.SecretFile)
+		} else if b, err := os.ReadFile(k.SecretFile); err != nil {
+			bad("cluster.secret_file", "%v", err)
+		} else if n := len(bytes.TrimSpace(b)); n < 32 {
+			bad("cluster.secret_file", "%d bytes, want at least 32 (head -c 32 /dev/urandom | base64 > %s)", n, k.SecretFile)
+		}
+	}
+	if k.FetchTimeout < 100*time.Millisecond || k.FetchTimeout > time.Minute {
+		bad("cluster.fetch_timeout", "want 100ms..1m, got %s", k.FetchTimeout)
 	}
 	if c.Index.PostgresURL == "" {
 		bad("cluster.enabled", "needs index.postgres_url (the nodes share the PostgreSQL index)")

@@ -274,3 +274,46 @@ func TestCluster(t *testing.T) {
 		t.Errorf("disabled: %v", err)
 	}
 }
+
+// TestClusterSecret: cluster.secret_file must be private, long enough,
+// with an advertise_url, in cluster mode; fetch_timeout is bounded.
+func TestClusterSecret(t *testing.T) {
+	const pg = "index:\n  postgres_url: postgres://xl@db.example/xueliang\n"
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good", strings.Repeat("k", 44)+"\n", 0o600)
+	cluster := func(extra string) string {
+		return pg + "cluster:\n  enabled: true\n  advertise_url: http://10.0.0.7:8080\n" + extra
+	}
+	cfg, err := Parse([]byte(cluster("  secret_file: "+good+"\n")), []string{"XUELIANG_CLUSTER_FETCH_TIMEOUT=2s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := cfg.Cluster; k.SecretFile != good || k.FetchTimeout != 2*time.Second {
+		t.Errorf("cluster: %+v", k)
+	}
+	if cfg, err := Parse([]byte(cluster("")), nil); err != nil || cfg.Cluster.FetchTimeout != 5*time.Second {
+		t.Errorf("without a secret (fetch off): %+v %v", cfg.Cluster, err)
+	}
+	for _, tc := range []struct{ name, cfg, want string }{
+		{"missing file", cluster("  secret_file: " + filepath.Join(dir, "none") + "\n"), "cluster.secret_file: stat"},
+		{"world-readable", cluster("  secret_file: " + write("open", strings.Repeat("k", 44), 0o644) + "\n"), "chmod 600"},
+		{"short", cluster("  secret_file: " + write("short", "k\n", 0o600) + "\n"), "want at least 32"},
+		{"no advertise_url", pg + "cluster:\n  enabled: true\n  secret_file: " + good + "\n", "needs cluster.advertise_url"},
+		{"cluster off", "cluster:\n  secret_file: " + good + "\n", "cluster.secret_file: needs cluster.enabled"},
+		{"fetch_timeout", cluster("  fetch_timeout: 10ms\n"), "cluster.fetch_timeout: want 100ms..1m"},
+	} {
+		if _, err := Parse([]byte(tc.cfg), nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
