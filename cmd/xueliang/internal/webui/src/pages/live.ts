@@ -72,6 +72,7 @@ export function mount(root: HTMLElement, app: App): () => void {
   const secs = h('input', { type: 'number', min: '3', value: localStorage.getItem('xl.live.tour') ?? '10', class: 'num', id: 'tour-seconds', title: t('live.seconds') });
   const tourBtn = h('button', { id: 'tour', onclick: () => toggleTour() }, t('live.tour'));
   const layoutSel = h('select', { id: 'layouts', onchange: () => applySaved() }, h('option', { value: '' }, t('live.layouts')));
+  const layoutName = h('input', { id: 'layout-name', placeholder: t('live.layoutname'), class: 'short' });
   let saved: Layout[] = [];
   const layoutBtns = grids.map(n => h('button', { 'data-grid': String(n), onclick: () => setGrid(n) }, String(n)));
 
@@ -80,7 +81,7 @@ export function mount(root: HTMLElement, app: App): () => void {
     h('span', { class: 'sep' }),
     tourBtn, h('label', { class: 'muted inline' }, t('live.seconds'), secs),
     h('span', { class: 'sep' }),
-    layoutSel,
+    layoutSel, layoutName,
     h('button', { id: 'save-layout', onclick: () => saveCurrent() }, t('live.save')),
     h('button', { onclick: () => { tiles.forEach(tl => assign(tl, '')); } }, t('live.clear')),
     msg);
@@ -193,8 +194,7 @@ export function mount(root: HTMLElement, app: App): () => void {
   }
 
   async function saveCurrent(): Promise<void> {
-    const name = (prompt(t('live.layoutname'), layoutSel.value || `${grid}`) ?? '').trim();
-    if (!name) return;
+    const name = layoutName.value.trim() || layoutSel.value || `${grid}`;
     const l: Layout = { name, grid, cameras: tiles.map(tl => tl.camera) };
     const next = [...saved.filter(x => x.name !== name), l];
     try {
