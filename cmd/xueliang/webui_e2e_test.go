@@ -8,7 +8,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,6 +52,42 @@ func addConsoleUser(t *testing.T, s *testServer, name, role string, townships ..
 	}
 }
 
+// apiAs sends one API request with token and returns the status and body.
+func apiAs(t *testing.T, s *testServer, token, method, path, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := anonymousClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// setSearch types q into the tree's search (as one input event).
+func setSearch(t *testing.T, ctx context.Context, q string) {
+	t.Helper()
+	js, _ := json.Marshal(q)
+	browse(t, ctx, 10*time.Second, chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById('tree-search'); s.value = `+string(js)+`; s.dispatchEvent(new Event('input')); })()`))
+}
+
+// tileCameras returns the camera of every tile of the live wall.
+func tileCameras(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	return browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[[]string](`[...document.querySelectorAll('[data-tile]')].map(e => e.dataset.camera || '')`))
+}
+
 // treeCameras returns the camera IDs the tree shows.
 func treeCameras(t *testing.T, ctx context.Context) []string {
 	t.Helper()
@@ -71,7 +109,8 @@ func waitTree(t *testing.T, ctx context.Context, n int) {
 // auditor queries and verifies the audit log.
 func TestWebUIConsole(t *testing.T) {
 	t.Parallel() // waits on real time mostly
-	rtsp, _ := startCamsim(t, "-cameras", "4")
+	// cam1 has a sub stream (160×120) beside its main one (320×240).
+	rtsp, _ := startCamsim(t, "-cameras", "4", "-camera", "cam1sub:size=160x120")
 	names := []string{"会亭镇村口", "会亭镇十字路口", "济阳镇广场", "济阳镇学校门口"}
 	var cams strings.Builder
 	for i := 1; i <= 4; i++ {
@@ -80,16 +119,23 @@ func TestWebUIConsole(t *testing.T) {
 			town = "济阳镇"
 		}
 		fmt.Fprintf(&cams, "  - id: cam%d\n    name: %s\n    url: %s/cam%d\n    township: %s\n", i, names[i-1], rtsp, i, town)
+		if i == 1 {
+			// The sub stream is read for motion analysis (and so is live).
+			fmt.Fprintf(&cams, "    sub_url: %s/cam1sub\n    motion: true\n", rtsp)
+		}
 	}
 	cams.WriteString("    motion: true\n") // cam4 analyses motion
 	srv := startServer(t, "recording:\n  segment_duration: 4s\ncameras:\n"+cams.String())
 	for i := 1; i <= 4; i++ {
 		waitLive(t, srv, fmt.Sprintf("cam%d", i))
 	}
-	addConsoleUser(t, srv, "zhang", "admin")
+	// The admin last: once an admin exists the bootstrap token stops
+	// working (#22 point 3).
 	addConsoleUser(t, srv, "li", "operator", "会亭镇")
 	addConsoleUser(t, srv, "wang", "installer")
 	addConsoleUser(t, srv, "zhao", "auditor")
+	addConsoleUser(t, srv, "zhang", "admin")
+	adminTok := loginToken(t, srv.base, "zhang", consolePassword)
 	ctx := consoleBrowser(t)
 
 	t.Run("Login", func(t *testing.T) {
@@ -122,16 +168,21 @@ func TestWebUIConsole(t *testing.T) {
 		if !slices.Equal(towns, []string{"会亭镇", "济阳镇"}) {
 			t.Errorf("townships %v", towns)
 		}
-		// Search by name, then by ID.
+		// Villages under their township: 会亭镇 has two cameras, no village.
+		kids := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[int](`document.querySelector('#camera-tree .township[data-township="会亭镇"] .tree-kids .tree-kids').querySelectorAll('.cam').length`))
+		if kids != 2 {
+			t.Errorf("会亭镇's village node holds %d cameras, want 2", kids)
+		}
+		// Search by name (typed), then by ID.
 		browse(t, ctx, 10*time.Second, chromedp.SendKeys(chromedp.ID("tree-search"), "广场"))
 		if got := treeCameras(t, ctx); !slices.Equal(got, []string{"cam3"}) {
 			t.Errorf("search 广场: %v", got)
 		}
-		browse(t, ctx, 10*time.Second, chromedp.Clear(chromedp.ID("tree-search")), chromedp.SendKeys(chromedp.ID("tree-search"), "cam4"))
+		setSearch(t, ctx, "CAM4")
 		if got := treeCameras(t, ctx); !slices.Equal(got, []string{"cam4"}) {
-			t.Errorf("search cam4: %v", got)
+			t.Errorf("search CAM4: %v", got)
 		}
-		browse(t, ctx, 10*time.Second, chromedp.Clear(chromedp.ID("tree-search")), chromedp.SendKeys(chromedp.ID("tree-search"), " "), chromedp.Clear(chromedp.ID("tree-search")))
+		setSearch(t, ctx, "")
 		waitTree(t, ctx, 4)
 		browse(t, ctx, 20*time.Second, chromedp.Click(chromedp.CSS(`#camera-tree .cam[data-camera="cam1"]`)), chromedp.WaitVisible(chromedp.ID("camera-snapshot")))
 		screenshot(t, ctx, "cameras")
@@ -164,19 +215,90 @@ func TestWebUIConsole(t *testing.T) {
 			}
 		}
 		screenshot(t, ctx, "live")
-		// Double-click enlarges a tile on the main stream.
-		browse(t, ctx, 20*time.Second, chromedp.DoubleClick(chromedp.CSS(`[data-tile="1"]`)),
-			until(`document.querySelector('[data-tile="1"]').classList.contains('big') && document.querySelector('[data-tile="1"] .tile-label').textContent.includes('主码流')`))
-		// A saved layout comes back from the server.
-		browse(t, ctx, 20*time.Second, chromedp.Click(chromedp.CSS(`[data-grid="4"]`)),
+		// The wall plays cam1's sub stream; enlarged (double-click), its
+		// main stream; Esc goes back to the sub stream.
+		const cam1 = `document.querySelector('[data-tile="0"]')`
+		browse(t, ctx, 20*time.Second, until(cam1+`.querySelector('video').videoWidth === 160 && `+cam1+`.querySelector('.tile-label').textContent.includes('子码流')`))
+		browse(t, ctx, 30*time.Second, chromedp.DoubleClick(chromedp.CSS(`[data-tile="0"]`)),
+			until(cam1+`.classList.contains('big') && `+cam1+`.querySelector('.tile-label').textContent.includes('主码流') && `+cam1+`.querySelector('video').videoWidth === 320`))
+		browse(t, ctx, 30*time.Second, chromedp.KeyEvent("\x1b"),
+			until(`!`+cam1+`.classList.contains('big') && `+cam1+`.querySelector('video').videoWidth === 160`))
+
+		// A laptop screen: the whole wall and the tree stay on screen.
+		browse(t, ctx, 20*time.Second, chromedp.EmulateViewport(1366, 768), chromedp.Sleep(500*time.Millisecond))
+		fits := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[bool](`(() => {
+			const w = document.getElementById('wall').getBoundingClientRect(), tr = document.getElementById('camera-tree').getBoundingClientRect();
+			const bar = document.querySelector('.wallbox .toolbar').getBoundingClientRect();
+			return w.bottom <= innerHeight && w.right <= innerWidth && w.height > 400 && tr.width > 150 && bar.bottom <= w.top && document.documentElement.scrollWidth <= innerWidth;
+		})()`))
+		screenshot(t, ctx, "live-1366x768")
+		browse(t, ctx, 20*time.Second, chromedp.EmulateViewport(1920, 1080))
+		if !fits {
+			t.Error("at 1366×768 the wall, its toolbar or the tree does not fit the screen")
+		}
+
+		// A saved layout comes back when the page is opened again.
+		browse(t, ctx, 20*time.Second,
 			chromedp.SendKeys(chromedp.ID("layout-name"), "值班"),
 			chromedp.Click(chromedp.ID("save-layout")),
-			until(`[...document.querySelectorAll('#layouts option')].some(o => o.value === '值班')`))
+			until(`[...document.querySelectorAll('#layouts option')].some(o => o.value === '值班')`),
+			chromedp.Click(chromedp.ID("live-clear")),
+			until(`[...document.querySelectorAll('[data-tile]')].every(e => !e.dataset.camera)`),
+			chromedp.Reload(),
+			chromedp.WaitVisible(chromedp.ID("wall")),
+			until(`document.getElementById('layouts').value === '值班' && document.querySelectorAll('[data-tile]').length === 4`))
+		if got := tileCameras(t, ctx); !slices.Equal(got, []string{"cam1", "cam2", "cam3", "cam4"}) {
+			t.Errorf("restored layout: tiles %v", got)
+		}
+		code, b := apiAs(t, srv, adminTok, "GET", "/api/v1/layouts/"+url.PathEscape("值班"), "")
+		var l struct {
+			Grid    int
+			Cameras []string
+		}
+		if code != 200 || json.Unmarshal(b, &l) != nil || l.Grid != 4 || !slices.Equal(l.Cameras, []string{"cam1", "cam2", "cam3", "cam4"}) {
+			t.Errorf("GET the saved layout: %d %s", code, b)
+		}
+
+		// The tour: one tile, a new camera every 3 s.
+		browse(t, ctx, 20*time.Second, chromedp.Click(chromedp.CSS(`[data-grid="1"]`)),
+			chromedp.SetValue(chromedp.ID("tour-seconds"), "3"), chromedp.Click(chromedp.ID("tour")),
+			until(`document.querySelector('[data-tile="0"]').dataset.camera === 'cam1'`))
+		browse(t, ctx, 20*time.Second, until(`document.querySelector('[data-tile="0"]').dataset.camera === 'cam2'`))
+		browse(t, ctx, 20*time.Second, until(`document.querySelector('[data-tile="0"]').dataset.camera === 'cam3'`),
+			chromedp.Click(chromedp.ID("tour")))
+
+		// Shortcuts: ? opens the help, Esc closes it; Shift+2 is the 4-grid.
+		browse(t, ctx, 10*time.Second, chromedp.KeyEvent("?"), chromedp.WaitVisible(chromedp.ID("help")))
+		screenshot(t, ctx, "shortcuts")
+		browse(t, ctx, 10*time.Second, chromedp.KeyEvent("\x1b"), until(`!document.getElementById('help')`),
+			chromedp.KeyEvent("@", chromedp.KeyModifiers(chromedp.ModifierShift)), until(`document.querySelectorAll('[data-tile]').length === 4`))
 	})
 
 	t.Run("Health", func(t *testing.T) {
 		browse(t, ctx, 30*time.Second, chromedp.Navigate(srv.base+"/#/health"),
 			until(`document.querySelectorAll('#health-table tbody tr').length === 4`))
+		// The page shows what GET /api/v1/camera-status says.
+		code, b := apiAs(t, srv, adminTok, "GET", "/api/v1/camera-status", "")
+		var st struct {
+			Cameras []struct {
+				ID, Township, State string
+				Online              bool
+			}
+		}
+		if code != 200 || json.Unmarshal(b, &st) != nil || len(st.Cameras) != 4 {
+			t.Fatalf("camera-status: %d %s", code, b)
+		}
+		rows := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#health-table tbody tr')].map(r =>
+			[r.dataset.camera, r.cells[1].textContent, r.cells[2].querySelector('[data-state]').dataset.state, r.cells[3].textContent !== '—'].join(' '))`))
+		var want []string
+		for _, c := range st.Cameras {
+			want = append(want, fmt.Sprintf("%s %s %s %v", c.ID, c.Township, c.State, c.Online))
+		}
+		slices.Sort(rows)
+		slices.Sort(want)
+		if !slices.Equal(rows, want) {
+			t.Errorf("health rows %q, the API says %q", rows, want)
+		}
 		screenshot(t, ctx, "health")
 	})
 
@@ -195,6 +317,21 @@ func TestWebUIConsole(t *testing.T) {
 		}
 		// The page of another role is refused: back to the first allowed one.
 		browse(t, ctx, 20*time.Second, chromedp.Navigate(srv.base+"/#/audit"), chromedp.WaitVisible(chromedp.ID("page-live")))
+		// The API agrees: no other township's camera, no other user's layout.
+		tok := loginToken(t, srv.base, "li", consolePassword)
+		if code, b := apiAs(t, srv, tok, "GET", "/api/v1/cameras/cam3", ""); code != 403 {
+			t.Errorf("operator of 会亭镇 GET cam3: %d %s", code, b)
+		}
+		code, b := apiAs(t, srv, tok, "GET", "/api/v1/camera-status", "")
+		if code != 200 || !strings.Contains(string(b), `"cam1"`) || strings.Contains(string(b), `"cam3"`) || strings.Contains(string(b), `"cam4"`) {
+			t.Errorf("operator of 会亭镇 camera-status: %d %s", code, b)
+		}
+		if code, b := apiAs(t, srv, tok, "GET", "/api/v1/layouts", ""); code != 200 || strings.Contains(string(b), "值班") {
+			t.Errorf("li sees layouts %d %s", code, b)
+		}
+		if code, _ := apiAs(t, srv, tok, "DELETE", "/api/v1/layouts/"+url.PathEscape("值班"), ""); code != 404 {
+			t.Errorf("li deletes zhang's layout: %d", code)
+		}
 	})
 
 	t.Run("Installer", func(t *testing.T) {
@@ -245,6 +382,11 @@ func TestWebUIConsole(t *testing.T) {
 		}
 		browse(t, ctx, 30*time.Second, chromedp.Click(chromedp.ID("audit-verify-btn")),
 			until(`document.getElementById('audit-verify').className === 'ok'`))
+		entries := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[int](`Number(document.getElementById('audit-verify').dataset.entries)`))
+		head := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[string](`document.getElementById('audit-verify').dataset.head`))
+		if entries < 20 || len(head) != 64 {
+			t.Errorf("verify shows %d entries, head %q", entries, head)
+		}
 		screenshot(t, ctx, "audit")
 	})
 }
