@@ -100,7 +100,9 @@ type fakeVerifier struct {
 	err  error
 }
 
-func (v fakeVerifier) VerifyAudit(context.Context) (int64, string, bool, error) { return v.n, v.head, false, v.err }
+func (v fakeVerifier) VerifyAudit(context.Context) (int64, string, bool, error) {
+	return v.n, v.head, false, v.err
+}
 
 type dbVerifier struct{ db *index.DB }
 
