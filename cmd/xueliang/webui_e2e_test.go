@@ -108,6 +108,7 @@ func waitTree(t *testing.T, ctx context.Context, n int) {
 // installer probes a camera (snapshot preview) and imports a CSV, the
 // auditor queries and verifies the audit log.
 func TestWebUIConsole(t *testing.T) {
+	const offlineCam = "41142600001320005001"
 	t.Parallel() // waits on real time mostly
 	// cam1 has a sub stream (160×120) beside its main one (320×240).
 	rtsp, _ := startCamsim(t, "-cameras", "4", "-camera", "cam1sub:size=160x120")
@@ -128,6 +129,14 @@ func TestWebUIConsole(t *testing.T) {
 	srv := startServer(t, "recording:\n  segment_duration: 4s\ncameras:\n"+cams.String())
 	for i := 1; i <= 4; i++ {
 		waitLive(t, srv, fmt.Sprintf("cam%d", i))
+	}
+	// A registry camera in a village that never answers (the discard
+	// port): offline.
+	body := `{"id":"` + offlineCam + `","name":"济阳镇东门","township":"济阳镇","village":"东村","main_url":"rtsp://127.0.0.1:9/none","enabled":true}`
+	if resp, err := http.Post(srv.base+"/api/v1/cameras", "application/json", strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create the offline camera: %d", resp.StatusCode)
 	}
 	// The admin last: once an admin exists the bootstrap token stops
 	// working (#22 point 3).
@@ -159,11 +168,15 @@ func TestWebUIConsole(t *testing.T) {
 
 	t.Run("Tree", func(t *testing.T) {
 		browse(t, ctx, 30*time.Second, chromedp.Navigate(srv.base+"/#/cameras"))
-		waitTree(t, ctx, 4)
-		if got := treeCameras(t, ctx); !slices.Equal(got, []string{"cam1", "cam2", "cam3", "cam4"}) {
+		waitTree(t, ctx, 5)
+		if got := treeCameras(t, ctx); !slices.Equal(got, []string{offlineCam, "cam1", "cam2", "cam3", "cam4"}) {
 			t.Fatalf("tree shows %v", got)
 		}
-		browse(t, ctx, 30*time.Second, until(`document.querySelectorAll('#camera-tree [data-state=recording]').length === 4`))
+		browse(t, ctx, 30*time.Second, until(`document.querySelectorAll('#camera-tree [data-state=recording]').length === 4 && document.querySelector('#camera-tree .cam[data-camera="`+offlineCam+`"] [data-state=offline]') !== null`))
+		// The offline camera is under its village 东村 of 济阳镇.
+		if v := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[string](`document.querySelector('#camera-tree .cam[data-camera="`+offlineCam+`"]').closest('.township').dataset.township + '/' + document.querySelector('#camera-tree .cam[data-camera="`+offlineCam+`"]').closest('.tree-kids').parentElement.querySelector('.tree-head').textContent`)); !strings.Contains(v, "济阳镇/") || !strings.Contains(v, "东村") {
+			t.Errorf("the offline camera's tree node is under %q", v)
+		}
 		towns := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#camera-tree .township')].map(e => e.dataset.township)`))
 		if !slices.Equal(towns, []string{"会亭镇", "济阳镇"}) {
 			t.Errorf("townships %v", towns)
@@ -183,14 +196,14 @@ func TestWebUIConsole(t *testing.T) {
 			t.Errorf("search CAM4: %v", got)
 		}
 		setSearch(t, ctx, "")
-		waitTree(t, ctx, 4)
+		waitTree(t, ctx, 5)
 		browse(t, ctx, 20*time.Second, chromedp.Click(chromedp.CSS(`#camera-tree .cam[data-camera="cam1"]`)), chromedp.WaitVisible(chromedp.ID("camera-snapshot")))
 		screenshot(t, ctx, "cameras")
 	})
 
 	t.Run("Live", func(t *testing.T) {
 		browse(t, ctx, 30*time.Second, chromedp.Navigate(srv.base+"/#/live"), chromedp.Click(chromedp.CSS(`[data-grid="4"]`)))
-		waitTree(t, ctx, 4)
+		waitTree(t, ctx, 5)
 		// Drag cam1 onto the first tile; click the others into the next free ones.
 		browse(t, ctx, 30*time.Second,
 			chromedp.DragAndDrop(chromedp.CSS(`#camera-tree .cam[data-camera="cam1"]`), chromedp.CSS(`[data-tile="0"]`)),
@@ -276,7 +289,7 @@ func TestWebUIConsole(t *testing.T) {
 
 	t.Run("Health", func(t *testing.T) {
 		browse(t, ctx, 30*time.Second, chromedp.Navigate(srv.base+"/#/health"),
-			until(`document.querySelectorAll('#health-table tbody tr').length === 4`))
+			until(`document.querySelectorAll('#health-table tbody tr').length === 5`))
 		// The page shows what GET /api/v1/camera-status says.
 		code, b := apiAs(t, srv, adminTok, "GET", "/api/v1/camera-status", "")
 		var st struct {
@@ -285,7 +298,7 @@ func TestWebUIConsole(t *testing.T) {
 				Online              bool
 			}
 		}
-		if code != 200 || json.Unmarshal(b, &st) != nil || len(st.Cameras) != 4 {
+		if code != 200 || json.Unmarshal(b, &st) != nil || len(st.Cameras) != 5 {
 			t.Fatalf("camera-status: %d %s", code, b)
 		}
 		rows := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#health-table tbody tr')].map(r =>
@@ -367,6 +380,13 @@ func TestWebUIConsole(t *testing.T) {
 			t.Errorf("progress %q", p)
 		}
 		screenshot(t, ctx, "import")
+		// The imported cameras are in the tree, found by their GB/T 28181 ID.
+		browse(t, ctx, 30*time.Second, chromedp.Navigate(srv.base+"/#/cameras"))
+		waitTree(t, ctx, 7)
+		setSearch(t, ctx, "41142600001320001002")
+		if got := treeCameras(t, ctx); !slices.Equal(got, []string{"41142600001320001002"}) {
+			t.Errorf("search by device ID: %v", got)
+		}
 	})
 
 	t.Run("Auditor", func(t *testing.T) {

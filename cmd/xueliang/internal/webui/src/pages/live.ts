@@ -99,7 +99,10 @@ export function mount(root: HTMLElement, app: App): () => void {
     wall.style.gridTemplateColumns = `repeat(${side}, 1fr)`;
     wall.style.gridTemplateRows = `repeat(${side}, 1fr)`;
     wall.classList.toggle('enlarged', enlarged >= 0);
-    clear(wall, tiles.map((tl, i) => { tl.el.classList.toggle('big', i === enlarged); return tl.el; }));
+    tiles.forEach((tl, i) => tl.el.classList.toggle('big', i === enlarged));
+    // Re-append only when the tiles changed: a <video> taken out of the
+    // document pauses.
+    if (wall.children.length !== tiles.length || tiles.some((tl, i) => wall.children[i] !== tl.el)) clear(wall, tiles.map(tl => tl.el));
   }
 
   function newTile(i: number): Tile {
