@@ -294,8 +294,8 @@ func TestWebUIConsole(t *testing.T) {
 		code, b := apiAs(t, srv, adminTok, "GET", "/api/v1/camera-status", "")
 		var st struct {
 			Cameras []struct {
-				ID, Township, State string
-				Online              bool
+				ID, Township, Village, State string
+				Online                       bool
 			}
 		}
 		if code != 200 || json.Unmarshal(b, &st) != nil || len(st.Cameras) != 5 {
@@ -305,7 +305,11 @@ func TestWebUIConsole(t *testing.T) {
 			[r.dataset.camera, r.cells[1].textContent, r.cells[2].querySelector('[data-state]').dataset.state, r.cells[3].textContent !== '—'].join(' '))`))
 		var want []string
 		for _, c := range st.Cameras {
-			want = append(want, fmt.Sprintf("%s %s %s %v", c.ID, c.Township, c.State, c.Online))
+			place := c.Township
+			if c.Village != "" {
+				place += " / " + c.Village
+			}
+			want = append(want, fmt.Sprintf("%s %s %s %v", c.ID, place, c.State, c.Online))
 		}
 		slices.Sort(rows)
 		slices.Sort(want)
