@@ -288,7 +288,9 @@ func TestWebUIConsole(t *testing.T) {
 	})
 
 	t.Run("Health", func(t *testing.T) {
-		browse(t, ctx, 30*time.Second, chromedp.Navigate(srv.base+"/#/health"),
+		// Alt+8: the eighth page of the navigation.
+		browse(t, ctx, 30*time.Second, chromedp.KeyEvent("8", chromedp.KeyModifiers(chromedp.ModifierAlt)),
+			until(`location.hash === '#/health'`), chromedp.WaitVisible(chromedp.ID("page-health")),
 			until(`document.querySelectorAll('#health-table tbody tr').length === 5`))
 		// The page shows what GET /api/v1/camera-status says.
 		code, b := apiAs(t, srv, adminTok, "GET", "/api/v1/camera-status", "")
@@ -362,6 +364,16 @@ func TestWebUIConsole(t *testing.T) {
 			t.Errorf("probe message %q", msg)
 		}
 		screenshot(t, ctx, "camera-edit")
+		// Saved with the next free device ID of its village: in the tree.
+		browse(t, ctx, 30*time.Second,
+			chromedp.SendKeys(chromedp.CSS(`input[name=name]`), "张庄村新点"),
+			chromedp.SendKeys(chromedp.CSS(`input[name=township]`), "会亭镇"),
+			chromedp.SendKeys(chromedp.CSS(`input[name=village]`), "张庄村"),
+			chromedp.Click(chromedp.ID("next-id")),
+			until(`/^[0-9]{20}$/.test(document.querySelector('input[name=id]').value)`),
+			chromedp.Click(chromedp.ID("camera-save")),
+			until(`document.getElementById('camera-msg').textContent === '已保存'`),
+			until(`[...document.querySelectorAll('#camera-tree .cam')].some(e => e.textContent.includes('张庄村新点'))`))
 
 		csv := "id,name,township,village,main_url,enabled\n" +
 			"41142600001320001001,东门,会亭镇,东村,rtsp://127.0.0.1:9/a,false\n" +
@@ -386,7 +398,7 @@ func TestWebUIConsole(t *testing.T) {
 		screenshot(t, ctx, "import")
 		// The imported cameras are in the tree, found by their GB/T 28181 ID.
 		browse(t, ctx, 30*time.Second, chromedp.Navigate(srv.base+"/#/cameras"))
-		waitTree(t, ctx, 7)
+		waitTree(t, ctx, 8)
 		setSearch(t, ctx, "41142600001320001002")
 		if got := treeCameras(t, ctx); !slices.Equal(got, []string{"41142600001320001002"}) {
 			t.Errorf("search by device ID: %v", got)
@@ -404,6 +416,10 @@ func TestWebUIConsole(t *testing.T) {
 		if len(users) == 0 || slices.ContainsFunc(users, func(u string) bool { return u != "wang" }) {
 			t.Errorf("audit filtered by wang: %v", users)
 		}
+		// By camera.
+		browse(t, ctx, 30*time.Second, chromedp.Evaluate[chromedp.Void](`(() => { document.getElementById('audit-user').value = '' })()`), chromedp.SendKeys(chromedp.ID("audit-camera"), "cam1"),
+			chromedp.Click(chromedp.ID("audit-query")),
+			until(`[...document.querySelectorAll('#audit-table tbody tr')].length > 0 && [...document.querySelectorAll('#audit-table tbody tr')].every(r => r.cells[5].textContent === 'cam1')`))
 		browse(t, ctx, 30*time.Second, chromedp.Click(chromedp.ID("audit-verify-btn")),
 			until(`document.getElementById('audit-verify').className === 'ok'`))
 		entries := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[int](`Number(document.getElementById('audit-verify').dataset.entries)`))
