@@ -76,23 +76,24 @@ func (db *DB) PutLayout(ctx context.Context, l Layout) (created bool, err error)
 	if l.User == "" || l.Name == "" {
 		return false, fmt.Errorf("put layout: empty user or name")
 	}
-	res, err := db.w.ExecContext(ctx, `UPDATE console_layouts SET layout = ?, updated_ns = ? WHERE user_name = ? AND name = ?`,
-		l.JSON, l.Updated.UnixNano(), l.User, l.Name)
+	err = db.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE console_layouts SET layout = ?, updated_ns = ? WHERE user_name = ? AND name = ?`,
+			l.JSON, l.Updated.UnixNano(), l.User, l.Name)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return err
+		}
+		created = true
+		_, err = tx.ExecContext(ctx, `INSERT INTO console_layouts (user_name, name, layout, updated_ns) VALUES (?, ?, ?, ?)`,
+			l.User, l.Name, l.JSON, l.Updated.UnixNano())
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("put layout %q of %s: %w", l.Name, l.User, err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return false, err
-	} else if n > 0 {
-		return false, nil
-	}
-	_, err = db.w.ExecContext(ctx, `INSERT INTO console_layouts (user_name, name, layout, updated_ns) VALUES (?, ?, ?, ?)
-		ON CONFLICT (user_name, name) DO UPDATE SET layout = excluded.layout, updated_ns = excluded.updated_ns`,
-		l.User, l.Name, l.JSON, l.Updated.UnixNano())
-	if err != nil {
-		return false, fmt.Errorf("put layout %q of %s: %w", l.Name, l.User, err)
-	}
-	return true, nil
+	return created, nil
 }
 
 // DeleteLayout removes one saved layout; ErrNotFound when there is none.

@@ -56,4 +56,17 @@ func testLayouts(t *testing.T, be *backend) {
 	if ls, err := db.Layouts(ctx, "nobody"); err != nil || len(ls) != 0 {
 		t.Fatalf("nobody's layouts: %+v, %v", ls, err)
 	}
+	// Deleting a user deletes their layouts, no one else's.
+	if err := db.CreateUser(ctx, User{Name: "li", Role: "operator", PasswordHash: "$argon2id$x", Created: at}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteUser(ctx, "li"); err != nil {
+		t.Fatal(err)
+	}
+	if ls, err := db.Layouts(ctx, "li"); err != nil || len(ls) != 0 {
+		t.Fatalf("a deleted user's layouts: %+v, %v", ls, err)
+	}
+	if ls, err := db.Layouts(ctx, "wang"); err != nil || len(ls) != 1 {
+		t.Fatalf("wang's layouts after li was deleted: %+v, %v", ls, err)
+	}
 }
