@@ -82,6 +82,18 @@ func setSearch(t *testing.T, ctx context.Context, q string) {
 	browse(t, ctx, 10*time.Second, chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById('tree-search'); s.value = `+string(js)+`; s.dispatchEvent(new Event('input')); })()`))
 }
 
+// waitOrDump waits until expr is true; when it is not within timeout the
+// test fails with the value of dump (a JavaScript expression).
+func waitOrDump(t *testing.T, ctx context.Context, timeout time.Duration, expr, dump string) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := chromedp.Do(tctx, until(expr)); err != nil {
+		state := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[string](dump))
+		t.Fatalf("waiting for %s: %v; state %s", expr, err, state)
+	}
+}
+
 // tileCameras returns the camera of every tile of the live wall.
 func tileCameras(t *testing.T, ctx context.Context) []string {
 	t.Helper()
@@ -232,8 +244,13 @@ func TestWebUIConsole(t *testing.T) {
 		// main stream; Esc goes back to the sub stream.
 		const cam1 = `document.querySelector('[data-tile="0"]')`
 		browse(t, ctx, 20*time.Second, until(cam1+`.querySelector('video').videoWidth === 160 && `+cam1+`.querySelector('.tile-label').textContent.includes('子码流')`))
-		browse(t, ctx, 30*time.Second, chromedp.DoubleClick(chromedp.CSS(`[data-tile="0"]`)),
-			until(cam1+`.classList.contains('big') && `+cam1+`.querySelector('.tile-label').textContent.includes('主码流') && `+cam1+`.querySelector('video').videoWidth === 320`))
+		browse(t, ctx, 10*time.Second, chromedp.DoubleClick(chromedp.CSS(`[data-tile="0"]`)))
+		waitOrDump(t, ctx, 30*time.Second,
+			cam1+`.classList.contains('big') && `+cam1+`.querySelector('.tile-label').textContent.includes('主码流') && `+cam1+`.querySelector('video').videoWidth === 320`,
+			`(() => { const e = `+cam1+`, v = e.querySelector('video'), b = v.buffered;
+				return JSON.stringify({big: e.classList.contains('big'), label: e.querySelector('.tile-label').textContent, w: v.videoWidth,
+					ready: v.readyState, paused: v.paused, t: v.currentTime, err: v.error && v.error.message,
+					buffered: [...Array(b.length).keys()].map(i => [b.start(i), b.end(i)])}); })()`)
 		browse(t, ctx, 30*time.Second, chromedp.KeyEvent("\x1b"),
 			until(`!`+cam1+`.classList.contains('big') && `+cam1+`.querySelector('video').videoWidth === 160`))
 
