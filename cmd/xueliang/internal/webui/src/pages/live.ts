@@ -106,8 +106,7 @@ export function mount(root: HTMLElement, app: App): () => void {
   }
 
   function newTile(i: number): Tile {
-    const video = h('video', { muted: true, autoplay: true, playsInline: true });
-    video.muted = true;
+    const video = newVideo();
     const label = h('div', { class: 'tile-label' }, t('live.drop'));
     const el = h('div', {
       class: 'tile', 'data-tile': String(i),
@@ -130,9 +129,20 @@ export function mount(root: HTMLElement, app: App): () => void {
     return tree.all().find(c => c.id === id)?.name || id;
   }
 
+  function newVideo(): HTMLVideoElement {
+    const v = h('video', { muted: true, autoplay: true, playsInline: true });
+    v.muted = true;
+    return v;
+  }
+
   function assign(tile: Tile, id: string, stream: 'main' | 'sub' = 'sub'): void {
     tile.player?.stop();
     tile.player = null;
+    // Every player gets a fresh <video>: nothing of the previous stream's
+    // decoder or MediaSource carries over.
+    const v = newVideo();
+    tile.video.replaceWith(v);
+    tile.video = v;
     tile.camera = id;
     tile.el.dataset.camera = id;
     tile.el.classList.toggle('empty', !id);
