@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 GO        ?= go
 GOBIN     := $(shell $(GO) env GOPATH)/bin
-APT_PKGS  := ffmpeg libavcodec-dev libswscale-dev pkg-config chromium postgresql
+APT_PKGS  := ffmpeg libavcodec-dev libswscale-dev pkg-config chromium postgresql fonts-wqy-microhei
 TEST_TIMEOUT ?= 20m
 # End-to-end tests that mostly wait on real time (camsim streams, outages)
 # are t.Parallel: this many run at once (go test's default is GOMAXPROCS).

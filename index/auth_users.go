@@ -156,14 +156,21 @@ func (db *DB) UpdateUser(ctx context.Context, u User) error {
 
 // DeleteUser deletes a user and its tokens; ErrNotFound when there is none.
 func (db *DB) DeleteUser(ctx context.Context, name string) error {
-	res, err := db.w.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
-	if err != nil {
-		return fmt.Errorf("delete user %s: %w", name, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("delete user %s: %w", name, ErrNotFound)
-	}
-	return nil
+	return db.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+		if err != nil {
+			return fmt.Errorf("delete user %s: %w", name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("delete user %s: %w", name, ErrNotFound)
+		}
+		// Their saved console layouts go too (layouts.go): a user created
+		// later with the same name starts without them.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM console_layouts WHERE user_name = ?`, name); err != nil {
+			return fmt.Errorf("delete user %s: layouts: %w", name, err)
+		}
+		return nil
+	})
 }
 
 const userCols = `name, role, townships, password_hash, disabled, created_ns`

@@ -69,6 +69,7 @@ var conformance = []struct {
 	{"DeleteSegmentRowsKeepsCoverage", testDeleteSegmentRowsKeepsCoverage},
 	{"DeleteMetadataBefore", testDeleteMetadataBefore},
 	{"MarkLost", testMarkLost},
+	{"Layouts", testLayouts},
 }
 
 func runConformance(t *testing.T, be *backend) {

@@ -6,6 +6,5 @@ package index
 // keep the sequence whole on this branch only: delete this file (and its
 // entry in sqlite.go's migrations list) when merging the real 13 and 14.
 var reservedMigrationsS21 = []migration{
-	{version: 13, name: "reserved (s21 stand-in)", stmts: []string{`SELECT 1`}, pgStmts: []string{`SELECT 1`}},
 	{version: 14, name: "reserved (s21 stand-in)", stmts: []string{`SELECT 1`}, pgStmts: []string{`SELECT 1`}},
 }

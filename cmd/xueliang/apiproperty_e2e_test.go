@@ -410,6 +410,8 @@ func (g *gen) template(r apiRoute) any {
 		return map[string]any{"name": g.word(), "ttl": g.pick("1h", "720h", "", "-1h", "100000000h"), "user": g.pick("", "wang")}
 	case "POST /api/v1/logout":
 		return map[string]any{}
+	case "PUT /api/v1/layouts/{name}":
+		return map[string]any{"grid": []int{1, 4, 9, 16, 2}[g.rng.IntN(5)], "cameras": []any{"cam1", "", propertyRegID}, "tour_seconds": []int{0, 10, 1}[g.rng.IntN(3)]}
 	}
 	return nil
 }

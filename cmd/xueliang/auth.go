@@ -70,6 +70,34 @@ intact, or names the first edited or deleted entry, or says that the
 tail was cut off or the chain rewritten since the anchor, and exits 1.
 `
 
+// verifyAuditLog checks the audit log of db, against the last signed
+// anchor when there is one (aerr says why not otherwise): what "xueliang
+// audit verify" and GET /api/v1/audit/verify report.
+func verifyAuditLog(ctx context.Context, cfg config.Config, db audit.Scanner) (n int64, head string, anchor audit.Anchor, aerr, err error) {
+	anchor, aerr = audit.ReadAnchor(cfg.AuditAnchorFile())
+	var key []byte
+	if aerr == nil {
+		key, aerr = audit.ReadKey(cfg.AuditKeyFile())
+	}
+	if aerr == nil {
+		n, head, err = audit.VerifyAnchored(ctx, db, anchor, key)
+	} else {
+		n, head, err = audit.Verify(ctx, db)
+	}
+	return n, head, anchor, aerr, err
+}
+
+// auditVerifier serves GET /api/v1/audit/verify (api.AuditVerifier).
+type auditVerifier struct {
+	cfg config.Config
+	db  audit.Scanner
+}
+
+func (v auditVerifier) VerifyAudit(ctx context.Context) (int64, string, bool, error) {
+	n, head, _, aerr, err := verifyAuditLog(ctx, v.cfg, v.db)
+	return n, head, aerr == nil, err
+}
+
 // runAudit runs "xueliang audit ...".
 func runAudit(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "verify" {
@@ -108,18 +136,7 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer db.Close()
-	anchor, aerr := audit.ReadAnchor(cfg.AuditAnchorFile())
-	var key []byte
-	if aerr == nil {
-		key, aerr = audit.ReadKey(cfg.AuditKeyFile())
-	}
-	var n int64
-	var head string
-	if aerr == nil {
-		n, head, err = audit.VerifyAnchored(ctx, db, anchor, key)
-	} else {
-		n, head, err = audit.Verify(ctx, db)
-	}
+	n, head, anchor, aerr, err := verifyAuditLog(ctx, cfg, db)
 	var bad *audit.BadEntryError
 	var badAnchor *audit.AnchorError
 	switch {

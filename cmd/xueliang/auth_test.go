@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,7 +18,9 @@ import (
 	"testing"
 
 	"xueliang/cmd/xueliang/internal/api"
+	"xueliang/cmd/xueliang/internal/audit"
 	"xueliang/cmd/xueliang/internal/auth"
+	"xueliang/cmd/xueliang/internal/config"
 	"xueliang/index"
 )
 
@@ -154,6 +157,21 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			rc := run([]string{"audit", "verify", "--config", cfgPath}, &out, &errOut)
 			if rc != 1 || !strings.Contains(out.String(), fmt.Sprintf("entry %d:", tc.wantID)) || !strings.Contains(out.String(), tc.want) {
 				t.Fatalf("after tampering: rc %d, %q %q", rc, out.String(), errOut.String())
+			}
+			// GET /api/v1/audit/verify's verifier names the same entry.
+			cfg, err := config.Load(cfgPath, os.Environ())
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd, err := index.OpenAuditReader(context.Background(), dbPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rd.Close()
+			_, _, _, verr := auditVerifier{cfg: cfg, db: rd}.VerifyAudit(context.Background())
+			var bad *audit.BadEntryError
+			if !errors.As(verr, &bad) || bad.ID != int64(tc.wantID) || !strings.Contains(bad.Reason, tc.want) {
+				t.Fatalf("the API's verifier after tampering: %v", verr)
 			}
 		})
 	}

@@ -305,6 +305,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		Retention:        db,
 		RetentionDefault: api.RetentionPolicy{MaxAge: cfg.Retention.MaxAge, MaxBytes: cfg.Retention.MaxBytes},
 		Compliance:       complianceSvc,
+		Layouts:          db,
+		AuditVerifier:    auditVerifier{cfg: cfg, db: db},
 	}
 	if clustered {
 		apiServer.Nodes = db

@@ -111,3 +111,12 @@ func consoleLogin(t *testing.T, ctx context.Context, s *testServer, user, passwo
 		chromedp.WaitVisible(chromedp.ID("logout")),
 	)
 }
+
+// until waits until the JavaScript expression is true in the page.
+func until(expr string) chromedp.Action[chromedp.Void] {
+	p := chromedp.Poll[bool](expr)
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := p(ctx, t)
+		return chromedp.Void{}, err
+	}
+}

@@ -128,6 +128,11 @@ type Server struct {
 	// DecodeKeyframe serves GET …/snapshot.jpg (snapshot.go) with Live;
 	// nil answers 501.
 	DecodeKeyframe KeyframeDecoder
+	// Layouts keeps the web console's saved layouts (layouts.go) and
+	// AuditVerifier checks the audit chain for GET /api/v1/audit/verify
+	// (auditverify.go); nil answers 501.
+	Layouts       LayoutStore
+	AuditVerifier AuditVerifier
 
 	initOnce   sync.Once
 	ticketOnce sync.Once
@@ -138,6 +143,7 @@ type Server struct {
 	slots      userSlots
 	ready      readiness
 	rates      bitrates
+	verifying  chan struct{} // one audit verification at a time
 }
 
 // Route is one method + path pattern served by Handler, and the action it
@@ -165,7 +171,7 @@ func (s *Server) table() []route {
 		{Route{"POST", "/api/v1/probe", ActProbe}, s.probeCamera},
 	}
 	var all []route
-	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.exportRoutes(), s.liveRoutes(), s.snapshotRoutes(), s.whepRoutes(), s.retentionRoutes(), s.complianceRoutes(), s.nodeRoutes(), s.statusRoutes()} {
+	for _, part := range [][]route{core, s.registryRoutes(), s.authRoutes(), s.motionRoutes(), s.exportRoutes(), s.liveRoutes(), s.snapshotRoutes(), s.whepRoutes(), s.retentionRoutes(), s.complianceRoutes(), s.nodeRoutes(), s.statusRoutes(), s.layoutRoutes(), s.auditVerifyRoutes()} {
 		all = append(all, part...)
 	}
 	return all
@@ -203,7 +209,10 @@ func (s *Server) Handler() http.Handler {
 	if s.LoginThrottle == nil {
 		s.LoginThrottle = &LoginThrottle{}
 	}
-	s.initOnce.Do(func() { s.m, s.lm = newMetrics(s.Registerer), newLiveMetrics(s.Registerer) })
+	s.initOnce.Do(func() {
+		s.m, s.lm = newMetrics(s.Registerer), newLiveMetrics(s.Registerer)
+		s.verifying = make(chan struct{}, 1)
+	})
 	mux := http.NewServeMux()
 	for _, r := range s.table() {
 		// guard (auth.go) authenticates, authorizes and audits.

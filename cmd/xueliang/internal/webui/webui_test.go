@@ -1,6 +1,8 @@
 package webui
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"fmt"
 	"io/fs"
@@ -106,5 +108,50 @@ func TestDistUpToDate(t *testing.T) {
 	}
 	if want := srcHash(t); strings.TrimSpace(string(got)) != want {
 		t.Fatalf("dist/ was built from other sources (%s, sources now %s): run make webui and commit dist/", strings.TrimSpace(string(got)), want)
+	}
+}
+
+// jsBudget bounds the console's first-load JavaScript, gzipped (issue #20).
+const jsBudget = 300 << 10
+
+// TestJSBudget gzips every script dist/index.html loads (and every .js of
+// dist/assets/: the console has no lazy chunks, so first load is all of
+// them) and fails above jsBudget. bench/notes.md quotes the logged size.
+func TestJSBudget(t *testing.T) {
+	files := Files()
+	index, err := fs.ReadFile(files, "index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := fs.Glob(files, "assets/*.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(js) == 0 {
+		t.Fatal("dist/assets has no JavaScript")
+	}
+	var raw, zipped int
+	for _, name := range js {
+		if !strings.Contains(string(index), "/"+name) {
+			t.Errorf("%s is not loaded by index.html (a stale build?)", name)
+		}
+		b, err := fs.ReadFile(files, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var z bytes.Buffer
+		w, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+		if _, err := w.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		raw += len(b)
+		zipped += z.Len()
+	}
+	t.Logf("console JavaScript: %d files, %d bytes, %d bytes gzipped (%.1f KB of the %d KB budget)", len(js), raw, zipped, float64(zipped)/1024, jsBudget>>10)
+	if zipped > jsBudget {
+		t.Errorf("console JavaScript is %d bytes gzipped, over the %d KB budget", zipped, jsBudget>>10)
 	}
 }

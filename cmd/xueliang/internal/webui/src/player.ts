@@ -79,7 +79,9 @@ export class LivePlayer {
   }
 
   private onUpdated(): void {
-    const v = this.video, sb = this.sb!;
+    // A late updateend of a torn-down SourceBuffer: not ours any more.
+    if (this.stopped || !this.sb) return;
+    const v = this.video, sb = this.sb;
     const b = v.buffered;
     if (b.length) {
       const end = b.end(b.length - 1);

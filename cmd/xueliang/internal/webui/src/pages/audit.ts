@@ -13,6 +13,10 @@ extend('zh-CN', {
   'audit.count': '{0} 条',
   'audit.verify.ok': '校验通过：{0} 条，哈希链完整',
   'audit.verify.bad': '校验失败：{0}',
+  'audit.verify.head': '链头哈希 {0}',
+  'audit.verify.firstbad': '第一条异常：#{0}（{1}）',
+  'audit.verify.anchored': '已与签名锚点核对',
+  'audit.verify.unanchored': '未与签名锚点核对（截断无法发现）',
 });
 extend('en', {
   'audit.title': 'Audit log',
@@ -22,7 +26,14 @@ extend('en', {
   'audit.count': '{0} entries',
   'audit.verify.ok': 'Verified: {0} entries, the hash chain is intact',
   'audit.verify.bad': 'Verification failed: {0}',
+  'audit.verify.head': 'head hash {0}',
+  'audit.verify.firstbad': 'first bad entry: #{0} ({1})',
+  'audit.verify.anchored': 'checked against the signed anchor',
+  'audit.verify.unanchored': 'not checked against a signed anchor (a cut tail is not detected)',
 });
+
+// VerifyResult is GET /api/v1/audit/verify's answer.
+interface VerifyResult { ok: boolean; entries: number; head: string; anchored: boolean; first_bad: { id: number; reason: string } | null; error?: string }
 
 interface Entry { id: number; at: string; user: string; role: string; remote: string; method: string; path: string; action: string; camera?: string; status: number; detail?: string }
 
@@ -68,9 +79,14 @@ export function mount(root: HTMLElement, app: App): () => void {
     verifyMsg.className = 'muted';
     verifyMsg.textContent = t('app.loading');
     try {
-      const r = await app.api.json<{ ok: boolean; entries: number; error?: string }>('GET', '/api/v1/audit/verify');
+      const r = await app.api.json<VerifyResult>('GET', '/api/v1/audit/verify');
       verifyMsg.className = r.ok ? 'ok' : 'error';
-      verifyMsg.textContent = r.ok ? t('audit.verify.ok', r.entries) : t('audit.verify.bad', r.error ?? '');
+      verifyMsg.dataset.entries = String(r.entries);
+      verifyMsg.dataset.head = r.head;
+      clear(verifyMsg,
+        r.ok ? t('audit.verify.ok', r.entries) : t('audit.verify.bad', r.error ?? ''),
+        h('span', { class: 'muted' }, ' · ', t('audit.verify.head', r.head), ' · ', t(r.anchored ? 'audit.verify.anchored' : 'audit.verify.unanchored')),
+        r.first_bad && h('div', { id: 'audit-first-bad' }, t('audit.verify.firstbad', r.first_bad.id, r.first_bad.reason)));
     } catch (e) {
       verifyMsg.className = 'error';
       verifyMsg.textContent = t('app.error', (e as Error).message);

@@ -96,7 +96,7 @@ export function mount(root: HTMLElement, app: App): () => void {
     const msg = h('p', { class: 'muted', id: 'camera-msg' });
     const preview = h('div', { class: 'preview', id: 'probe-preview' });
     const nextID = h('button', {
-      type: 'button', onclick: async () => {
+      type: 'button', id: 'next-id', onclick: async () => {
         try {
           const r = await app.api.json<{ id: string }>('GET', `/api/v1/sites/next-id?township=${encodeURIComponent(town.input.value)}&village=${encodeURIComponent(village.input.value)}`);
           id.input.value = r.id;

@@ -3,9 +3,10 @@
 // tile). Tiles play the sub stream; a double-click enlarges a tile and
 // switches it to the main stream (Esc or another double-click goes back).
 // The tour cycles the tree's cameras through the tiles every N seconds.
-// Layouts are saved per user on the server (GET/PUT /api/v1/me/layouts).
+// Layouts are saved per user on the server (layouts.ts); the last one
+// applied or saved comes back when the page is opened again.
 import type { App } from '../app';
-import type { Api } from '../api';
+import { listLayouts, putLayout, deleteLayout, type Layout } from '../layouts';
 import { h, clear } from '../dom';
 import { t, extend } from '../i18n';
 import { cameraTree } from '../tree';
@@ -27,6 +28,8 @@ extend('zh-CN', {
   'live.main': '主码流',
   'live.sub': '子码流',
   'live.remove': '移除',
+  'live.delete': '删除布局',
+  'live.deleted': '已删除',
 });
 extend('en', {
   'live.layout': 'Layout',
@@ -44,17 +47,9 @@ extend('en', {
   'live.main': 'main',
   'live.sub': 'sub',
   'live.remove': 'Remove',
+  'live.delete': 'Delete layout',
+  'live.deleted': 'Deleted',
 });
-
-export interface Layout { name: string; grid: number; cameras: string[] }
-
-export async function loadLayouts(api: Api): Promise<Layout[]> {
-  return (await api.json<{ layouts: Layout[] }>('GET', '/api/v1/me/layouts')).layouts;
-}
-
-export async function saveLayouts(api: Api, layouts: Layout[]): Promise<void> {
-  await api.json('PUT', '/api/v1/me/layouts', { layouts });
-}
 
 const grids = [1, 4, 9, 16];
 
@@ -72,6 +67,7 @@ export function mount(root: HTMLElement, app: App): () => void {
   const secs = h('input', { type: 'number', min: '3', value: localStorage.getItem('xl.live.tour') ?? '10', class: 'num', id: 'tour-seconds', title: t('live.seconds') });
   const tourBtn = h('button', { id: 'tour', onclick: () => toggleTour() }, t('live.tour'));
   const layoutSel = h('select', { id: 'layouts', onchange: () => applySaved() }, h('option', { value: '' }, t('live.layouts')));
+  const layoutName = h('input', { id: 'layout-name', placeholder: t('live.layoutname'), class: 'short' });
   let saved: Layout[] = [];
   const layoutBtns = grids.map(n => h('button', { 'data-grid': String(n), onclick: () => setGrid(n) }, String(n)));
 
@@ -80,9 +76,10 @@ export function mount(root: HTMLElement, app: App): () => void {
     h('span', { class: 'sep' }),
     tourBtn, h('label', { class: 'muted inline' }, t('live.seconds'), secs),
     h('span', { class: 'sep' }),
-    layoutSel,
+    layoutSel, layoutName,
     h('button', { id: 'save-layout', onclick: () => saveCurrent() }, t('live.save')),
-    h('button', { onclick: () => { tiles.forEach(tl => assign(tl, '')); } }, t('live.clear')),
+    h('button', { id: 'delete-layout', onclick: () => deleteCurrent() }, t('live.delete')),
+    h('button', { id: 'live-clear', onclick: () => { stopTour(); tiles.forEach(tl => assign(tl, '')); } }, t('live.clear')),
     msg);
   root.appendChild(h('div', { class: 'split live' }, tree.el, h('section', { class: 'wallbox' }, toolbar, wall)));
 
@@ -102,12 +99,14 @@ export function mount(root: HTMLElement, app: App): () => void {
     wall.style.gridTemplateColumns = `repeat(${side}, 1fr)`;
     wall.style.gridTemplateRows = `repeat(${side}, 1fr)`;
     wall.classList.toggle('enlarged', enlarged >= 0);
-    clear(wall, tiles.map((tl, i) => { tl.el.classList.toggle('big', i === enlarged); return tl.el; }));
+    tiles.forEach((tl, i) => tl.el.classList.toggle('big', i === enlarged));
+    // Re-append only when the tiles changed: a <video> taken out of the
+    // document pauses.
+    if (wall.children.length !== tiles.length || tiles.some((tl, i) => wall.children[i] !== tl.el)) clear(wall, tiles.map(tl => tl.el));
   }
 
   function newTile(i: number): Tile {
-    const video = h('video', { muted: true, autoplay: true, playsInline: true });
-    video.muted = true;
+    const video = newVideo();
     const label = h('div', { class: 'tile-label' }, t('live.drop'));
     const el = h('div', {
       class: 'tile', 'data-tile': String(i),
@@ -130,9 +129,20 @@ export function mount(root: HTMLElement, app: App): () => void {
     return tree.all().find(c => c.id === id)?.name || id;
   }
 
+  function newVideo(): HTMLVideoElement {
+    const v = h('video', { muted: true, autoplay: true, playsInline: true });
+    v.muted = true;
+    return v;
+  }
+
   function assign(tile: Tile, id: string, stream: 'main' | 'sub' = 'sub'): void {
     tile.player?.stop();
     tile.player = null;
+    // Every player gets a fresh <video>: nothing of the previous stream's
+    // decoder or MediaSource carries over.
+    const v = newVideo();
+    tile.video.replaceWith(v);
+    tile.video = v;
     tile.camera = id;
     tile.el.dataset.camera = id;
     tile.el.classList.toggle('empty', !id);
@@ -160,8 +170,16 @@ export function mount(root: HTMLElement, app: App): () => void {
     drawWall();
   }
 
+  function stopTour(): void {
+    if (!tourTimer) return;
+    clearInterval(tourTimer);
+    tourTimer = 0;
+    tourBtn.textContent = t('live.tour');
+    tourBtn.classList.remove('active');
+  }
+
   function toggleTour(): void {
-    if (tourTimer) { clearInterval(tourTimer); tourTimer = 0; tourBtn.textContent = t('live.tour'); tourBtn.classList.remove('active'); return; }
+    if (tourTimer) { stopTour(); return; }
     const n = Math.max(3, Number(secs.value) || 10);
     localStorage.setItem('xl.live.tour', String(n));
     tourBtn.textContent = t('live.tourstop');
@@ -169,16 +187,19 @@ export function mount(root: HTMLElement, app: App): () => void {
     const step = () => {
       const cams = tree.cameras().filter(c => c.online);
       if (!cams.length) return;
-      tiles.forEach((tl, i) => assign(tl, cams[(tourPos + i) % cams.length].id));
+      tiles.forEach((tl, i) => assign(tl, cams[(tourPos + i) % cams.length].id, i === enlarged ? 'main' : 'sub'));
       tourPos = (tourPos + tiles.length) % cams.length;
     };
     step();
     tourTimer = window.setInterval(step, n * 1000);
   }
 
+  // The last layout applied or saved, per user, comes back on the next visit.
+  const lastKey = 'xl.live.layout.' + (app.me?.user ?? '');
+
   async function refreshLayouts(select = ''): Promise<void> {
     try {
-      saved = await loadLayouts(app.api);
+      saved = await listLayouts(app.api);
       clear(layoutSel, h('option', { value: '' }, t('live.layouts')), saved.map(l => h('option', { value: l.name, selected: l.name === select }, `${l.name} (${l.grid})`)));
     } catch (e) {
       msg.textContent = t('app.error', (e as Error).message);
@@ -188,19 +209,36 @@ export function mount(root: HTMLElement, app: App): () => void {
   function applySaved(): void {
     const l = saved.find(x => x.name === layoutSel.value);
     if (!l) return;
+    stopTour();
     setGrid(l.grid);
     l.cameras.forEach((id, i) => { if (tiles[i]) assign(tiles[i], id); });
+    layoutName.value = l.name;
+    localStorage.setItem(lastKey, l.name);
+    if (l.tour_seconds) { secs.value = String(l.tour_seconds); toggleTour(); }
   }
 
   async function saveCurrent(): Promise<void> {
-    const name = (prompt(t('live.layoutname'), layoutSel.value || `${grid}`) ?? '').trim();
-    if (!name) return;
-    const l: Layout = { name, grid, cameras: tiles.map(tl => tl.camera) };
-    const next = [...saved.filter(x => x.name !== name), l];
+    const name = layoutName.value.trim() || layoutSel.value || `${grid}`;
+    const l: Layout = { name, grid, cameras: tiles.map(tl => tl.camera), tour_seconds: tourTimer ? Math.max(3, Number(secs.value) || 10) : 0 };
     try {
-      await saveLayouts(app.api, next);
+      await putLayout(app.api, l);
       msg.textContent = t('live.saved');
+      localStorage.setItem(lastKey, name);
       await refreshLayouts(name);
+    } catch (e) {
+      msg.textContent = t('app.error', (e as Error).message);
+    }
+  }
+
+  async function deleteCurrent(): Promise<void> {
+    const name = layoutSel.value || layoutName.value.trim();
+    if (!name) return;
+    try {
+      await deleteLayout(app.api, name);
+      msg.textContent = t('live.deleted');
+      if (localStorage.getItem(lastKey) === name) localStorage.removeItem(lastKey);
+      layoutName.value = '';
+      await refreshLayouts();
     } catch (e) {
       msg.textContent = t('app.error', (e as Error).message);
     }
@@ -217,11 +255,12 @@ export function mount(root: HTMLElement, app: App): () => void {
   };
   document.addEventListener('keydown', onKey);
   setGrid(grids.includes(grid) ? grid : 4);
-  refreshLayouts();
+  const last = localStorage.getItem(lastKey) ?? '';
+  refreshLayouts(last).then(() => { if (last && layoutSel.value === last) applySaved(); });
 
   return () => {
     document.removeEventListener('keydown', onKey);
-    if (tourTimer) clearInterval(tourTimer);
+    stopTour();
     tiles.forEach(tl => tl.player?.stop());
     tree.destroy();
   };
