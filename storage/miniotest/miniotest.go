@@ -7,6 +7,8 @@
 //	srv.Restart() // same port, same data directory
 //	srv := miniotest.StartDrives(t, 4) // one server, 4 erasure-coded drives
 //	srv.LoseDrive(0)                   // the drive's directory becomes a file
+//	online, offline, err := srv.DriveHealth() // MinIO's own view of its drives
+//	srv.ReplaceDrive(0)                // a fresh empty drive in its place
 //
 // The server binary is found with exec.LookPath("minio"), then in
 // $(go env GOPATH)/bin. When it is missing the test fails (it is never
@@ -33,12 +35,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -125,6 +129,65 @@ func (s *Server) LoseDrive(i int) {
 	if err := os.WriteFile(d, []byte("lost drive\n"), 0o400); err != nil {
 		s.t.Fatalf("miniotest: lose drive: %v", err)
 	}
+}
+
+// ReplaceDrive puts a fresh, empty drive in the place of drive i (0-based),
+// as an operator swapping a dead disk does: MinIO formats it and heals
+// the objects onto it in the background.
+func (s *Server) ReplaceDrive(i int) {
+	s.t.Helper()
+	d := s.Drives()[i]
+	if err := os.RemoveAll(d); err != nil {
+		s.t.Fatalf("miniotest: replace drive: %v", err)
+	}
+	if err := os.Mkdir(d, 0o700); err != nil {
+		s.t.Fatalf("miniotest: replace drive: %v", err)
+	}
+}
+
+// DriveHealth is the number of drives the server itself reports online
+// and offline: minio_system_drive_{online,offline}_count of its metrics
+// v3 endpoint /minio/metrics/v3/system/drive (public on test servers; the
+// cluster-wide /minio/metrics/v3/cluster/health answer is cached for a
+// minute, this one is fresh).
+func (s *Server) DriveHealth() (online, offline int, err error) {
+	client := s.httpClient()
+	defer client.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+"/minio/metrics/v3/system/drive", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("drive metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("drive metrics: status %d: %v", resp.StatusCode, err)
+	}
+	found := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		name, _, _ := strings.Cut(line, "{")
+		var dst *int
+		switch name {
+		case "minio_system_drive_online_count":
+			dst = &online
+		case "minio_system_drive_offline_count":
+			dst = &offline
+		default:
+			continue
+		}
+		v, perr := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if perr != nil {
+			return 0, 0, fmt.Errorf("drive metrics: %q: %w", line, perr)
+		}
+		*dst = int(v)
+		found++
+	}
+	if found != 2 {
+		return 0, 0, errors.New("drive metrics: no minio_system_drive_{online,offline}_count")
+	}
+	return online, offline, nil
 }
 
 func start(t testing.TB, secure bool) *Server {
@@ -269,6 +332,9 @@ func (s *Server) launch() error {
 		"MINIO_UPDATE=off",
 		"MINIO_CALLHOME_ENABLE=off",
 		"MINIO_CI_CD=on",
+		// DriveHealth reads the metrics without a bearer token (the
+		// server listens on loopback only).
+		"MINIO_PROMETHEUS_AUTH_TYPE=public",
 		"HOME="+filepath.Dir(s.dataDir),
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
