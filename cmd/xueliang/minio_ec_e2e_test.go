@@ -25,7 +25,7 @@ import (
 // on all 4 drives again.
 func TestErasureCodedMinIODriveLoss(t *testing.T) {
 	t.Parallel() // waits on real time mostly: runs beside the others (Makefile TEST_PARALLEL)
-	const bucket = "ec"
+	const bucket = "erasure"
 	m := miniotest.StartDrives(t, 4)
 	rtsp, _ := startCamsim(t, "-cameras", "2")
 	srv := startServer(t, "recording:\n  segment_duration: 4s\n"+s3Config(m, bucket)+cameraList(rtsp, 2))

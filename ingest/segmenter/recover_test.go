@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"xueliang/ingest/segmenter/segmentertest"
 	"xueliang/storage/recording"
@@ -121,6 +122,97 @@ func TestRecover(t *testing.T) {
 				t.Errorf("%d frames after recovery, want %d", n, 25*tc.wantFrags)
 			}
 			segmentertest.Decode(t, path)
+		})
+	}
+}
+
+// fencedFake is a FakeIndex behind a lease fence: Recoverable answers
+// recoverable for every segment.
+type fencedFake struct {
+	*segmentertest.FakeIndex
+	recoverable int
+}
+
+func (f fencedFake) Recoverable(context.Context, recording.Segment) (int, error) {
+	return f.recoverable, nil
+}
+
+// TestRecoverFenced: on a shared index (Fence), a segment whose writer
+// still holds the lease is recovered whole; one whose camera was taken
+// over keeps only the fragments committed under the lease (the file is
+// cut after them, no row is added, the segment ends at the last committed
+// fragment), or is deleted when none was committed.
+func TestRecoverFenced(t *testing.T) {
+	seg, frags, data := recordOne(t)
+	tests := []struct {
+		name        string
+		recoverable int // Fence's answer
+		committed   int // fragment rows indexed before the crash
+		wantFrags   int // 0: deleted
+	}{
+		{"lease-held", -1, 2, 5},
+		{"taken-over", 3, 3, 3},
+		{"taken-over-nothing-committed", 0, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spool := t.TempDir()
+			fake := segmentertest.NewFakeIndex()
+			row := seg
+			row.State, row.End, row.Size, row.SHA256 = recording.StateRecording, row.Start, int64(len(seg.Init)), ""
+			if err := fake.CreateSegment(context.Background(), &row); err != nil {
+				t.Fatal(err)
+			}
+			if tc.committed > 0 {
+				committed := append([]recording.Fragment(nil), frags[:tc.committed]...)
+				for i := range committed {
+					committed[i].SegmentID = row.ID
+				}
+				if err := fake.AddFragments(context.Background(), committed); err != nil {
+					t.Fatal(err)
+				}
+			}
+			calls := fake.AddCalls
+			path := filepath.Join(spool, row.ObjectKey)
+			os.MkdirAll(filepath.Dir(path), 0o755)
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Recover(context.Background(), fencedFake{fake, tc.recoverable}, spool, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantFrags == 0 {
+				if rep.Deleted != 1 || len(fake.Segments()) != 0 {
+					t.Fatalf("not deleted: %+v", rep)
+				}
+				return
+			}
+			if rep.Recovered != 1 {
+				t.Fatalf("report %+v", rep)
+			}
+			got := fake.Segments()[0]
+			wantSize := frags[tc.wantFrags-1].Offset + frags[tc.wantFrags-1].Size
+			if got.State != recording.StateClosed || got.Size != wantSize {
+				t.Errorf("segment %+v, want closed with size %d", got, wantSize)
+			}
+			if fi, _ := os.Stat(path); fi.Size() != wantSize {
+				t.Errorf("file size %d, want %d", fi.Size(), wantSize)
+			}
+			if n := len(fake.Fragments(got.ID)); n != tc.wantFrags {
+				t.Errorf("%d fragment rows, want %d", n, tc.wantFrags)
+			}
+			if tc.recoverable >= 0 {
+				if fake.AddCalls != calls {
+					t.Errorf("a taken-over segment got %d fragment writes", fake.AddCalls-calls)
+				}
+				if end := frags[tc.wantFrags-1].End; absDur(got.End.Sub(end)) > time.Millisecond {
+					t.Errorf("end %v, last committed fragment ends %v", got.End, end)
+				}
+			}
+			if n := len(segmentertest.RunProbe(t, path).VideoPackets()); n != 25*tc.wantFrags {
+				t.Errorf("%d frames after recovery, want %d", n, 25*tc.wantFrags)
+			}
 		})
 	}
 }

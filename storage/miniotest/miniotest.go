@@ -165,7 +165,7 @@ func (s *Server) DriveHealth() (online, offline int, err error) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return 0, 0, fmt.Errorf("drive metrics: status %d: %v", resp.StatusCode, err)
 	}
-	found := 0
+	found := false
 	for _, line := range strings.Split(string(b), "\n") {
 		name, _, _ := strings.Cut(line, "{")
 		var dst *int
@@ -182,10 +182,11 @@ func (s *Server) DriveHealth() (online, offline int, err error) {
 			return 0, 0, fmt.Errorf("drive metrics: %q: %w", line, perr)
 		}
 		*dst = int(v)
-		found++
+		found = found || dst == &online
 	}
-	if found != 2 {
-		return 0, 0, errors.New("drive metrics: no minio_system_drive_{online,offline}_count")
+	// The offline count is left out while it is 0.
+	if !found {
+		return 0, 0, errors.New("drive metrics: no minio_system_drive_online_count")
 	}
 	return online, offline, nil
 }
@@ -355,14 +356,19 @@ func (s *Server) launch() error {
 }
 
 // waitLive polls /minio/health/live until it answers 200, the process exits
-// or startTimeout passes.
+// or startTimeout passes. An erasure-coded server is live before its drives
+// are formatted: it waits for /minio/health/cluster (write quorum) instead.
 func (s *Server) waitLive(exited <-chan struct{}) error {
 	client := s.httpClient()
 	defer client.CloseIdleConnections()
+	probe := "/minio/health/live"
+	if s.drives > 0 {
+		probe = "/minio/health/cluster"
+	}
 	deadline := time.Now().Add(startTimeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+"/minio/health/live", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+probe, nil)
 		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()

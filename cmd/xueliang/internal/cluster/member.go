@@ -204,9 +204,10 @@ func (m *Member) round(ctx context.Context, ttl time.Duration, capacity, holding
 		}
 		for _, l := range claimed {
 			next[l.CameraID] = l.Epoch
-			if l.Epoch > 1 {
-				// The camera was held before (by a node that died,
-				// stalled, drained or stopped).
+			if l.Previous != "" && l.Previous != m.Node {
+				// Another node held the camera (it died, stalled,
+				// drained or stopped); this node's own expired lease
+				// claimed again is no takeover.
 				m.Metrics.tookOver()
 			}
 		}
@@ -274,7 +275,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		renewFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "xueliang_cluster_lease_renew_failures_total",
 			Help: "Lease rounds (heartbeat, renew, claim) that failed; leases not renewed within lease_ttl are lost."}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "xueliang_cluster_takeovers_total",
-			Help: "Cameras this node claimed that had been held before (by a node that died, stalled, drained or stopped)."}),
+			Help: "Cameras this node claimed from another node (that died, stalled, drained or stopped); re-claims of its own expired leases are not counted."}),
 		FencedWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "xueliang_cluster_fenced_writes_total",
 			Help: "Segment index writes refused because the camera's lease had passed to another node (stale epoch)."}),
 	}

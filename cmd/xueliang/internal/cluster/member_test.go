@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"xueliang/index"
 	"xueliang/index/pgtest"
 )
@@ -44,7 +47,8 @@ func TestMembersTakeOver(t *testing.T) {
 	const ttl = 2 * time.Second
 	var ha, hb heldLog
 	a := &Member{Store: db, Node: "a", TTL: ttl, Capacity: 2, OnChange: ha.set}
-	b := &Member{Store: db, Node: "b", TTL: ttl, Capacity: 4, OnChange: hb.set}
+	bm := NewMetrics(prometheus.NewRegistry())
+	b := &Member{Store: db, Node: "b", TTL: ttl, Capacity: 4, OnChange: hb.set, Metrics: bm}
 	actx, crashA := context.WithCancel(ctx)
 	aDone := make(chan error, 1)
 	go func() { aDone <- a.run(actx, false) }()
@@ -70,6 +74,10 @@ func TestMembersTakeOver(t *testing.T) {
 		if got[cam] <= ep {
 			t.Errorf("%s: epoch %d after takeover, %d before", cam, got[cam], ep)
 		}
+	}
+	// B's first claims were of never-held cameras: only A's two count.
+	if n := testutil.ToFloat64(bm.takeovers); n != 2 {
+		t.Errorf("takeovers_total = %v after taking over 2 cameras, want 2", n)
 	}
 
 	// A normal stop releases: a new member claims at once.
@@ -97,5 +105,41 @@ func waitHeld(t *testing.T, h *heldLog, n int, within time.Duration) map[string]
 			t.Fatalf("holds %v after %v, want %d cameras", h.get(), within, n)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestMemberReclaimIsNoTakeover: a member whose own leases expire between
+// its rounds (interval > ttl) claims them again with new epochs; that is
+// not a takeover (xueliang_cluster_takeovers_total counts a change of
+// owner only).
+func TestMemberReclaimIsNoTakeover(t *testing.T) {
+	srv := pgtest.Start(t)
+	url := srv.NewDatabase(t)
+	ctx := context.Background()
+	db, err := index.OpenPostgres(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.AddLeaseCameras(ctx, []string{"c1", "c2"}); err != nil {
+		t.Fatal(err)
+	}
+	var h heldLog
+	m := NewMetrics(prometheus.NewRegistry())
+	a := &Member{Store: db, Node: "a", TTL: 200 * time.Millisecond, Interval: 500 * time.Millisecond, Capacity: 2, OnChange: h.set, Metrics: m}
+	actx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(actx) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for h.get()["c1"] < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no re-claim of its own expired lease: held %v", h.get())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	<-done
+	if n := testutil.ToFloat64(m.takeovers); n != 0 {
+		t.Errorf("takeovers_total = %v after re-claiming its own leases (epochs %v), want 0", n, h.get())
 	}
 }
