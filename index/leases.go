@@ -86,7 +86,7 @@ type Lease struct {
 }
 
 // retired is the expires_at of a removed camera's lease row: never free,
-// never renewed (node_id is '').
+// never renewed (node_id is ”).
 const retired = `'infinity'::timestamptz`
 
 func (db *DB) leasesSupported() error {
