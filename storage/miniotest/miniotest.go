@@ -28,10 +28,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -42,11 +44,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7/pkg/signer"
 )
 
 // installHint is printed when the server binary is missing.
@@ -146,47 +149,53 @@ func (s *Server) ReplaceDrive(i int) {
 }
 
 // DriveHealth is the number of drives the server itself reports online
-// and offline: minio_system_drive_{online,offline}_count of its metrics
-// v3 endpoint /minio/metrics/v3/system/drive (public on test servers; the
-// cluster-wide /minio/metrics/v3/cluster/health answer is cached for a
-// minute, this one is fresh).
+// and offline: the drives' state in its admin info (GET
+// /minio/admin/v3/info, what `mc admin info` shows, signed with the root
+// credentials). Unlike its Prometheus metrics, cached for a minute, the
+// answer is fresh.
 func (s *Server) DriveHealth() (online, offline int, err error) {
 	client := s.httpClient()
 	defer client.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+"/minio/metrics/v3/system/drive", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+"/minio/admin/v3/info", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	sum := sha256.Sum256(nil)
+	req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	req = signer.SignV4(*req, s.AccessKey, s.SecretKey, "", "us-east-1")
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, 0, fmt.Errorf("drive metrics: %w", err)
+		return 0, 0, fmt.Errorf("admin info: %w", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("drive metrics: status %d: %v", resp.StatusCode, err)
+		return 0, 0, fmt.Errorf("admin info: status %d: %s %v", resp.StatusCode, b, err)
 	}
-	found := false
-	for _, line := range strings.Split(string(b), "\n") {
-		name, _, _ := strings.Cut(line, "{")
-		var dst *int
-		switch name {
-		case "minio_system_drive_online_count":
-			dst = &online
-		case "minio_system_drive_offline_count":
-			dst = &offline
-		default:
-			continue
-		}
-		v, perr := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if perr != nil {
-			return 0, 0, fmt.Errorf("drive metrics: %q: %w", line, perr)
-		}
-		*dst = int(v)
-		found = found || dst == &online
+	var info struct {
+		Servers []struct {
+			Drives []struct {
+				Endpoint string `json:"endpoint"`
+				State    string `json:"state"`
+			} `json:"drives"`
+		} `json:"servers"`
 	}
-	// The offline count is left out while it is 0.
-	if !found {
-		return 0, 0, errors.New("drive metrics: no minio_system_drive_online_count")
+	if err := json.Unmarshal(b, &info); err != nil {
+		return 0, 0, fmt.Errorf("admin info: %w", err)
+	}
+	for _, srv := range info.Servers {
+		for _, d := range srv.Drives {
+			if d.State == "ok" {
+				online++
+			} else {
+				offline++
+			}
+		}
+	}
+	if online+offline == 0 {
+		return 0, 0, fmt.Errorf("admin info lists no drive: %s", b)
 	}
 	return online, offline, nil
 }
@@ -333,9 +342,6 @@ func (s *Server) launch() error {
 		"MINIO_UPDATE=off",
 		"MINIO_CALLHOME_ENABLE=off",
 		"MINIO_CI_CD=on",
-		// DriveHealth reads the metrics without a bearer token (the
-		// server listens on loopback only).
-		"MINIO_PROMETHEUS_AUTH_TYPE=public",
 		"HOME="+filepath.Dir(s.dataDir),
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
