@@ -63,20 +63,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 	t.Cleanup(func() { sqldb.Close() })
 
-	// held: camera → live lease.
-	held := func() map[string]index.Lease {
-		ls, err := db.Leases(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]index.Lease{}
-		for _, l := range ls {
-			if l.Node != "" && l.Expires.After(time.Now()) {
-				out[l.CameraID] = l
-			}
-		}
-		return out
-	}
+	held := func() map[string]index.Lease { return liveLeases(t, db) }
 	byNode := func(h map[string]index.Lease) map[string][]string {
 		out := map[string][]string{}
 		for cam, l := range h {
@@ -308,4 +295,20 @@ func TestClusterFailover(t *testing.T) {
 	if code := getJSON(t, holder.base+"/api/v1/nodes", &nodesResp); code != 200 || len(nodesResp.Nodes) != 3 {
 		t.Errorf("GET /api/v1/nodes: %d %+v", code, nodesResp)
 	}
+}
+
+// liveLeases is camera → live lease of the cluster's index.
+func liveLeases(t *testing.T, db *index.DB) map[string]index.Lease {
+	t.Helper()
+	ls, err := db.Leases(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]index.Lease{}
+	for _, l := range ls {
+		if l.Node != "" && l.Expires.After(time.Now()) {
+			out[l.CameraID] = l
+		}
+	}
+	return out
 }
