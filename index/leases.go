@@ -15,8 +15,13 @@ import (
 //   - ClaimCameras takes free or expired leases with SELECT … FOR UPDATE
 //     SKIP LOCKED, so nodes claiming at once never take the same camera and
 //     never wait on each other; every claim increments the camera's epoch.
-//   - RenewLeases extends the node's unexpired leases. Expiry is the
-//     database's now(), never a node's clock.
+//   - RenewLeases extends the node's leases. Expiry is the database's
+//     now(), never a node's clock. A lease that expired but that no other
+//     node claimed since (node_id is still the node's) is renewed too,
+//     with its epoch: nobody else can have recorded the camera meanwhile,
+//     so a node that could not renew for a while (a PostgreSQL outage
+//     longer than the ttl) keeps its cameras and its segments in progress
+//     instead of every node re-claiming, and fencing off, everything.
 //   - The epoch is a fencing token: the *Fenced writes store it in the
 //     segment row and, in the same transaction, check it against the lease
 //     row (locked FOR SHARE, so a claim waits for the write and a write
@@ -226,9 +231,11 @@ func (db *DB) ClaimCameras(ctx context.Context, node string, max int, ttl time.D
 	return out, nil
 }
 
-// RenewLeases extends node's unexpired leases by ttl from the database's
-// now() and returns them: a lease missing from the answer has expired (or
-// been taken over) and its camera must no longer be recorded by node.
+// RenewLeases extends node's leases by ttl from the database's now() and
+// returns them: a lease missing from the answer was taken over by another
+// node (or released while draining, or retired) and its camera must no
+// longer be recorded by node. An expired lease nobody claimed is still the
+// node's (same epoch) and is renewed.
 func (db *DB) RenewLeases(ctx context.Context, node string, ttl time.Duration) ([]Lease, error) {
 	if err := db.leasesSupported(); err != nil {
 		return nil, err
@@ -238,7 +245,7 @@ func (db *DB) RenewLeases(ctx context.Context, node string, ttl time.Duration) (
 		err := s.Scan(&l.CameraID, &l.Epoch, &l.Expires)
 		return l, err
 	}, `UPDATE camera_leases SET expires_at = `+leaseExpiry+`
-		WHERE node_id = ? AND expires_at > now() RETURNING camera_id, epoch, expires_at`, ttl.Microseconds(), node)
+		WHERE node_id = ? RETURNING camera_id, epoch, expires_at`, ttl.Microseconds(), node)
 	if err != nil {
 		return nil, fmt.Errorf("renew leases of %s: %w", node, err)
 	}

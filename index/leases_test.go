@@ -270,6 +270,17 @@ func TestPostgresLeaseCamerasRetired(t *testing.T) {
 	if err := db.CreateSegmentFenced(ctx, &late, c2.Epoch); !errors.Is(err, ErrFenced) {
 		t.Errorf("write under the epoch from before the removal: %v, want ErrFenced", err)
 	}
+
+	// A lease that expired unclaimed is still its node's: renewed, same
+	// epoch.
+	if _, err := db.RenewLeases(ctx, "n3", time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	again, err := db.RenewLeases(ctx, "n3", ttl)
+	if err != nil || len(again) != 1 || again[0].Epoch != back[0].Epoch {
+		t.Errorf("renewal of an expired, unclaimed lease: %+v %v, want c2 at epoch %d", again, err, back[0].Epoch)
+	}
 }
 
 // TestLeasesNeedPostgres: SQLite serves one node and says so.
