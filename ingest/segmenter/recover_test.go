@@ -3,8 +3,10 @@ package segmenter
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,5 +216,37 @@ func TestRecoverFenced(t *testing.T) {
 				t.Errorf("%d frames after recovery, want %d", n, 25*tc.wantFrags)
 			}
 		})
+	}
+}
+
+// TestFragmentsResentThroughOutage: the index refuses every fragment
+// batch of a segment and is still down when the segment closes (longer
+// than IndexRetries, shorter than IndexOutage): the rows are re-sent until
+// it is back, before the finish, so the closed segment lists every
+// fragment of its file (a finished segment with rows missing would hide
+// footage from replay without a gap).
+func TestFragmentsResentThroughOutage(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	h := newHarness(t, func(c *Config) { c.IndexRetries = 2; c.IndexOutage = 30 * time.Second })
+	h.idx.FailAdd = func() error {
+		if down.Load() {
+			return errors.New("index down")
+		}
+		return nil
+	}
+	clip := segmentertest.ReadTS(t, segmentertest.GenerateTS(t, t.TempDir(),
+		segmentertest.ClipOptions{Seconds: 5}))
+	if err := h.w.Start(sessionFor(clip, firstVideo(clip).PTS)); err != nil {
+		t.Fatal(err)
+	}
+	h.feed(clip, 0)
+	go func() {
+		time.Sleep(2 * time.Second) // past IndexRetries' backoff
+		down.Store(false)
+	}()
+	segs := h.checkSegments(1, true)
+	if n := len(h.idx.Fragments(segs[0].ID)); n != 5 {
+		t.Fatalf("closed segment has %d fragment rows, its file 5", n)
 	}
 }
