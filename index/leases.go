@@ -15,8 +15,13 @@ import (
 //   - ClaimCameras takes free or expired leases with SELECT … FOR UPDATE
 //     SKIP LOCKED, so nodes claiming at once never take the same camera and
 //     never wait on each other; every claim increments the camera's epoch.
-//   - RenewLeases extends the node's unexpired leases. Expiry is the
-//     database's now(), never a node's clock.
+//   - RenewLeases extends the node's leases. Expiry is the database's
+//     now(), never a node's clock. A lease that expired but that no other
+//     node claimed since (node_id is still the node's) is renewed too,
+//     with its epoch: nobody else can have recorded the camera meanwhile,
+//     so a node that could not renew for a while (a PostgreSQL outage
+//     longer than the ttl) keeps its cameras and its segments in progress
+//     instead of every node re-claiming, and fencing off, everything.
 //   - The epoch is a fencing token: the *Fenced writes store it in the
 //     segment row and, in the same transaction, check it against the lease
 //     row (locked FOR SHARE, so a claim waits for the write and a write
@@ -26,6 +31,14 @@ import (
 // A camera whose node stops renewing is free once its lease expires (ttl
 // after the last renewal) and is claimed by the next ClaimCameras of
 // another node: with a 5 s ttl and claims every second, within ≈ 6 s.
+//
+// A camera removed from the registry (or disabled) keeps its lease row,
+// retired (SetLeaseCameras): node_id '' and expires_at 'infinity', so that
+// no node claims or renews it and it counts in no share, while its epoch
+// is kept. Deleting the row would restart the epoch at 0 when the camera
+// comes back, and a writer stalled since before the removal could then
+// pass the fence. A retired camera that is registered again is revived
+// (free, same epoch: its next claim increments it).
 
 // ErrFenced is returned by the fenced writes when the camera's lease has
 // moved to a newer epoch (another node took the camera over).
@@ -71,7 +84,15 @@ type Lease struct {
 	Epoch int64
 	// Expires is the database time the lease ends unless renewed.
 	Expires time.Time
+	// Previous is the node that held the camera before this claim ("" for
+	// a first claim); set by ClaimCameras only. A claim with Previous
+	// neither "" nor Node is a takeover.
+	Previous string
 }
+
+// retired is the expires_at of a removed camera's lease row: never free,
+// never renewed (node_id is ”).
+const retired = `'infinity'::timestamptz`
 
 func (db *DB) leasesSupported() error {
 	if db.dialect != dialectPostgres {
@@ -96,6 +117,72 @@ func (db *DB) AddLeaseCameras(ctx context.Context, ids []string) error {
 	})
 }
 
+// SetLeaseCameras makes the lease table's cameras exactly ids (the
+// registry's enabled cameras): new ones are added, retired ones revived
+// (free, epoch kept), and every other one retired (epoch kept). A node
+// recording a retired camera loses it at its next RenewLeases and closes
+// its segment under the same epoch (the fenced writes still pass). It
+// returns how many rows it added or revived and how many it retired.
+//
+// Nodes apply their own view of the registry: one whose view is a moment
+// old may undo another's change, which its next call (with the newer
+// view) puts right.
+func (db *DB) SetLeaseCameras(ctx context.Context, ids []string) (added, removed int, err error) {
+	if err := db.leasesSupported(); err != nil {
+		return 0, 0, err
+	}
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	err = db.withTx(ctx, func(tx *sql.Tx) error {
+		added, removed = 0, 0
+		rows, err := tx.QueryContext(ctx, `SELECT camera_id, expires_at = `+retired+` FROM camera_leases`)
+		if err != nil {
+			return err
+		}
+		have := map[string]bool{} // camera → retired
+		for rows.Next() {
+			var id string
+			var ret bool
+			if err := rows.Scan(&id, &ret); err != nil {
+				rows.Close()
+				return err
+			}
+			have[id] = ret
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if ret, ok := have[id]; ok && !ret {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO camera_leases (camera_id) VALUES (?)
+				ON CONFLICT (camera_id) DO UPDATE SET expires_at = '-infinity'
+				WHERE camera_leases.expires_at = `+retired, id); err != nil {
+				return fmt.Errorf("add lease camera %s: %w", id, err)
+			}
+			added++
+		}
+		for id, ret := range have {
+			if ret || want[id] {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE camera_leases SET node_id = '', expires_at = `+retired+`
+				WHERE camera_id = ?`, id); err != nil {
+				return fmt.Errorf("retire lease camera %s: %w", id, err)
+			}
+			removed++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("set lease cameras: %w", err)
+	}
+	return added, removed, nil
+}
+
 // leaseExpiry is the SQL for now() + ttl with ttl a µs parameter.
 const leaseExpiry = `now() + CAST(? AS BIGINT) * interval '1 microsecond'`
 
@@ -112,27 +199,26 @@ func (db *DB) ClaimCameras(ctx context.Context, node string, max int, ttl time.D
 	}
 	var out []Lease
 	err := db.withTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT camera_id FROM camera_leases WHERE expires_at <= now()
+		rows, err := tx.QueryContext(ctx, `SELECT camera_id, node_id FROM camera_leases WHERE expires_at <= now()
 			ORDER BY camera_id LIMIT ? FOR UPDATE SKIP LOCKED`, max)
 		if err != nil {
 			return err
 		}
-		var ids []string
+		var free []Lease
 		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
+			l := Lease{Node: node}
+			if err := rows.Scan(&l.CameraID, &l.Previous); err != nil {
 				rows.Close()
 				return err
 			}
-			ids = append(ids, id)
+			free = append(free, l)
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return err
 		}
-		for _, id := range ids {
-			l := Lease{CameraID: id, Node: node}
+		for _, l := range free {
 			if err := tx.QueryRowContext(ctx, `UPDATE camera_leases SET node_id = ?, epoch = epoch + 1, expires_at = `+leaseExpiry+`
-				WHERE camera_id = ? RETURNING epoch, expires_at`, node, ttl.Microseconds(), id).Scan(&l.Epoch, &l.Expires); err != nil {
+				WHERE camera_id = ? RETURNING epoch, expires_at`, node, ttl.Microseconds(), l.CameraID).Scan(&l.Epoch, &l.Expires); err != nil {
 				return err
 			}
 			out = append(out, l)
@@ -145,9 +231,11 @@ func (db *DB) ClaimCameras(ctx context.Context, node string, max int, ttl time.D
 	return out, nil
 }
 
-// RenewLeases extends node's unexpired leases by ttl from the database's
-// now() and returns them: a lease missing from the answer has expired (or
-// been taken over) and its camera must no longer be recorded by node.
+// RenewLeases extends node's leases by ttl from the database's now() and
+// returns them: a lease missing from the answer was taken over by another
+// node (or released while draining, or retired) and its camera must no
+// longer be recorded by node. An expired lease nobody claimed is still the
+// node's (same epoch) and is renewed.
 func (db *DB) RenewLeases(ctx context.Context, node string, ttl time.Duration) ([]Lease, error) {
 	if err := db.leasesSupported(); err != nil {
 		return nil, err
@@ -157,7 +245,7 @@ func (db *DB) RenewLeases(ctx context.Context, node string, ttl time.Duration) (
 		err := s.Scan(&l.CameraID, &l.Epoch, &l.Expires)
 		return l, err
 	}, `UPDATE camera_leases SET expires_at = `+leaseExpiry+`
-		WHERE node_id = ? AND expires_at > now() RETURNING camera_id, epoch, expires_at`, ttl.Microseconds(), node)
+		WHERE node_id = ? RETURNING camera_id, epoch, expires_at`, ttl.Microseconds(), node)
 	if err != nil {
 		return nil, fmt.Errorf("renew leases of %s: %w", node, err)
 	}
@@ -174,6 +262,29 @@ func (db *DB) ReleaseLeases(ctx context.Context, node string) error {
 		return fmt.Errorf("release leases of %s: %w", node, err)
 	}
 	return nil
+}
+
+// SegmentFence tells start-up recovery what it may write for segment id
+// (state recording, its spool file on this node): stale is true when the
+// camera's lease has moved past the segment's epoch (another node took
+// the camera over) or the camera has no lease row; committed is the
+// highest fragment seq indexed for the segment (0 when none), i.e. the
+// footage committed under the lease; epoch is the segment's.
+func (db *DB) SegmentFence(ctx context.Context, id int64) (epoch int64, stale bool, committed int, err error) {
+	if err := db.leasesSupported(); err != nil {
+		return 0, false, 0, err
+	}
+	var lease sql.NullInt64
+	err = db.r.QueryRowContext(ctx, `SELECT s.epoch, l.epoch,
+			COALESCE((SELECT max(seq) FROM fragments WHERE segment_id = s.id), 0)
+		FROM segments s LEFT JOIN camera_leases l ON l.camera_id = s.camera_id WHERE s.id = ?`, id).Scan(&epoch, &lease, &committed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, 0, fmt.Errorf("segment %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return 0, false, 0, fmt.Errorf("segment %d fence: %w", id, err)
+	}
+	return epoch, !lease.Valid || lease.Int64 != epoch, committed, nil
 }
 
 // checkEpoch locks camera's lease row FOR SHARE and fails with ErrFenced

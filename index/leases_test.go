@@ -99,6 +99,10 @@ func TestPostgresLeases(t *testing.T) {
 		t.Errorf("SegmentNode of no segment: %v, want ErrNotFound", err)
 	}
 
+	if ep, stale, n, err := b.SegmentFence(ctx, seg.ID); err != nil || stale || n != 1 || ep != aLease.Epoch {
+		t.Errorf("fence of a held lease's segment: epoch %d stale %v committed %d %v", ep, stale, n, err)
+	}
+
 	// A stalls (no more renewals); B keeps claiming and renewing.
 	stalled := time.Now()
 	var takeover time.Duration
@@ -132,6 +136,12 @@ func TestPostgresLeases(t *testing.T) {
 	}
 	if bEpoch <= aLease.Epoch {
 		t.Fatalf("epoch after takeover %d, before %d", bEpoch, aLease.Epoch)
+	}
+
+	// Recovery of A's segment may keep only the fragment committed under
+	// A's lease.
+	if ep, stale, n, err := a.SegmentFence(ctx, seg.ID); err != nil || !stale || n != 1 || ep != aLease.Epoch {
+		t.Errorf("fence after the takeover: epoch %d stale %v committed %d %v, want %d true 1", ep, stale, n, err, aLease.Epoch)
 	}
 
 	// A wakes up: its leases are gone and every write is refused.
@@ -186,8 +196,104 @@ func TestPostgresLeases(t *testing.T) {
 	if err := b.ReleaseLeases(ctx, "nodeB"); err != nil {
 		t.Fatal(err)
 	}
-	if back, err := a.ClaimCameras(ctx, "nodeA", 4, ttl); err != nil || !slices.Equal(leaseIDs(back), cams) {
+	back, err := a.ClaimCameras(ctx, "nodeA", 4, ttl)
+	if err != nil || !slices.Equal(leaseIDs(back), cams) {
 		t.Fatalf("claim after drain: %v %v", leaseIDs(back), err)
+	}
+	for _, l := range back {
+		if l.Previous != "nodeB" {
+			t.Errorf("%s claimed from %q, want nodeB", l.CameraID, l.Previous)
+		}
+	}
+}
+
+// TestPostgresLeaseCamerasRetired: SetLeaseCameras adds the registry's
+// cameras and retires the others. A retired camera is neither claimed,
+// renewed, listed nor counted; its holder loses it at its next renewal
+// but still closes its segment under its epoch. Registered again, the
+// camera is claimable with its epoch kept (its next claim increments it),
+// so that a writer from before the removal stays fenced off.
+func TestPostgresLeaseCamerasRetired(t *testing.T) {
+	srv := pgtest.Start(t)
+	db, err := OpenPostgres(context.Background(), srv.NewDatabase(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx := context.Background()
+	const ttl = time.Minute
+	if added, removed, err := db.SetLeaseCameras(ctx, []string{"c1", "c2", "c3"}); err != nil || added != 3 || removed != 0 {
+		t.Fatalf("set: %d %d %v", added, removed, err)
+	}
+	claimed, err := db.ClaimCameras(ctx, "n1", 3, ttl)
+	if err != nil || len(claimed) != 3 {
+		t.Fatalf("claim: %v %v", leaseIDs(claimed), err)
+	}
+	for _, l := range claimed {
+		if l.Previous != "" {
+			t.Errorf("first claim of %s: previous %q", l.CameraID, l.Previous)
+		}
+	}
+	var c2 Lease
+	for _, l := range claimed {
+		if l.CameraID == "c2" {
+			c2 = l
+		}
+	}
+	seg := recording.Segment{CameraID: "c2", Start: at(0), ObjectKey: "c2/a.mp4"}
+	if err := db.CreateSegmentFenced(ctx, &seg, c2.Epoch); err != nil {
+		t.Fatal(err)
+	}
+
+	// c2 is removed from the registry.
+	if added, removed, err := db.SetLeaseCameras(ctx, []string{"c1", "c3"}); err != nil || added != 0 || removed != 1 {
+		t.Fatalf("set without c2: %d %d %v", added, removed, err)
+	}
+	if added, removed, err := db.SetLeaseCameras(ctx, []string{"c1", "c3"}); err != nil || added != 0 || removed != 0 {
+		t.Fatalf("set again: %d %d %v, want no change", added, removed, err)
+	}
+	renewed, err := db.RenewLeases(ctx, "n1", ttl)
+	if err != nil || !slices.Equal(leaseIDs(renewed), []string{"c1", "c3"}) {
+		t.Fatalf("renew after the removal: %v %v", leaseIDs(renewed), err)
+	}
+	if err := db.FinishSegmentFenced(ctx, seg.ID, at(2), 10, "x", c2.Epoch); err != nil {
+		t.Errorf("the holder cannot close its segment of the removed camera: %v", err)
+	}
+	if err := db.ReleaseLeases(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if more, err := db.ClaimCameras(ctx, "n2", 3, ttl); err != nil || !slices.Equal(leaseIDs(more), []string{"c1", "c3"}) {
+		t.Fatalf("claim with c2 retired: %v %v", leaseIDs(more), err)
+	}
+	if ls, err := db.Leases(ctx); err != nil || !slices.Equal(leaseIDs(ls), []string{"c1", "c3"}) {
+		t.Errorf("leases with c2 retired: %v %v", leaseIDs(ls), err)
+	}
+	if n, err := db.LeaseCameraCount(ctx); err != nil || n != 2 {
+		t.Errorf("lease camera count %d %v, want 2", n, err)
+	}
+
+	// c2 comes back: claimable, with a newer epoch than before.
+	if added, removed, err := db.SetLeaseCameras(ctx, []string{"c1", "c2", "c3"}); err != nil || added != 1 || removed != 0 {
+		t.Fatalf("set with c2 back: %d %d %v", added, removed, err)
+	}
+	back, err := db.ClaimCameras(ctx, "n3", 3, ttl)
+	if err != nil || len(back) != 1 || back[0].CameraID != "c2" || back[0].Epoch <= c2.Epoch {
+		t.Fatalf("claim of the camera back: %+v %v, want c2 with an epoch above %d", back, err, c2.Epoch)
+	}
+	late := recording.Segment{CameraID: "c2", Start: at(10), ObjectKey: "c2/late.mp4"}
+	if err := db.CreateSegmentFenced(ctx, &late, c2.Epoch); !errors.Is(err, ErrFenced) {
+		t.Errorf("write under the epoch from before the removal: %v, want ErrFenced", err)
+	}
+
+	// A lease that expired unclaimed is still its node's: renewed, same
+	// epoch.
+	if _, err := db.RenewLeases(ctx, "n3", time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	again, err := db.RenewLeases(ctx, "n3", ttl)
+	if err != nil || len(again) != 1 || again[0].Epoch != back[0].Epoch {
+		t.Errorf("renewal of an expired, unclaimed lease: %+v %v, want c2 at epoch %d", again, err, back[0].Epoch)
 	}
 }
 

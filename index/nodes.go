@@ -133,13 +133,14 @@ func (db *DB) SetNodeDraining(ctx context.Context, id string, draining bool) err
 	return nil
 }
 
-// LeaseCameraCount is the number of cameras in the lease table.
+// LeaseCameraCount is the number of cameras in the lease table (retired
+// ones, removed from the registry, are not counted).
 func (db *DB) LeaseCameraCount(ctx context.Context) (int, error) {
 	if err := db.leasesSupported(); err != nil {
 		return 0, err
 	}
 	var n int
-	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM camera_leases`).Scan(&n); err != nil {
+	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM camera_leases WHERE expires_at <> `+retired).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count lease cameras: %w", err)
 	}
 	return n, nil
@@ -197,7 +198,7 @@ func (l *SingletonLock) Close() error {
 	return err
 }
 
-// Leases lists every camera lease, by camera (expired ones included: a
+// Leases lists every camera lease but the retired ones, by camera (expired ones included: a
 // lease is held while Expires is after the database's now(); a released
 // or never claimed one has the Unix epoch).
 func (db *DB) Leases(ctx context.Context) ([]Lease, error) {
@@ -208,7 +209,8 @@ func (db *DB) Leases(ctx context.Context) ([]Lease, error) {
 		var l Lease
 		err := s.Scan(&l.CameraID, &l.Node, &l.Epoch, &l.Expires)
 		return l, err
-	}, `SELECT camera_id, node_id, epoch, GREATEST(expires_at, 'epoch'::timestamptz) FROM camera_leases ORDER BY camera_id`)
+	}, `SELECT camera_id, node_id, epoch, GREATEST(expires_at, 'epoch'::timestamptz) FROM camera_leases
+		WHERE expires_at <> `+retired+` ORDER BY camera_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list leases: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,32 +35,58 @@ import (
 // a lease on, each with its epoch (a new epoch restarts the puller).
 type clusterCameras struct {
 	leases interface {
-		AddLeaseCameras(ctx context.Context, ids []string) error
+		SetLeaseCameras(ctx context.Context, ids []string) (added, removed int, err error)
 	}
 	update func([]ingest.CameraConfig)
+	// reload re-reads the registry (cameras.Service.Apply, which calls
+	// SetCameras): the registry is shared through the index, but only the
+	// node that changed it is told, so the others reload every
+	// registryRefresh and whenever they hold a camera they do not know.
+	reload func(ctx context.Context) error
 	log    *slog.Logger
 
-	mu   sync.Mutex
-	all  []ingest.CameraConfig
-	held map[string]int64
+	mu     sync.Mutex
+	all    []ingest.CameraConfig
+	held   map[string]int64
+	synced []string // the ids last written to the lease table
+	kick   chan struct{}
 }
 
-// SetCameras is the registry's OnChange: the cameras are made claimable
-// and the manager updated.
+// registryRefresh is how often a cluster node re-reads the shared camera
+// registry (cameras added, changed or removed through another node).
+const registryRefresh = 10 * time.Second
+
+// SetCameras is the registry's OnChange: the lease table's cameras become
+// the registry's (new ones claimable, removed or disabled ones retired)
+// and the manager is updated.
 func (c *clusterCameras) SetCameras(cams []ingest.CameraConfig) {
 	ids := make([]string, 0, len(cams))
 	for _, cam := range cams {
 		ids = append(ids, cam.ID)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.leases.AddLeaseCameras(ctx, ids); err != nil {
-		c.log.Error("cannot add cameras to the lease table", "err", err)
-	}
+	slices.Sort(ids)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.all = append([]ingest.CameraConfig(nil), cams...)
 	c.applyLocked()
+	changed := !slices.Equal(ids, c.synced)
+	c.mu.Unlock()
+	if !changed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	added, removed, err := c.leases.SetLeaseCameras(ctx, ids)
+	if err != nil {
+		// Retried at the next refresh (synced is not updated).
+		c.log.Error("cannot update the lease table's cameras", "err", err)
+		return
+	}
+	if added > 0 || removed > 0 {
+		c.log.Info("lease table cameras updated", "added", added, "retired", removed, "cameras", len(ids))
+	}
+	c.mu.Lock()
+	c.synced = ids
+	c.mu.Unlock()
 }
 
 // SetHeld is the Member's OnChange.
@@ -67,10 +94,17 @@ func (c *clusterCameras) SetHeld(held map[string]int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.held = maps.Clone(held)
-	c.applyLocked()
+	if c.applyLocked() && c.kick != nil {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
-func (c *clusterCameras) applyLocked() {
+// applyLocked updates the manager; it reports whether a held camera is
+// missing from the registry as this node last read it.
+func (c *clusterCameras) applyLocked() (unknown bool) {
 	var run []ingest.CameraConfig
 	for _, cam := range c.all {
 		if ep, ok := c.held[cam.ID]; ok {
@@ -79,6 +113,26 @@ func (c *clusterCameras) applyLocked() {
 		}
 	}
 	c.update(run)
+	return len(run) < len(c.held)
+}
+
+// Run reloads the registry every registryRefresh, and at once when the
+// node holds a camera it does not know (added through another node),
+// until ctx ends.
+func (c *clusterCameras) Run(ctx context.Context) error {
+	t := time.NewTicker(registryRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-c.kick:
+		}
+		if err := c.reload(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("camera registry reload failed", "err", err)
+		}
+	}
 }
 
 // fencedIndex is the segment index of a camera recorded under lease epoch:
@@ -133,15 +187,70 @@ func localSegments(dir spool.Dir, segs []recording.Segment) []recording.Segment 
 	return out
 }
 
-// localRecovery is segmenter.Recover's index on a cluster node.
+// localRecovery is segmenter.Recover's index on a cluster node: only the
+// segments in this node's spool, and each recovered through the fence
+// (segmenter.Fence). While the camera's lease is still at the segment's
+// epoch the fragments found in the file are written with the fenced calls
+// (refused, and the segment left for the next start, if another node
+// claims the camera meanwhile); once another node has taken the camera
+// over, only what was committed under the lease is kept and the segment
+// is finished on it (its end is the last committed fragment's, before the
+// takeover), so that a stalled writer's late footage never reaches the
+// index, while the footage it did commit is uploaded.
 type localRecovery struct {
 	segmenter.RecoveryIndex
+	fence interface {
+		SegmentFence(ctx context.Context, id int64) (epoch int64, stale bool, committed int, err error)
+		AddFragmentsFenced(ctx context.Context, frags []recording.Fragment, epoch int64) error
+		FinishSegmentFenced(ctx context.Context, id int64, end time.Time, size int64, sha256 string, epoch int64) error
+	}
 	dir spool.Dir
+	// live: segment id → epoch, for the segments whose lease Recoverable
+	// found still held.
+	live map[int64]int64
 }
 
-func (l localRecovery) SegmentsByState(ctx context.Context, st recording.SegmentState) ([]recording.Segment, error) {
+var _ segmenter.Fence = (*localRecovery)(nil)
+
+func (l *localRecovery) SegmentsByState(ctx context.Context, st recording.SegmentState) ([]recording.Segment, error) {
 	segs, err := l.RecoveryIndex.SegmentsByState(ctx, st)
 	return localSegments(l.dir, segs), err
+}
+
+// Recoverable implements segmenter.Fence.
+func (l *localRecovery) Recoverable(ctx context.Context, seg recording.Segment) (int, error) {
+	epoch, stale, committed, err := l.fence.SegmentFence(ctx, seg.ID)
+	if err != nil {
+		return 0, err
+	}
+	if stale {
+		return committed, nil
+	}
+	if l.live == nil {
+		l.live = map[int64]int64{}
+	}
+	l.live[seg.ID] = epoch
+	return -1, nil
+}
+
+func (l *localRecovery) AddFragments(ctx context.Context, frags []recording.Fragment) error {
+	if len(frags) == 0 {
+		return nil
+	}
+	epoch, ok := l.live[frags[0].SegmentID]
+	if !ok {
+		return fmt.Errorf("segment %d: fragments without a lease check: %w", frags[0].SegmentID, index.ErrFenced)
+	}
+	return l.fence.AddFragmentsFenced(ctx, frags, epoch)
+}
+
+func (l *localRecovery) FinishSegment(ctx context.Context, id int64, end time.Time, size int64, sha256 string) error {
+	if epoch, ok := l.live[id]; ok {
+		return l.fence.FinishSegmentFenced(ctx, id, end, size, sha256, epoch)
+	}
+	// Taken over: Recover finishes it on the fragments already indexed
+	// under the lease (it added none), ending before the takeover.
+	return l.RecoveryIndex.FinishSegment(ctx, id, end, size, sha256)
 }
 
 // localUploads is the uploader's index on a cluster node.

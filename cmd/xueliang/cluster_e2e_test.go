@@ -63,7 +63,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 	t.Cleanup(func() { sqldb.Close() })
 
-	held := func() map[string]index.Lease { return heldLeases(t, db) }
+	held := func() map[string]index.Lease { return liveLeases(t, db) }
 	byNode := func(h map[string]index.Lease) map[string][]string {
 		out := map[string][]string{}
 		for cam, l := range h {
@@ -297,8 +297,8 @@ func TestClusterFailover(t *testing.T) {
 	}
 }
 
-// heldLeases: camera → live lease.
-func heldLeases(t *testing.T, db *index.DB) map[string]index.Lease {
+// liveLeases is camera → live lease of the cluster's index.
+func liveLeases(t *testing.T, db *index.DB) map[string]index.Lease {
 	t.Helper()
 	ls, err := db.Leases(context.Background())
 	if err != nil {

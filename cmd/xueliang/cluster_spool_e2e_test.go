@@ -58,7 +58,7 @@ func TestClusterSpoolFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	waitForFast(t, 20*time.Second, "n1 holding cam1", func() bool { return heldLeases(t, db)["cam1"].Node == "n1" })
+	waitForFast(t, 20*time.Second, "n1 holding cam1", func() bool { return liveLeases(t, db)["cam1"].Node == "n1" })
 	n2 := startServerAt(t, n2Addr, cfg("n2", n2Addr, s3Config(m, "spoolfetch")))
 
 	// n1's footage accumulates in its spool: two closed segments waiting

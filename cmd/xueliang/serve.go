@@ -69,7 +69,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	go func() { anchorDone <- anchorer.Run(anchorCtx) }()
 	defer func() {
 		stopAnchorer()
-		err = errors.Join(err, <-anchorDone)
+		// The anchorer ends with context.Canceled: joined, it would make
+		// a start-up error (open store, …) look like a clean stop.
+		if aerr := <-anchorDone; !errors.Is(aerr, context.Canceled) {
+			err = errors.Join(err, aerr)
+		}
 	}()
 
 	store, err := openStore(ctx, cfg, logger)
@@ -108,7 +112,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 	clustered := cfg.Cluster.Enabled
 	var recoveryIdx segmenter.RecoveryIndex = db
 	if clustered {
-		recoveryIdx = localRecovery{RecoveryIndex: db, dir: spoolDir}
+		recoveryIdx = &localRecovery{RecoveryIndex: db, fence: db, dir: spoolDir}
 	}
 	report, err := segmenter.Recover(ctx, recoveryIdx, spoolDir.Root, nil, logger)
 	if err != nil {
@@ -201,9 +205,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		DialControl:     camNets.Control,
 	})
 	var member *cluster.Member
+	var cc *clusterCameras
 	if clustered {
 		// Only the cameras this node holds a lease on are recorded.
-		cc := &clusterCameras{leases: db, update: manager.Update, log: logger.With("component", "cluster")}
+		cc = &clusterCameras{leases: db, update: manager.Update, reload: cameraRegistry.Apply,
+			log: logger.With("component", "cluster"), kick: make(chan struct{}, 1)}
 		cc.SetCameras(cams)
 		cameraRegistry.OnChange = cc.SetCameras
 		member = newMember(cfg.Cluster, db, clusterMetrics, cc.SetHeld, logger)
@@ -356,6 +362,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) (err err
 		g.Go(func() error { return rtspServer.Run(gctx) })
 	}
 	g.Go(func() error { return exports.Run(gctx) })
+	if cc != nil {
+		g.Go(func() error { return cc.Run(gctx) })
+	}
 	// On a cluster, retention and the reconciliation sweep run on one node
 	// at a time (cluster.Singleton); the disk guard watches each node's
 	// own disks.

@@ -270,10 +270,17 @@ func (w *Writer) handle(ctx context.Context, o op) {
 		resend, all := h.resend, append([]recording.Fragment(nil), h.all...)
 		w.q.mu.Unlock()
 		if resend && len(all) > 0 {
+			// Retried as long as the finish would be: a segment finished
+			// without all its fragment rows has footage no replay finds
+			// (and no gap shows). Not re-sent, it is left unfinished for
+			// start-up recovery, which indexes it from the file.
 			frags := withSegmentID(all, h.seg.ID)
-			w.retry(ctx, "add fragments", func(ctx context.Context) error {
+			if !w.retryFor(ctx, "add fragments", w.cfg.IndexOutage, func(ctx context.Context) error {
 				return w.cfg.Index.AddFragments(ctx, frags)
-			})
+			}) {
+				w.log.Error("segment not indexed, spool file left for recovery", "key", h.seg.ObjectKey)
+				return
+			}
 		}
 		if !w.retryFor(ctx, "finish segment", w.cfg.IndexOutage, func(ctx context.Context) error {
 			return w.cfg.Index.FinishSegment(ctx, h.seg.ID, o.end, o.size, sha)

@@ -23,6 +23,20 @@ type RecoveryIndex interface {
 	DeleteSegment(ctx context.Context, id int64) error
 }
 
+// Fence is implemented by a RecoveryIndex shared by several nodes (a
+// cluster node's: cmd/xueliang/cluster.go). Recover asks it, for every
+// segment, how much of the spool file it may index: Recoverable returns
+// -1 when the segment's writer still holds the camera's lease (the whole
+// file is recovered, the index writes going through the lease's fence),
+// or else n ≥ 0, the highest fragment seq indexed while the lease was
+// held: the file is cut after fragment n, no fragment row is added and
+// the segment is finished on what was committed (deleted when n is 0).
+// Footage a stalled writer put in its file after it lost the camera never
+// reaches the index.
+type Fence interface {
+	Recoverable(ctx context.Context, seg recording.Segment) (int, error)
+}
+
 // Report counts what Recover did.
 type Report struct {
 	// Segments is the number of segments found in state recording.
@@ -114,6 +128,25 @@ func recoverOne(ctx context.Context, idx RecoveryIndex, spoolRoot string, seg re
 		return recovered{}, fmt.Errorf("stat spool file: %w", err)
 	}
 	pf, err := recording.ParseFile(f, st.Size())
+	committedOnly := false
+	if fence, ok := idx.(Fence); ok && err == nil {
+		n, ferr := fence.Recoverable(ctx, seg)
+		if ferr != nil {
+			return recovered{}, fmt.Errorf("check lease: %w", ferr)
+		}
+		if n >= 0 {
+			committedOnly = true
+			keep := 0
+			for keep < len(pf.Fragments) && int(pf.Fragments[keep].Seq) <= n {
+				keep++
+			}
+			pf.Fragments = pf.Fragments[:keep]
+			if keep > 0 {
+				last := pf.Fragments[keep-1]
+				pf.ValidSize = last.Offset + last.Size
+			}
+		}
+	}
 	if err != nil || len(pf.Fragments) == 0 {
 		f.Close()
 		out, err := deleteSeg(ctx, idx, seg, path)
@@ -134,8 +167,10 @@ func recoverOne(ctx context.Context, idx RecoveryIndex, spoolRoot string, seg re
 		return recovered{}, err
 	}
 	out.frags = recording.FragmentRows(seg.ID, seg.Start, pf)
-	if err := idx.AddFragments(ctx, out.frags); err != nil {
-		return recovered{}, fmt.Errorf("add fragments: %w", err)
+	if !committedOnly {
+		if err := idx.AddFragments(ctx, out.frags); err != nil {
+			return recovered{}, fmt.Errorf("add fragments: %w", err)
+		}
 	}
 	end := out.frags[len(out.frags)-1].End
 	if err := idx.FinishSegment(ctx, seg.ID, end, pf.ValidSize, sum); err != nil {

@@ -7,6 +7,8 @@
 //	srv.Restart() // same port, same data directory
 //	srv := miniotest.StartDrives(t, 4) // one server, 4 erasure-coded drives
 //	srv.LoseDrive(0)                   // the drive's directory becomes a file
+//	online, offline, err := srv.DriveHealth() // MinIO's own view of its drives
+//	srv.ReplaceDrive(0)                // a fresh empty drive in its place
 //
 // The server binary is found with exec.LookPath("minio"), then in
 // $(go env GOPATH)/bin. When it is missing the test fails (it is never
@@ -26,13 +28,16 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -43,6 +48,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7/pkg/signer"
 )
 
 // installHint is printed when the server binary is missing.
@@ -125,6 +132,72 @@ func (s *Server) LoseDrive(i int) {
 	if err := os.WriteFile(d, []byte("lost drive\n"), 0o400); err != nil {
 		s.t.Fatalf("miniotest: lose drive: %v", err)
 	}
+}
+
+// ReplaceDrive puts a fresh, empty drive in the place of drive i (0-based),
+// as an operator swapping a dead disk does: MinIO formats it and heals
+// the objects onto it in the background.
+func (s *Server) ReplaceDrive(i int) {
+	s.t.Helper()
+	d := s.Drives()[i]
+	if err := os.RemoveAll(d); err != nil {
+		s.t.Fatalf("miniotest: replace drive: %v", err)
+	}
+	if err := os.Mkdir(d, 0o700); err != nil {
+		s.t.Fatalf("miniotest: replace drive: %v", err)
+	}
+}
+
+// DriveHealth is the number of drives the server itself reports online
+// and offline: the drives' state in its admin info (GET
+// /minio/admin/v3/info, what `mc admin info` shows, signed with the root
+// credentials). Unlike its Prometheus metrics, cached for a minute, the
+// answer is fresh.
+func (s *Server) DriveHealth() (online, offline int, err error) {
+	client := s.httpClient()
+	defer client.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+"/minio/admin/v3/info", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	sum := sha256.Sum256(nil)
+	req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	req = signer.SignV4(*req, s.AccessKey, s.SecretKey, "", "us-east-1")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("admin info: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("admin info: status %d: %s %v", resp.StatusCode, b, err)
+	}
+	var info struct {
+		Servers []struct {
+			Drives []struct {
+				Endpoint string `json:"endpoint"`
+				State    string `json:"state"`
+			} `json:"drives"`
+		} `json:"servers"`
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return 0, 0, fmt.Errorf("admin info: %w", err)
+	}
+	for _, srv := range info.Servers {
+		for _, d := range srv.Drives {
+			if d.State == "ok" {
+				online++
+			} else {
+				offline++
+			}
+		}
+	}
+	if online+offline == 0 {
+		return 0, 0, fmt.Errorf("admin info lists no drive: %s", b)
+	}
+	return online, offline, nil
 }
 
 func start(t testing.TB, secure bool) *Server {
@@ -289,14 +362,19 @@ func (s *Server) launch() error {
 }
 
 // waitLive polls /minio/health/live until it answers 200, the process exits
-// or startTimeout passes.
+// or startTimeout passes. An erasure-coded server is live before its drives
+// are formatted: it waits for /minio/health/cluster (write quorum) instead.
 func (s *Server) waitLive(exited <-chan struct{}) error {
 	client := s.httpClient()
 	defer client.CloseIdleConnections()
+	probe := "/minio/health/live"
+	if s.drives > 0 {
+		probe = "/minio/health/cluster"
+	}
 	deadline := time.Now().Add(startTimeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+"/minio/health/live", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+probe, nil)
 		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()

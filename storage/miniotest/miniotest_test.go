@@ -62,3 +62,32 @@ func TestStartStopRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestDrives: a 4-drive server reports its drives online, a lost drive
+// offline (the replacement of a drive is exercised by
+// cmd/xueliang's TestErasureCodedMinIODriveLoss).
+func TestDrives(t *testing.T) {
+	s := StartDrives(t, 4)
+	if len(s.Drives()) != 4 {
+		t.Fatalf("drives %v", s.Drives())
+	}
+	health := func(what string, wantOn, wantOff int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			on, off, err := s.DriveHealth()
+			if err == nil && on == wantOn && off == wantOff {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d online, %d offline (%v), want %d and %d", what, on, off, err, wantOn, wantOff)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	health("started", 4, 0)
+	lost := time.Now()
+	s.LoseDrive(2)
+	health("drive lost", 3, 1)
+	t.Logf("lost drive reported offline after %v", time.Since(lost).Round(time.Millisecond))
+}

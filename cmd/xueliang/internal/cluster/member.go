@@ -99,17 +99,18 @@ func (m *Member) run(ctx context.Context, release bool) error {
 	held := map[string]int64{}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	restart := true
+	restart, failed := true, false
 	for {
-		next, err := m.round(ctx, ttl, capacity, len(held), restart, log)
+		next, err := m.round(ctx, ttl, capacity, len(held), restart, !failed, log)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			// Leases not renewed expire; keep the last known set until the
 			// store answers again (the fenced writes refuse stale epochs).
 			m.Metrics.renewFailed()
 			log.Warn("lease round failed", "err", err)
+			failed = true
 		case err == nil:
-			restart = false
+			restart, failed = false, false
 			if maps.Equal(next, held) {
 				break
 			}
@@ -148,7 +149,12 @@ func (m *Member) run(ctx context.Context, release bool) error {
 // the held leases and claims free ones up to the node's limit. A draining
 // node renews nothing: its pullers are stopped (the empty set is
 // reported) and its leases released one round later, for others to claim.
-func (m *Member) round(ctx context.Context, ttl time.Duration, capacity, holding int, restart bool, log *slog.Logger) (map[string]int64, error) {
+// claim is false on the first round after a failed one: after an outage
+// of the store every node's heartbeat is stale and every lease expired, so
+// the first node back would count itself alone and claim the others'
+// cameras; renewing only, for one round, lets every node renew its own
+// first.
+func (m *Member) round(ctx context.Context, ttl time.Duration, capacity, holding int, restart, claim bool, log *slog.Logger) (map[string]int64, error) {
 	limit := capacity
 	if m.Nodes != nil {
 		info := m.Info
@@ -197,16 +203,17 @@ func (m *Member) round(ctx context.Context, ttl time.Duration, capacity, holding
 	for _, l := range renewed {
 		next[l.CameraID] = l.Epoch
 	}
-	if free := limit - len(next); free > 0 {
+	if free := limit - len(next); free > 0 && claim {
 		claimed, err := m.Store.ClaimCameras(ctx, m.Node, free, ttl)
 		if err != nil {
 			return nil, err
 		}
 		for _, l := range claimed {
 			next[l.CameraID] = l.Epoch
-			if l.Epoch > 1 {
-				// The camera was held before (by a node that died,
-				// stalled, drained or stopped).
+			if l.Previous != "" && l.Previous != m.Node {
+				// Another node held the camera (it died, stalled,
+				// drained or stopped); this node's own expired lease
+				// claimed again is no takeover.
 				m.Metrics.tookOver()
 			}
 		}
@@ -274,7 +281,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		renewFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "xueliang_cluster_lease_renew_failures_total",
 			Help: "Lease rounds (heartbeat, renew, claim) that failed; leases not renewed within lease_ttl are lost."}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "xueliang_cluster_takeovers_total",
-			Help: "Cameras this node claimed that had been held before (by a node that died, stalled, drained or stopped)."}),
+			Help: "Cameras this node claimed from another node (that died, stalled, drained or stopped); re-claims of its own expired leases are not counted."}),
 		FencedWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "xueliang_cluster_fenced_writes_total",
 			Help: "Segment index writes refused because the camera's lease had passed to another node (stale epoch)."}),
 	}
