@@ -341,7 +341,10 @@ export function mount(root: HTMLElement, app: App): () => void {
     const cams = grid > 1 && views[focused]?.slot.camera ? [views[focused].slot.camera] : group.slots.map(s => s.camera);
     if (!cams.length) return;
     try {
-      for (const c of cams) await createExport(app.api, c, Math.round(sel.start), Math.round(sel.end));
+      const ids: string[] = [];
+      for (const c of cams) ids.push((await createExport(app.api, c, Math.round(sel.start), Math.round(sel.end))).id);
+      // The jobs just created (the exports page may show them first).
+      sessionStorage.setItem('xl.replay.exports', ids.join(','));
       msg.textContent = t('replay.exported', cams.length);
       app.navigate('exports');
     } catch (e) {

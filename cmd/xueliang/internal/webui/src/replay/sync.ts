@@ -94,6 +94,9 @@ export class SyncGroup {
     }
     if (!force && tile.state === 'loading') return;
     const d = this.data(s.camera);
+    // Without the camera's timeline yet, wait for it (the page seeks once
+    // it is loaded, or failed to load).
+    if (!d && !force) return;
     const sp = spanAt(d, t);
     if (d && (!sp || !sp.inside)) { if (tile.state !== 'gap') tile.gap(); return; }
     const end = Math.min(sp ? sp.span.end : Infinity, t + windowLength, this.now());

@@ -1,0 +1,330 @@
+package main
+
+// The replay page (#/replay) in chromium against the real server and
+// camsim: a replay at a chosen instant shows the frame at that instant
+// (identified by picture against ffmpeg's decode of the server's replay,
+// whose frames carry camsim's SEI stamps), a click on the timeline seeks
+// there, four cameras replayed together stay within a frame of each other
+// after a seek, a timeline selection becomes an export job and an evidence
+// lock; the timeline's render time is measured on synthetic data.
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"xueliang/index"
+)
+
+// tileThumbJS returns the thumbnail (browserFrame) of what tile %d's video
+// shows, computed like browser_test.go's page (thumbBlock blocks, BT.601
+// luma of the canvas pixels).
+const tileThumbJS = `(() => {
+  const v = document.querySelector('.tile[data-tile="%d"] video');
+  const W = v.videoWidth, H = v.videoHeight, B = %d;
+  const c = document.createElement('canvas'); c.width = W; c.height = H;
+  const g = c.getContext('2d', {willReadFrequently: true});
+  g.drawImage(v, 0, 0, W, H);
+  const d = g.getImageData(0, 0, W, H).data;
+  const bw = Math.floor(W / B), bh = Math.floor(H / B);
+  let s = '';
+  for (let by = 0; by < bh; by++) for (let bx = 0; bx < bw; bx++) {
+    let sum = 0;
+    for (let y = by * B; y < (by + 1) * B; y++) for (let x = bx * B; x < (bx + 1) * B; x++) {
+      const i = (y * W + x) * 4;
+      sum += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+    }
+    s += String.fromCharCode(Math.round(sum / (B * B)));
+  }
+  return {t: v.currentTime, pf: 0, px: btoa(s), w: bw};
+})()`
+
+// tilesReady is true when the first n tiles have loaded their window and
+// show a frame (not seeking).
+func tilesReady(n int) string {
+	return fmt.Sprintf(`(() => { const ts = [...document.querySelectorAll('.tile')].slice(0, %d);
+  return ts.length === %d && ts.every(t => t.dataset.state === 'ready' && t.querySelector('video').readyState >= 2 && !t.querySelector('video').seeking); })()`, n, n)
+}
+
+func waitJS(t *testing.T, ctx context.Context, timeout time.Duration, expr string) {
+	t.Helper()
+	browseValue(t, ctx, timeout, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond)))
+}
+
+// replayStarts returns the start of every replay the server was asked for
+// (its audit log), oldest first.
+func replayStarts(t *testing.T, srv *testServer, cam string) []time.Time {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(srv.dataDir, "index.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT path FROM audit WHERE path LIKE ? ORDER BY id`, "/api/v1/cameras/"+cam+"/replay.mp4?%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []time.Time
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		u, err := url.Parse(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(u.RawQuery, "ticket=redacted") {
+			t.Errorf("audited replay path %q: the ticket is not redacted", p)
+		}
+		s, err := time.Parse(time.RFC3339Nano, u.Query().Get("start"))
+		if err != nil {
+			t.Fatalf("audited replay path %q: %v", p, err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// checkTileFrame asserts tile shows the frame at instant at of cam: the
+// frame ffmpeg shows first in the server's replay from at (the frame at
+// start, TestReplayFirstFrame), identified by thumbnail.
+func checkTileFrame(t *testing.T, ctx context.Context, srv *testServer, what, cam string, tile int, at time.Time) {
+	t.Helper()
+	r := fetchReplay(t, srv, cam, at, at.Add(1500*time.Millisecond), false)
+	j := judgeMP4(t, r.path)
+	if len(j.Shown) == 0 {
+		t.Fatalf("%s: ffmpeg shows no frame of the reference replay", what)
+	}
+	f := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[browserFrame](fmt.Sprintf(tileThumbJS, tile, thumbBlock)))
+	shown := browserFrames(t, what, j, browserResult{Rest: &f})
+	if shown[0].Stamp.Seq != j.Shown[0].Stamp.Seq {
+		t.Errorf("%s: the tile shows seq %d (captured %s), want seq %d (captured %s), the frame at %s", what,
+			shown[0].Stamp.Seq, shown[0].Stamp.Captured.Format("15:04:05.000"), j.Shown[0].Stamp.Seq,
+			j.Shown[0].Stamp.Captured.Format("15:04:05.000"), at.Format("15:04:05.000"))
+	}
+}
+
+// timelinePoint returns the page coordinates of instant at on row of the
+// timeline canvas.
+func timelinePoint(t *testing.T, ctx context.Context, at time.Time, row int) (float64, float64) {
+	t.Helper()
+	var g struct{ Left, Top, Width, From, To, LabelW float64 }
+	g = browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[struct{ Left, Top, Width, From, To, LabelW float64 }](
+		`(() => { const c = document.querySelector('.timeline-canvas'), r = c.getBoundingClientRect();
+  return {Left: r.left, Top: r.top, Width: r.width, From: +c.dataset.from, To: +c.dataset.to, LabelW: +c.dataset.labelw}; })()`))
+	ms := float64(at.UnixNano()) / 1e6
+	if ms < g.From || ms > g.To {
+		t.Fatalf("%s is not in the timeline's view [%v, %v]", at, g.From, g.To)
+	}
+	return g.Left + g.LabelW + (ms-g.From)/(g.To-g.From)*(g.Width-g.LabelW), g.Top + 26 + 30*float64(row) + 12
+}
+
+// shiftDrag selects [a, b] on the timeline with Shift+drag.
+func shiftDrag(t *testing.T, ctx context.Context, a, b time.Time) {
+	t.Helper()
+	x1, y := timelinePoint(t, ctx, a, 0)
+	x2, _ := timelinePoint(t, ctx, b, 0)
+	shift := chromedp.ButtonModifiers(kb.ModifierShift)
+	browse(t, ctx, 10*time.Second,
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, x1, y, shift),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMousePressed, x1, y, chromedp.ButtonLeft, shift),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, (x1+x2)/2, y, chromedp.ButtonLeft, shift),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, x2, y, chromedp.ButtonLeft, shift),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseReleased, x2, y, chromedp.ButtonLeft, shift),
+	)
+}
+
+// tileWalls samples the presented wall-clock time of the first n tiles
+// (window start + currentTime, read in one task) every 100 ms, count
+// times, and returns each sample's spread (max − min) in ms.
+func tileWalls(t *testing.T, ctx context.Context, n, count int) []float64 {
+	t.Helper()
+	js := fmt.Sprintf(`new Promise(ok => { const out = []; const iv = setInterval(() => {
+  const ws = [...document.querySelectorAll('.tile')].slice(0, %d).map(t => +t.dataset.wall);
+  out.push(Math.max(...ws) - Math.min(...ws));
+  if (out.length >= %d) { clearInterval(iv); ok(out); } }, 100); })`, n, count)
+	return browseValue(t, ctx, 30*time.Second, chromedp.Evaluate[[]float64](js, chromedp.EvalAwaitPromise))
+}
+
+func TestWebUIReplay(t *testing.T) {
+	t.Parallel() // mostly waits for footage to be recorded
+	rtsp, camStart := startCamsim(t, "-cameras", "4")
+	var cams strings.Builder
+	for i := 1; i <= 4; i++ {
+		fmt.Fprintf(&cams, "  - id: cam%d\n    name: 回放%d\n    township: 会亭镇\n    village: 东村\n    url: %s/cam%d\n", i, i, rtsp, i)
+	}
+	// Four synchronized replays plus the ones being replaced after a seek.
+	srv := startServer(t, "http:\n  replay_per_user: 16\ncameras:\n"+cams.String())
+	propertyUser(t, srv.base, "admin")
+	time.Sleep(14 * time.Second)
+	recEnd := time.Now().Add(-2 * time.Second)
+	db, err := index.Open(context.Background(), filepath.Join(srv.dataDir, "index.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rng := rand.New(rand.NewPCG(20, uint64(time.Now().UnixNano())))
+	wins := midGOPWindows(t, db, "cam1", camStart, recEnd, 2, 2400*time.Millisecond, rng)
+
+	ctx := consoleBrowser(t)
+	consoleLogin(t, ctx, srv, "prop-admin", "property test password admin")
+	iso := func(at time.Time) string { return at.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+	t.Run("instant", func(t *testing.T) {
+		at := wins[0][0].Truncate(time.Millisecond)
+		browse(t, ctx, 30*time.Second, chromedp.Navigate(srv.base+"/#/replay?grid=1&cams=cam1&t="+iso(at)))
+		waitJS(t, ctx, 30*time.Second, tilesReady(1))
+		starts := replayStarts(t, srv, "cam1")
+		if len(starts) == 0 || !starts[len(starts)-1].Equal(at) {
+			t.Fatalf("replays asked of the server: %v, want the last from %s", starts, at)
+		}
+		checkTileFrame(t, ctx, srv, "replay at "+iso(at), "cam1", 0, at)
+		screenshot(t, ctx, "replay")
+	})
+
+	t.Run("click seeks", func(t *testing.T) {
+		target := wins[1][0]
+		x, y := timelinePoint(t, ctx, target, 0)
+		n := len(replayStarts(t, srv, "cam1"))
+		browse(t, ctx, 10*time.Second, chromedp.MouseClickXY(x, y))
+		waitJS(t, ctx, 30*time.Second, tilesReady(1))
+		starts := replayStarts(t, srv, "cam1")
+		if len(starts) <= n {
+			t.Fatalf("the click asked the server for no new replay (%d before, %d after)", n, len(starts))
+		}
+		at := starts[len(starts)-1]
+		// One pixel of the view (an hour across ~1,600 px) is about 2 s.
+		if d := at.Sub(target); d < -3*time.Second || d > 3*time.Second {
+			t.Fatalf("clicked at %s, replay asked from %s", target.Format("15:04:05.000"), at.Format("15:04:05.000"))
+		}
+		wall := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[float64](`+document.getElementById('replay-clock').dataset.wall`))
+		if d := math.Abs(wall - float64(at.UnixNano())/1e6); d > 1 {
+			t.Errorf("wall clock shows %v, the replay starts at %s", wall, iso(at))
+		}
+		checkTileFrame(t, ctx, srv, "click at "+iso(at), "cam1", 0, at)
+	})
+
+	t.Run("sync", func(t *testing.T) {
+		at := wins[0][0].Add(-4 * time.Second).Truncate(time.Millisecond)
+		browse(t, ctx, 30*time.Second, chromedp.Navigate(srv.base+"/#/replay?grid=4&cams=cam1,cam2,cam3,cam4&t="+iso(at)))
+		waitJS(t, ctx, 40*time.Second, tilesReady(4))
+		for i := 1; i <= 4; i++ {
+			if s := replayStarts(t, srv, fmt.Sprintf("cam%d", i)); len(s) == 0 || !s[len(s)-1].Equal(at) {
+				t.Errorf("cam%d: replays asked %v, want the last from %s", i, s, iso(at))
+			}
+		}
+		browse(t, ctx, 10*time.Second, chromedp.KeyEvent(" "))
+		waitJS(t, ctx, 10*time.Second, `document.getElementById('replay-play').dataset.playing === 'true'`)
+		check := func(what string) {
+			t.Helper()
+			time.Sleep(2 * time.Second)
+			spread := tileWalls(t, ctx, 4, 20)
+			t.Logf("%s: spread of the 4 tiles' presented wall-clock times (ms) every 100 ms: %.1f", what, spread)
+			// After the first second every sample is within one frame (40 ms).
+			for i, s := range spread[10:] {
+				if math.IsNaN(s) || s > 40 {
+					t.Errorf("%s: sample %d: tiles %.1f ms apart (more than a frame)", what, 10+i, s)
+				}
+			}
+		}
+		check("playing")
+		// Seek while playing: a click on the timeline 3 s back.
+		now := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[float64](`+document.getElementById('replay-clock').dataset.wall`))
+		back := time.UnixMilli(int64(now)).Add(-3 * time.Second)
+		x, y := timelinePoint(t, ctx, back, 0)
+		browse(t, ctx, 10*time.Second, chromedp.MouseClickXY(x, y))
+		waitJS(t, ctx, 30*time.Second, tilesReady(4))
+		check("after a seek")
+		screenshot(t, ctx, "sync")
+		browse(t, ctx, 10*time.Second, chromedp.KeyEvent(" "))
+	})
+
+	t.Run("export and evidence", func(t *testing.T) {
+		at := wins[0][0].Truncate(time.Millisecond)
+		browse(t, ctx, 30*time.Second, chromedp.Navigate(srv.base+"/#/replay?grid=1&cams=cam1&t="+iso(at)))
+		waitJS(t, ctx, 30*time.Second, tilesReady(1))
+		// Zoom in (5 × "+": an hour → ~2 min across) for a precise selection.
+		for range 5 {
+			browse(t, ctx, 5*time.Second, chromedp.KeyEvent("+"))
+		}
+		from, to := at.Add(-4*time.Second), at.Add(2*time.Second)
+		shiftDrag(t, ctx, from, to)
+		var sel struct{ From, To string }
+		sel = browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[struct{ From, To string }](
+			`(() => { const d = document.getElementById('replay-sel').dataset; return {From: d.from, To: d.to}; })()`))
+		sf, err1 := time.Parse(time.RFC3339Nano, sel.From)
+		st, err2 := time.Parse(time.RFC3339Nano, sel.To)
+		if err1 != nil || err2 != nil || sf.Sub(from).Abs() > 500*time.Millisecond || st.Sub(to).Abs() > 500*time.Millisecond {
+			t.Fatalf("selected %+v, dragged over %s–%s", sel, iso(from), iso(to))
+		}
+
+		browse(t, ctx, 10*time.Second, chromedp.Click(chromedp.ID("replay-export")))
+		waitJS(t, ctx, 10*time.Second, `location.hash === '#/exports'`)
+		ids := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[string](`sessionStorage.getItem('xl.replay.exports') || ''`))
+		if ids == "" {
+			t.Fatal("no export job recorded by the page")
+		}
+		var job struct {
+			ID, Camera string
+			From, To   time.Time
+		}
+		if code := getJSON(t, srv.base+"/api/v1/exports/"+strings.Split(ids, ",")[0], &job); code != 200 ||
+			job.Camera != "cam1" || job.From.Sub(sf).Abs() > time.Millisecond || job.To.Sub(st).Abs() > time.Millisecond {
+			t.Fatalf("export job: %d %+v, want cam1 %s–%s", code, job, sel.From, sel.To)
+		}
+
+		browse(t, ctx, 30*time.Second, chromedp.Navigate(srv.base+"/#/replay?grid=1&cams=cam1&t="+iso(at)))
+		waitJS(t, ctx, 30*time.Second, tilesReady(1))
+		for range 5 {
+			browse(t, ctx, 5*time.Second, chromedp.KeyEvent("+"))
+		}
+		shiftDrag(t, ctx, from, to)
+		browse(t, ctx, 20*time.Second,
+			chromedp.Click(chromedp.ID("replay-evidence")),
+			chromedp.WaitVisible(chromedp.ID("evidence-case")),
+			chromedp.SendKeys(chromedp.ID("evidence-case"), "2026-刑-0420"),
+			chromedp.SendKeys(chromedp.ID("evidence-reason"), "盗窃案现场录像"),
+			chromedp.Click(chromedp.ID("evidence-submit")),
+		)
+		waitJS(t, ctx, 20*time.Second, `!!document.getElementById('replay-msg').dataset.lock`)
+		lock := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[string](`document.getElementById('replay-msg').dataset.lock`))
+		var l struct {
+			Cameras        []string
+			From, To       time.Time
+			Reason         string
+			CaseNumberJSON string `json:"case_number"`
+			Active         bool
+		}
+		if code := getJSON(t, srv.base+"/api/v1/evidence/"+lock, &l); code != 200 || len(l.Cameras) != 1 || l.Cameras[0] != "cam1" ||
+			l.CaseNumberJSON != "2026-刑-0420" || l.Reason != "盗窃案现场录像" || !l.Active ||
+			l.From.After(sf) || l.To.Before(st) || sf.Sub(l.From) > time.Second || l.To.Sub(st) > time.Second {
+			t.Fatalf("evidence lock %s: %d %+v, want cam1 %s–%s", lock, code, l, sel.From, sel.To)
+		}
+	})
+
+	t.Run("timeline render time", func(t *testing.T) {
+		for _, c := range []struct{ cams, days int }{{1, 30}, {100, 1}} {
+			ms := browseValue(t, ctx, 120*time.Second, chromedp.Evaluate[[]float64](fmt.Sprintf(`xlTimelineBench(%d, %d, 20)`, c.cams, c.days)))
+			if len(ms) != 20 {
+				t.Fatalf("bench: %d frames", len(ms))
+			}
+			sort.Float64s(ms)
+			t.Logf("timeline render, %d camera(s) × %d day(s), 1600 px: median %.2f ms, max %.2f ms over %d frames (headless chromium, software canvas)",
+				c.cams, c.days, ms[len(ms)/2], ms[len(ms)-1], len(ms))
+		}
+	})
+}
