@@ -314,17 +314,21 @@ export class Timeline {
     g.fillRect(labelW, y, W - labelW, h);
     const x0 = (ms: number) => Math.max(labelW, this.xOf(ms));
     const x1 = (ms: number) => Math.min(W, this.xOf(ms));
+    // Intervals as one path (one fill per kind and row: a software canvas
+    // pays per fill call, not per rectangle in a path).
     const bar = (a: Interval[], color: string, top: number, height: number) => {
-      g.fillStyle = color;
-      let lastX = -1;
+      let lastX = -1, n = 0;
+      g.beginPath();
       for (let k = first(a, from, s => s.end); k < a.length && a[k].start < to; k++) {
         const l = x0(a[k].start), r = x1(a[k].end);
-        // At least one pixel; spans within one pixel column are merged.
+        // At least one pixel; intervals within one pixel column merge.
         const lx = Math.floor(l), rx = Math.max(lx + 1, Math.ceil(r));
         if (rx <= lastX) continue;
-        g.fillRect(Math.max(lx, lastX), top, rx - Math.max(lx, lastX), height);
+        g.rect(Math.max(lx, lastX), top, rx - Math.max(lx, lastX), height);
         lastX = rx;
+        n++;
       }
+      if (n) { g.fillStyle = color; g.fill(); }
     };
     bar(d.spans, '#1f6f4a', y, h);
     bar(d.lost, '#8a2f2a', y, h);
@@ -340,23 +344,33 @@ export class Timeline {
         const r = Math.min(cols.length - 1, Math.max(l, Math.ceil(this.xOf(a.start + minute) - labelW) - 1));
         for (let c = l; c <= r; c++) if (a.seconds > cols[c]) cols[c] = a.seconds;
       }
-      g.fillStyle = 'rgba(214,92,214,.85)';
+      // One step polygon along the column tops.
+      const base = y + h;
+      g.beginPath();
+      g.moveTo(labelW, base);
+      let prev = 0;
       for (let c = 0; c < cols.length; c++) {
-        if (!cols[c]) continue;
-        const bh = Math.max(1, (cols[c] / 60) * (h - 2));
-        g.fillRect(labelW + c, y + h - bh, 1, bh);
+        const bh = cols[c] ? Math.max(1, Math.round((cols[c] / 60) * (h - 2))) : 0;
+        if (bh !== prev) { g.lineTo(labelW + c, base - prev); g.lineTo(labelW + c, base - bh); prev = bh; }
       }
+      g.lineTo(labelW + cols.length, base - prev);
+      g.lineTo(labelW + cols.length, base);
+      g.closePath();
+      g.fillStyle = 'rgba(214,92,214,.85)';
+      g.fill();
     }
     // Motion intervals: a thin line at the top of the row.
     bar(d.motion, '#d65cd6', y, 2);
     // Events: ticks in amber.
     if (d.events.length) {
-      g.fillStyle = '#e0a42b';
+      g.beginPath();
       for (let k = first(d.events, from, e => Math.max(e.end, e.start + 1)); k < d.events.length && d.events[k].start < to; k++) {
         const e = d.events[k];
         const l = Math.floor(x0(e.start));
-        g.fillRect(l, y + 2, Math.max(2, Math.ceil(x1(Math.max(e.end, e.start)) - l)), Math.min(6, h / 3));
+        g.rect(l, y + 2, Math.max(2, Math.ceil(x1(Math.max(e.end, e.start)) - l)), Math.min(6, h / 3));
       }
+      g.fillStyle = '#e0a42b';
+      g.fill();
     }
   }
 
