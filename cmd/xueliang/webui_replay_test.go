@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -137,8 +138,8 @@ func checkTileFrame(t *testing.T, ctx context.Context, srv *testServer, what, ca
 	f := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[browserFrame](fmt.Sprintf(tileThumbJS, tile, thumbBlock)))
 	shown := browserFrames(t, what, j, browserResult{Rest: &f})
 	if shown[0].Stamp.Seq != j.Shown[0].Stamp.Seq {
-		t.Errorf("%s: the tile shows seq %d (captured %s), want seq %d (captured %s), the frame at %s", what,
-			shown[0].Stamp.Seq, shown[0].Stamp.Captured.Format("15:04:05.000"), j.Shown[0].Stamp.Seq,
+		t.Errorf("%s: the tile shows seq %d (captured %s; media time %.3f), want seq %d (captured %s), the frame at %s", what,
+			shown[0].Stamp.Seq, shown[0].Stamp.Captured.Format("15:04:05.000"), f.MediaTime, j.Shown[0].Stamp.Seq,
 			j.Shown[0].Stamp.Captured.Format("15:04:05.000"), at.Format("15:04:05.000"))
 	}
 }
@@ -222,6 +223,34 @@ func TestWebUIReplay(t *testing.T) {
 		}
 		checkTileFrame(t, ctx, srv, "replay at "+iso(at), "cam1", 0, at)
 		screenshot(t, ctx, "replay")
+
+		// → steps one frame (40 ms at 25 fps): the next frame is shown.
+		browse(t, ctx, 10*time.Second, chromedp.KeyEvent(kb.ArrowRight))
+		waitTiles(t, ctx, 1, 20*time.Second)
+		wall := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[float64](`+document.getElementById('replay-clock').dataset.wall`))
+		next := time.UnixMicro(int64(math.Round(wall * 1000)))
+		if d := next.Sub(at); d < 39*time.Millisecond || d > 41*time.Millisecond {
+			t.Fatalf("a frame step moved the clock by %v, want 40ms", d)
+		}
+		checkTileFrame(t, ctx, srv, "frame step to "+iso(next), "cam1", 0, next)
+		// ← steps back to the frame at the instant.
+		browse(t, ctx, 10*time.Second, chromedp.KeyEvent(kb.ArrowLeft))
+		waitTiles(t, ctx, 1, 20*time.Second)
+		checkTileFrame(t, ctx, srv, "frame step back to "+iso(at), "cam1", 0, at)
+		wall = browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[float64](`+document.getElementById('replay-clock').dataset.wall`))
+
+		// ↑↑ → 4×: a second and a half of play covers about 6 s.
+		browse(t, ctx, 10*time.Second, chromedp.KeyEvent(kb.ArrowUp), chromedp.KeyEvent(kb.ArrowUp))
+		waitJS(t, ctx, 5*time.Second, `!!document.querySelector('button[data-speed="4"].active')`)
+		browse(t, ctx, 10*time.Second, chromedp.KeyEvent(" "), chromedp.Sleep(1500*time.Millisecond), chromedp.KeyEvent(" "))
+		wall2 := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[float64](`+document.getElementById('replay-clock').dataset.wall`))
+		rate := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[float64](`document.querySelector('.tile video').playbackRate`))
+		// Loose: the clock holds while the tile loads, and the key events
+		// themselves take time on a loaded machine.
+		if d := time.Duration((wall2 - wall) * 1e6); d < 3*time.Second || d > 8*time.Second || rate != 4 {
+			t.Errorf("4× for 1.5 s moved the clock by %v (playbackRate %v), want about 6 s", d, rate)
+		}
+		browse(t, ctx, 10*time.Second, chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.ArrowDown))
 	})
 
 	t.Run("click seeks", func(t *testing.T) {
@@ -238,7 +267,7 @@ func TestWebUIReplay(t *testing.T) {
 			t.Fatalf("clicked at %s, the clock shows %s", target.Format("15:04:05.000"), at.Format("15:04:05.000"))
 		}
 		tw := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[float64](`+document.querySelector('.tile[data-tile="0"]').dataset.wall`))
-		if math.Abs(tw-wall) > 1 {
+		if math.Abs(tw-wall) > 2 { // the tile seeks 1 ms past the clock (player.ts)
 			t.Errorf("the tile's playhead is at %.1f, the clock at %.1f", tw, wall)
 		}
 		checkTileFrame(t, ctx, srv, "click at "+iso(at), "cam1", 0, at)
@@ -276,7 +305,22 @@ func TestWebUIReplay(t *testing.T) {
 		waitTiles(t, ctx, 4, 30*time.Second)
 		check("after a seek")
 		screenshot(t, ctx, "sync")
+		// Paused: every tile shows the frame at its own playhead (identified
+		// by picture against the server's replay from there, so not by the
+		// page's arithmetic alone), and the playheads are within a frame.
 		browse(t, ctx, 10*time.Second, chromedp.KeyEvent(" "))
+		waitJS(t, ctx, 10*time.Second, `document.getElementById('replay-play').dataset.playing === 'false'`)
+		waitTiles(t, ctx, 4, 20*time.Second)
+		walls := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[[]float64](
+			`[...document.querySelectorAll('.tile')].slice(0, 4).map(t => +t.dataset.wall)`))
+		lo, hi := slices.Min(walls), slices.Max(walls)
+		if hi-lo > 40 {
+			t.Errorf("paused: playheads %v span %.1f ms (more than a frame)", walls, hi-lo)
+		}
+		for i, w := range walls {
+			at := time.UnixMicro(int64(math.Round(w * 1000)))
+			checkTileFrame(t, ctx, srv, fmt.Sprintf("sync tile %d paused at %s", i, iso(at)), fmt.Sprintf("cam%d", i+1), i, at)
+		}
 	})
 
 	t.Run("export and evidence", func(t *testing.T) {

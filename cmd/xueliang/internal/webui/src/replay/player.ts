@@ -94,13 +94,20 @@ export class ReplayTile {
     return this.start + this.video.currentTime * 1000;
   }
 
-  // buffered reports whether wall-clock t is in the loaded window and
-  // already buffered (a seek there is instant).
+  // buffered reports whether wall-clock t is in the loaded window, already
+  // buffered and seekable (a seek there is instant). The replay response
+  // is a stream without byte ranges, so Chromium's seekable range is the
+  // start only (measured: currentTime stays at 0): seeks, frame steps and
+  // hard drift corrections then load a new window from t, whose first
+  // frame is the frame at t.
   buffered(t: number): boolean {
     if (this.state !== 'ready' || t < this.start || t >= this.end) return false;
-    const m = (t - this.start) / 1000, b = this.video.buffered;
-    for (let i = 0; i < b.length; i++) if (m >= b.start(i) && m < b.end(i) - 0.1) return true;
-    return false;
+    const m = (t - this.start) / 1000;
+    const inside = (r: TimeRanges, tail: number) => {
+      for (let i = 0; i < r.length; i++) if (m >= r.start(i) && m < r.end(i) - tail) return true;
+      return false;
+    };
+    return inside(this.video.buffered, 0.1) && inside(this.video.seekable, 0);
   }
 
   // load plays camera from wall-clock start to end (one window, no gap
@@ -139,9 +146,16 @@ export class ReplayTile {
 
   private ticketCamera = '';
 
-  // seekWithin moves the playhead to wall-clock t inside the window.
+  // seekWithin moves the playhead to wall-clock t inside the window. The
+  // element shows the frame whose presentation time is at or before the
+  // playhead; 1 ms past t keeps a step of exactly one frame from landing a
+  // rounding error before that frame. (Media time 0 is the frame at the
+  // window start, whose own wall-clock time is up to a frame earlier: a
+  // seek inside a loaded window can show the frame before the one at t
+  // when t is within that offset of a frame boundary; a new window, as
+  // after a seek outside what is loaded, starts exactly at its frame.)
   seekWithin(t: number): void {
-    this.video.currentTime = Math.max(0, (t - this.start) / 1000);
+    this.video.currentTime = Math.max(0, (t - this.start) / 1000 + 0.001);
   }
 
   // gap shows that there is no footage at the master time.

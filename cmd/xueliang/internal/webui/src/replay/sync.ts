@@ -1,9 +1,10 @@
 // Synchronized replay: one master clock (wall-clock ms, running at the
 // chosen speed) and up to nine ReplayTiles held to it. Every 100 ms each
 // tile's playhead (window start + currentTime) is compared with the clock:
-// more than half a frame off → its playbackRate is nudged to close the
-// difference within about a second; more than max(1 s, ¼ s × speed) off →
-// it seeks (inside what is buffered) or loads a new window. While a
+// more than a quarter of a frame off while playing → its playbackRate is
+// nudged to close the difference within about a second; more than
+// max(1 s, ¼ s × speed) off, or half a frame while paused → it seeks
+// (inside what is seekable) or loads a new window from the clock. While a
 // playing tile is loading or starved the clock holds, so the others wait
 // for it instead of running away. Gaps: a tile whose camera has no
 // footage at the clock shows "no footage"; with gaps "skip", when no tile
@@ -143,7 +144,7 @@ export class SyncGroup {
           } else {
             if (v.paused && !v.ended) v.play().catch(() => {});
             if (Math.abs(drift) > Math.max(1000, 250 * c.rate)) this.place(s, t, false);
-            else if (Math.abs(drift) > fd / 2) {
+            else if (Math.abs(drift) > fd / 4) {
               const want = c.rate - drift / 1000;
               v.playbackRate = Math.min(16, Math.max(0.0625, c.rate * 0.5, Math.min(c.rate * 1.5, want)));
             } else if (v.playbackRate !== c.rate) v.playbackRate = c.rate;

@@ -253,6 +253,9 @@ export class Timeline {
     g.fillRect(0, 0, W, H);
     this.drawRuler(g, W, H);
     this.tracks.forEach((t, i) => this.drawRow(g, t, i, W));
+    // The future: nothing can be recorded there yet.
+    const nx = this.xOf(Date.now());
+    if (nx < W) { g.fillStyle = 'rgba(0,0,0,.35)'; g.fillRect(Math.max(labelW, nx), ruler, W - Math.max(labelW, nx), H - ruler); }
     this.drawOverlay(g, W, H);
     this.canvas.dataset.from = String(Math.round(this.from));
     this.canvas.dataset.to = String(Math.round(this.to));
