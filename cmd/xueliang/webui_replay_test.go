@@ -253,6 +253,21 @@ func TestWebUIReplay(t *testing.T) {
 		browse(t, ctx, 10*time.Second, chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.ArrowDown))
 	})
 
+	t.Run("date picker", func(t *testing.T) {
+		// The picker is in the browser's local time (the test process's
+		// zone, which chromium inherits), to the second.
+		at := wins[1][0].Add(-time.Second).Truncate(time.Second)
+		browse(t, ctx, 10*time.Second,
+			chromedp.SetValue(chromedp.ID("replay-date"), at.In(time.Local).Format("2006-01-02T15:04:05")),
+			chromedp.Click(chromedp.ID("replay-go")))
+		waitTiles(t, ctx, 1, 30*time.Second)
+		wall := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[float64](`+document.getElementById('replay-clock').dataset.wall`))
+		if int64(wall) != at.UnixMilli() {
+			t.Fatalf("jumped to %s, the clock shows %v", iso(at), wall)
+		}
+		checkTileFrame(t, ctx, srv, "date picker "+iso(at), "cam1", 0, at)
+	})
+
 	t.Run("click seeks", func(t *testing.T) {
 		target := wins[1][0]
 		x, y := timelinePoint(t, ctx, target, 0)
