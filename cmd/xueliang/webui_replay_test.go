@@ -53,7 +53,8 @@ const tileThumbJS = `(() => {
 })()`
 
 // waitTiles waits until the first n tiles have loaded their window and
-// show a frame (not seeking); on timeout it fails with every tile's state.
+// show a frame (not seeking), steadily; on timeout it fails with every
+// tile's state.
 func waitTiles(t *testing.T, ctx context.Context, n int, timeout time.Duration) {
 	t.Helper()
 	js := fmt.Sprintf(`[...document.querySelectorAll('.tile')].slice(0, %d).map(t => { const v = t.querySelector('video');
@@ -65,13 +66,15 @@ func waitTiles(t *testing.T, ctx context.Context, n int, timeout time.Duration) 
 		Seeking           bool
 	}
 	deadline := time.Now().Add(timeout)
-	for {
+	for stable := 0; ; {
 		sts := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[[]st](js))
 		ok := len(sts) == n
 		for _, s := range sts {
 			ok = ok && s.State == "ready" && s.RS >= 2 && !s.Seeking
 		}
-		if ok {
+		// Ready in three polls in a row (300 ms, longer than the sync
+		// group's 100 ms check that may still move a tile).
+		if stable = map[bool]int{true: stable + 1, false: 0}[ok]; stable >= 3 {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -191,9 +194,11 @@ func tileWalls(t *testing.T, ctx context.Context, n, count int) []float64 {
 
 func TestWebUIReplay(t *testing.T) {
 	t.Parallel() // mostly waits for footage to be recorded
-	rtsp, camStart := startCamsim(t, "-cameras", "4")
+	// cam5's sessions are dropped every 5 s: gaps in its recording (the
+	// reconnection, then the wait for a keyframe).
+	rtsp, camStart := startCamsim(t, "-cameras", "5", "-camera", "cam5:drop=5s")
 	var cams strings.Builder
-	for i := 1; i <= 4; i++ {
+	for i := 1; i <= 5; i++ {
 		fmt.Fprintf(&cams, "  - id: cam%d\n    name: 回放%d\n    township: 会亭镇\n    url: %s/cam%d\n", i, i, rtsp, i)
 	}
 	// Four synchronized replays plus the ones being replaced after a seek.
@@ -335,6 +340,67 @@ func TestWebUIReplay(t *testing.T) {
 		for i, w := range walls {
 			at := time.UnixMicro(int64(math.Round(w * 1000)))
 			checkTileFrame(t, ctx, srv, fmt.Sprintf("sync tile %d paused at %s", i, iso(at)), fmt.Sprintf("cam%d", i+1), i, at)
+		}
+	})
+
+	t.Run("gaps", func(t *testing.T) {
+		var tl timelineResp
+		from, to := camStart.Add(-time.Minute), time.Now()
+		if code := getJSON(t, srv.base+"/api/v1/cameras/cam5/timeline?from="+url.QueryEscape(from.Format(time.RFC3339Nano))+"&to="+url.QueryEscape(to.Format(time.RFC3339Nano)), &tl); code != 200 {
+			t.Fatalf("timeline: %d", code)
+		}
+		var gap [2]time.Time
+		for i := 1; i < len(tl.Spans); i++ {
+			if d := tl.Spans[i].Start.Sub(tl.Spans[i-1].End); d > 300*time.Millisecond && tl.Spans[i-1].End.Sub(tl.Spans[i-1].Start) > 2*time.Second {
+				gap = [2]time.Time{tl.Spans[i-1].End, tl.Spans[i].Start}
+				break
+			}
+		}
+		if gap[0].IsZero() {
+			t.Fatalf("cam5's drops left no gap after 2 s of footage: %+v", tl.Spans)
+		}
+		// Samples the clock and the tile every 50 ms from play until the
+		// clock is 1 s past the gap (or 20 s).
+		sample := fmt.Sprintf(`new Promise(ok => { const out = []; const t0 = performance.now(); const iv = setInterval(() => {
+  const w = +document.getElementById('replay-clock').dataset.wall, tile = document.querySelector('.tile');
+  out.push({Wall: w, State: tile.dataset.state || '', Tile: +tile.dataset.wall || 0});
+  if (w > %d || performance.now() - t0 > 20000) { clearInterval(iv); ok(out); } }, 50); })`, gap[1].Add(time.Second).UnixMilli())
+		type smp struct {
+			Wall, Tile float64
+			State      string
+		}
+		for _, mode := range []string{"skip", "show"} {
+			at := gap[0].Add(-1500 * time.Millisecond).Truncate(time.Millisecond)
+			browse(t, ctx, 30*time.Second, chromedp.Navigate(srv.base+"/#/replay?grid=1&cams=cam5&gaps="+mode+"&t="+iso(at)))
+			waitTiles(t, ctx, 1, 30*time.Second)
+			if v := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[string](`document.getElementById('replay-gaps').value`)); v != mode {
+				t.Fatalf("gaps selector %q, want %q", v, mode)
+			}
+			browse(t, ctx, 10*time.Second, chromedp.KeyEvent(" "))
+			ss := browseValue(t, ctx, 40*time.Second, chromedp.Evaluate[[]smp](sample, chromedp.EvalAwaitPromise))
+			browse(t, ctx, 10*time.Second, chromedp.KeyEvent(" "))
+			jump, sawGap := 0.0, false
+			for i := 1; i < len(ss); i++ {
+				jump = max(jump, ss[i].Wall-ss[i-1].Wall)
+				sawGap = sawGap || ss[i].State == "gap"
+			}
+			last := ss[len(ss)-1]
+			gapMs := float64(gap[1].Sub(gap[0]).Milliseconds())
+			t.Logf("gaps=%s: gap %s–%s, %d samples, largest clock step %.0f ms, tile in gap state: %v, last %+v", mode,
+				gap[0].Format("15:04:05.000"), gap[1].Format("15:04:05.000"), len(ss), jump, sawGap, last)
+			if last.Wall < float64(gap[1].UnixMilli()) || last.State != "ready" || last.Tile < float64(gap[1].UnixMilli()) {
+				t.Errorf("gaps=%s: playback did not resume after the gap: last sample %+v", mode, last)
+			}
+			switch mode {
+			case "skip": // the clock jumps over (most of) the gap
+				if jump < gapMs/2 {
+					t.Errorf("gaps=skip: the clock never jumped (largest step %.0f ms, gap %.0f ms)", jump, gapMs)
+				}
+			case "show": // the clock runs through it, the tile says so
+				if jump > 1000 || !sawGap {
+					t.Errorf("gaps=show: largest clock step %.0f ms, gap state seen %v", jump, sawGap)
+				}
+			}
 		}
 	})
 

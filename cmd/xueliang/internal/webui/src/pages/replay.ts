@@ -5,8 +5,8 @@
 // frames; Shift+drag on the timeline selects a range to export or to put
 // under an evidence lock.
 //
-// #/replay?cams=cam1,cam2&t=2026-12-07T09:00:00Z opens those cameras at
-// that instant (paused). Shortcuts: see keys below (and docs/operations.md,
+// #/replay?cams=cam1,cam2&t=2026-12-07T09:00:00Z&grid=4&gaps=show opens
+// those cameras at that instant (paused); grid and gaps are optional. Shortcuts: see keys below (and docs/operations.md,
 // "Web console").
 import type { App } from '../app';
 import { ApiError } from '../api';
@@ -282,6 +282,10 @@ export function mount(root: HTMLElement, app: App): () => void {
     }
   }
 
+  // Footage near the live edge grows: refresh the tiles' timelines (the
+  // cache fetches again only when its window reaches now and is 15 s old).
+  const dataTimer = window.setInterval(() => { for (const s of group.slots) loadData(s.camera); }, 5000);
+
   let viewTimer = 0;
   timeline.onView = () => {
     clearTimeout(viewTimer);
@@ -452,6 +456,7 @@ export function mount(root: HTMLElement, app: App): () => void {
   (window as unknown as Record<string, unknown>).xlTimelineBench = (cams: number, days: number, frames: number) => benchTimeline(cams, days, frames);
 
   setGrid(grids.includes(grid) ? grid : 1);
+  if (params.get('gaps') === 'show' || params.get('gaps') === 'skip') group.gaps = gapSel.value = params.get('gaps') as 'skip' | 'show';
   group.clock.set(start0);
   const initial = (params.get('cams') ?? '').split(',').filter(Boolean);
   initial.slice(0, 9).forEach((id, i) => { if (views[i]) assign(views[i], id); });
@@ -461,6 +466,7 @@ export function mount(root: HTMLElement, app: App): () => void {
     document.removeEventListener('keydown', onKey);
     cancelAnimationFrame(raf);
     clearTimeout(viewTimer);
+    clearInterval(dataTimer);
     closeDialog();
     if (help) toggleHelp();
     group.destroy();

@@ -73,7 +73,11 @@ export class SyncGroup {
     for (const s of this.slots) {
       if (s.tile.state !== 'ready') continue;
       s.tile.video.pause();
-      s.tile.seekWithin(t);
+      // A new window from the clock: its first frame is the frame at t
+      // exactly. (Inside a window, media time 0 is a frame whose own time
+      // is up to a frame before the window start, so a paused position
+      // inside it can show the frame before the one at the clock.)
+      this.place(s, t, true, true);
     }
   }
 
@@ -84,11 +88,12 @@ export class SyncGroup {
     this.seek(this.clock.now() + n * fd * 1000);
   }
 
-  // place loads or positions slot s at wall-clock t.
-  private place(s: Slot, t: number, force: boolean): void {
+  // place loads or positions slot s at wall-clock t (fresh: always a new
+  // window).
+  private place(s: Slot, t: number, force: boolean, fresh = false): void {
     const tile = s.tile;
     if (!s.camera) return;
-    if (tile.camera === s.camera && tile.state === 'ready' && tile.buffered(t)) {
+    if (!fresh && tile.camera === s.camera && tile.state === 'ready' && tile.buffered(t)) {
       tile.seekWithin(t);
       if (this.clock.playing) tile.video.play().catch(() => {});
       return;
