@@ -128,10 +128,11 @@ func replayStarts(t *testing.T, srv *testServer, cam string) []time.Time {
 	return out
 }
 
-// checkTileFrame asserts tile shows the frame at instant at of cam: the
-// frame ffmpeg shows first in the server's replay from at (the frame at
-// start, TestReplayFirstFrame), identified by thumbnail.
-func checkTileFrame(t *testing.T, ctx context.Context, srv *testServer, what, cam string, tile int, at time.Time) {
+// tileFrame identifies the frame tile shows (by thumbnail against
+// ffmpeg's decode of the server's replay of cam from at) and returns it with
+// the frame at at: the frame ffmpeg shows first in that replay (the frame
+// at start, TestReplayFirstFrame).
+func tileFrame(t *testing.T, ctx context.Context, srv *testServer, what, cam string, tile int, at time.Time) (shown, want judgedFrame, mediaTime float64) {
 	t.Helper()
 	r := fetchReplay(t, srv, cam, at, at.Add(1500*time.Millisecond), false)
 	j := judgeMP4(t, r.path)
@@ -139,11 +140,17 @@ func checkTileFrame(t *testing.T, ctx context.Context, srv *testServer, what, ca
 		t.Fatalf("%s: ffmpeg shows no frame of the reference replay", what)
 	}
 	f := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[browserFrame](fmt.Sprintf(tileThumbJS, tile, thumbBlock)))
-	shown := browserFrames(t, what, j, browserResult{Rest: &f})
-	if shown[0].Stamp.Seq != j.Shown[0].Stamp.Seq {
+	return browserFrames(t, what, j, browserResult{Rest: &f})[0], j.Shown[0], f.MediaTime
+}
+
+// checkTileFrame asserts tile shows the frame at instant at of cam.
+func checkTileFrame(t *testing.T, ctx context.Context, srv *testServer, what, cam string, tile int, at time.Time) {
+	t.Helper()
+	shown, want, mt := tileFrame(t, ctx, srv, what, cam, tile, at)
+	if shown.Stamp.Seq != want.Stamp.Seq {
 		t.Errorf("%s: the tile shows seq %d (captured %s; media time %.3f), want seq %d (captured %s), the frame at %s", what,
-			shown[0].Stamp.Seq, shown[0].Stamp.Captured.Format("15:04:05.000"), f.MediaTime, j.Shown[0].Stamp.Seq,
-			j.Shown[0].Stamp.Captured.Format("15:04:05.000"), at.Format("15:04:05.000"))
+			shown.Stamp.Seq, shown.Stamp.Captured.Format("15:04:05.000"), mt, want.Stamp.Seq,
+			want.Stamp.Captured.Format("15:04:05.000"), at.Format("15:04:05.000"))
 	}
 }
 
@@ -247,12 +254,15 @@ func TestWebUIReplay(t *testing.T) {
 		// ↑↑ → 4×: a second and a half of play covers about 6 s.
 		browse(t, ctx, 10*time.Second, chromedp.KeyEvent(kb.ArrowUp), chromedp.KeyEvent(kb.ArrowUp))
 		waitJS(t, ctx, 5*time.Second, `!!document.querySelector('button[data-speed="4"].active')`)
-		browse(t, ctx, 10*time.Second, chromedp.KeyEvent(" "), chromedp.Sleep(1500*time.Millisecond), chromedp.KeyEvent(" "))
-		wall2 := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[float64](`+document.getElementById('replay-clock').dataset.wall`))
+		browse(t, ctx, 10*time.Second, chromedp.KeyEvent(" "), chromedp.Sleep(1500*time.Millisecond))
+		// The element's rate while playing (nudged by at most ±50 % by the
+		// sync check, which holds it at 4 when on time).
 		rate := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[float64](`document.querySelector('.tile video').playbackRate`))
+		browse(t, ctx, 10*time.Second, chromedp.KeyEvent(" "))
+		wall2 := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[float64](`+document.getElementById('replay-clock').dataset.wall`))
 		// Loose: the clock holds while the tile loads, and the key events
 		// themselves take time on a loaded machine.
-		if d := time.Duration((wall2 - wall) * 1e6); d < 3*time.Second || d > 8*time.Second || rate != 4 {
+		if d := time.Duration((wall2 - wall) * 1e6); d < 3*time.Second || d > 8*time.Second || rate < 2 || rate > 6 {
 			t.Errorf("4× for 1.5 s moved the clock by %v (playbackRate %v), want about 6 s", d, rate)
 		}
 		browse(t, ctx, 10*time.Second, chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.ArrowDown))
@@ -337,9 +347,29 @@ func TestWebUIReplay(t *testing.T) {
 		if hi-lo > 40 {
 			t.Errorf("paused: playheads %v span %.1f ms (more than a frame)", walls, hi-lo)
 		}
+		// The frames shown, by their camsim capture time (the cameras share
+		// camsim's clock): within a frame of each other. Each is the frame
+		// at its tile's playhead, or (seen when the playhead is a few ms
+		// past a frame boundary: Chromium shows the frame before at the
+		// window start; docs/operations.md, "Known limits") the one before.
+		var caps []time.Time
 		for i, w := range walls {
 			at := time.UnixMicro(int64(math.Round(w * 1000)))
-			checkTileFrame(t, ctx, srv, fmt.Sprintf("sync tile %d paused at %s", i, iso(at)), fmt.Sprintf("cam%d", i+1), i, at)
+			what := fmt.Sprintf("sync tile %d paused at %s", i, iso(at))
+			shown, want, _ := tileFrame(t, ctx, srv, what, fmt.Sprintf("cam%d", i+1), i, at)
+			caps = append(caps, shown.Stamp.Captured)
+			switch d := int64(want.Stamp.Seq) - int64(shown.Stamp.Seq); {
+			case d == 1:
+				t.Logf("%s: shows seq %d, the frame before the one at the playhead (%d, captured %s)", what, shown.Stamp.Seq,
+					want.Stamp.Seq, want.Stamp.Captured.Format("15:04:05.000"))
+			case d != 0:
+				t.Errorf("%s: shows seq %d, want %d (the frame at the playhead)", what, shown.Stamp.Seq, want.Stamp.Seq)
+			}
+		}
+		first, last := slices.MinFunc(caps, time.Time.Compare), slices.MaxFunc(caps, time.Time.Compare)
+		t.Logf("paused: capture times of the 4 frames shown span %v", last.Sub(first))
+		if last.Sub(first) > 45*time.Millisecond {
+			t.Errorf("paused: the 4 tiles show frames captured %v apart (more than a frame): %v", last.Sub(first), caps)
 		}
 	})
 
