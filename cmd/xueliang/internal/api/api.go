@@ -167,7 +167,8 @@ func (s *Server) table() []route {
 		{Route{"GET", "/readyz", ActReady}, s.readyz},
 		{Route{"GET", "/metrics", ActMetrics}, s.metrics},
 		{Route{"GET", "/api/v1/cameras/{id}/timeline", ActArchiveRead}, s.timeline},
-		{Route{"GET", "/api/v1/cameras/{id}/replay.mp4", ActReplay}, s.limited(kindReplay, s.instrumentReplay(s.replay))},
+		{Route{"GET", replayPath, ActReplay}, s.limited(kindReplay, s.instrumentReplay(s.replay))},
+		{Route{"POST", "/api/v1/cameras/{id}/replay/ticket", ActReplay}, s.replayTicket},
 		{Route{"POST", "/api/v1/probe", ActProbe}, s.probeCamera},
 	}
 	var all []route
@@ -356,6 +357,19 @@ func exactParam(q url.Values) (bool, error) {
 	default:
 		return false, fmt.Errorf("exact: want 0 or 1, got %q", v)
 	}
+}
+
+// replayPath is the replay route; it also accepts a replay ticket
+// (ticketPrincipal), for a browser's <video src>.
+const replayPath = "/api/v1/cameras/{id}/replay.mp4"
+
+// ticketReplay is the action of a replay ticket.
+const ticketReplay = "replay"
+
+// replayTicket answers a short-lived ticket for GET …/replay.mp4 of the
+// camera (the web console's <video src>, which cannot send a header).
+func (s *Server) replayTicket(w http.ResponseWriter, r *http.Request) {
+	s.issueTicket(w, r, ticketReplay)
 }
 
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {

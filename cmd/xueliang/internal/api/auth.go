@@ -45,7 +45,8 @@ const loginPath = "/api/v1/login"
 
 // allActions lists every Action (GET /api/v1/me reports the caller's).
 var allActions = []Action{ActHealth, ActReady, ActMetrics, ActCameraRead, ActCameraWrite, ActProbe,
-	ActArchiveRead, ActReplay, ActLive, ActAuditRead, ActUserAdmin, ActSession}
+	ActArchiveRead, ActReplay, ActLive, ActAuditRead, ActUserAdmin, ActSession,
+	ActEvidenceLock, ActEvidenceRead, ActEvidenceUnlock, ActRetentionWrite, ActComplianceRead, ActNodeRead, ActNodeAdmin}
 
 // authRoutes serves login, users, tokens and the audit log.
 func (s *Server) authRoutes() []route {

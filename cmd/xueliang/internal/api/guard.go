@@ -60,9 +60,13 @@ func (s *Server) guard(rt Route, h http.Handler) http.Handler {
 				return
 			}
 			var id auth.Identity
-			tp, isTicket, err := s.ticketPrincipal(rt, r) // live view: ?ticket= (live.go)
+			tp, isTicket, err := s.ticketPrincipal(rt, r) // live view, replay: ?ticket= (live.go)
 			if isTicket && err == nil {
-				id = auth.Identity{User: tp.User, Role: tp.Role, Townships: tp.Townships, TokenID: "live ticket"}
+				kind := "live ticket"
+				if rt.Action == ActReplay {
+					kind = "replay ticket"
+				}
+				id = auth.Identity{User: tp.User, Role: tp.Role, Townships: tp.Townships, TokenID: kind}
 			} else if !isTicket {
 				id, err = s.Auth.Authenticate(ctx, bearer(r))
 			}

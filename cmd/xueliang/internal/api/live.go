@@ -59,13 +59,16 @@ func (s *Server) liveRoutes() []route {
 	}
 }
 
-// ticket is what a live ticket signs.
+// ticket is what a live or replay ticket signs.
 type ticket struct {
 	User      string   `json:"u"`
 	Role      string   `json:"r"`
 	Townships []string `json:"t,omitempty"`
 	Camera    string   `json:"c"`
 	Expires   int64    `json:"e"` // Unix seconds
+	// Action is what the ticket is for: "" (the live view, as before
+	// replay tickets existed) or "replay" (GET …/replay.mp4, replay.go).
+	Action string `json:"a,omitempty"`
 }
 
 func (s *Server) ticketKey() []byte {
@@ -89,8 +92,9 @@ func (s *Server) signTicket(t ticket) string {
 
 var errBadTicket = errors.New("invalid or expired ticket")
 
-// verifyTicket checks a ticket for camera and returns its principal.
-func (s *Server) verifyTicket(raw, camera string) (*Principal, error) {
+// verifyTicket checks a ticket for camera and action ("" for the live
+// view, "replay") and returns its principal.
+func (s *Server) verifyTicket(raw, camera, action string) (*Principal, error) {
 	b64, sig, ok := strings.Cut(raw, ".")
 	if !ok {
 		return nil, errBadTicket
@@ -110,13 +114,19 @@ func (s *Server) verifyTicket(raw, camera string) (*Principal, error) {
 	if err := json.Unmarshal(body, &t); err != nil {
 		return nil, errBadTicket
 	}
-	if t.Camera != camera || s.Now().Unix() >= t.Expires {
+	if t.Camera != camera || t.Action != action || s.Now().Unix() >= t.Expires {
 		return nil, errBadTicket
 	}
 	return &Principal{User: t.User, Role: t.Role, Townships: t.Townships}, nil
 }
 
 func (s *Server) liveTicket(w http.ResponseWriter, r *http.Request) {
+	s.issueTicket(w, r, "")
+}
+
+// issueTicket answers a ticket for the path's camera and action, bound to
+// the caller.
+func (s *Server) issueTicket(w http.ResponseWriter, r *http.Request, action string) {
 	id := r.PathValue("id")
 	if !s.cameraExists(w, r, id) {
 		return
@@ -130,7 +140,7 @@ func (s *Server) liveTicket(w http.ResponseWriter, r *http.Request) {
 		ttl = DefaultTicketTTL
 	}
 	exp := s.Now().Add(ttl)
-	tk := s.signTicket(ticket{User: p.User, Role: p.Role, Townships: p.Townships, Camera: id, Expires: exp.Unix()})
+	tk := s.signTicket(ticket{User: p.User, Role: p.Role, Townships: p.Townships, Camera: id, Expires: exp.Unix(), Action: action})
 	writeJSON(w, http.StatusOK, map[string]any{"ticket": tk, "expires": exp.UTC()})
 }
 
@@ -304,17 +314,27 @@ func (s *Server) auditLiveEnd(r *http.Request, camera, stream string, start time
 	}
 }
 
-// ticketPrincipal authenticates a live request by its ?ticket= (the
-// browser's way); ok is false when the request has none.
+// ticketPrincipal authenticates a live view or a replay by its ?ticket=
+// (the browser's way: a WebSocket or a <video src> cannot send headers);
+// ok is false when the request has none. A live ticket opens only the
+// live routes (GET, action live) of its camera, a replay ticket only GET
+// …/replay.mp4 of its camera.
 func (s *Server) ticketPrincipal(rt Route, r *http.Request) (p *Principal, ok bool, err error) {
-	if rt.Action != ActLive || rt.Method != "GET" || bearer(r) != "" {
+	var action string
+	switch {
+	case rt.Method != "GET" || bearer(r) != "":
+		return nil, false, nil
+	case rt.Action == ActLive:
+	case rt.Path == replayPath:
+		action = ticketReplay
+	default:
 		return nil, false, nil
 	}
 	raw := r.URL.Query().Get("ticket")
 	if raw == "" {
 		return nil, false, nil
 	}
-	p, err = s.verifyTicket(raw, r.PathValue("id"))
+	p, err = s.verifyTicket(raw, r.PathValue("id"), action)
 	if err != nil {
 		return nil, true, auth.ErrUnauthenticated
 	}

@@ -11,7 +11,7 @@ func TestLiveTickets(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	s := &Server{Now: func() time.Time { return now }, TicketKey: []byte("0123456789abcdef0123456789abcdef")}
 	tk := s.signTicket(ticket{User: "zhao", Role: "operator", Townships: []string{"Huiting"}, Camera: "cam1", Expires: now.Add(30 * time.Second).Unix()})
-	p, err := s.verifyTicket(tk, "cam1")
+	p, err := s.verifyTicket(tk, "cam1", "")
 	if err != nil || p.User != "zhao" || p.Role != "operator" || len(p.Townships) != 1 || p.Townships[0] != "Huiting" {
 		t.Fatalf("valid ticket: %+v %v", p, err)
 	}
@@ -30,7 +30,7 @@ func TestLiveTickets(t *testing.T) {
 		{"no signature", body, "cam1", s},
 		{"empty", "", "cam1", s},
 	} {
-		if _, err := tc.s.verifyTicket(tc.ticket, tc.camera); err == nil {
+		if _, err := tc.s.verifyTicket(tc.ticket, tc.camera, ""); err == nil {
 			t.Errorf("%s: accepted", tc.name)
 		}
 	}
@@ -53,7 +53,7 @@ func FuzzVerifyTicket(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		if _, err := s.verifyTicket(raw, "cam1"); err == nil && raw != good {
+		if _, err := s.verifyTicket(raw, "cam1", ""); err == nil && raw != good {
 			t.Fatalf("accepted %q", raw)
 		}
 	})
