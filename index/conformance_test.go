@@ -62,6 +62,7 @@ var conformance = []struct {
 	{"MotionStoreAndSearch", testMotionStoreAndSearch},
 	{"CameraEvents", testCameraEvents},
 	{"MarkDeletingOldestUnlockedStored", testMarkDeletingOldestUnlockedStored},
+	{"LockedBytesFromLockRanges", testLockedBytes},
 	{"MarkDeletingAcrossCameras", testMarkDeletingAcrossCameras},
 	{"RetentionOverrides", testRetentionOverrides},
 	{"EvidenceLocksManyCameras", testEvidenceLocksManyCameras},

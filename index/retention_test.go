@@ -119,6 +119,49 @@ func testMarkDeletingOldestUnlockedStored(t *testing.T, be *backend) {
 	}
 }
 
+// testLockedBytes: LockedBytes agrees with CameraBytes' locked figure —
+// a segment under two overlapping locks counts once, a long segment that
+// starts well before a lock counts, an unlocked lock, another camera's
+// lock, a segment only touching a lock's end and a not yet stored
+// segment do not.
+func testLockedBytes(t *testing.T, be *backend) {
+	ctx := context.Background()
+	db := be.open(t)
+	storedSeg(t, db, "a", at(0), at(600), 1)      // long: overlaps [590, 650)
+	storedSeg(t, db, "a", at(600), at(660), 10)   // both locks
+	storedSeg(t, db, "a", at(660), at(720), 100)  // second lock
+	storedSeg(t, db, "a", at(720), at(780), 1000) // touches the second lock's end only
+	storedSeg(t, db, "b", at(600), at(660), 10000)
+	mustCreate(t, db, "a", at(700), at(760)) // recording
+	lock := func(cams []string, from, to float64) EvidenceLock {
+		l, err := db.CreateEvidenceLock(ctx, EvidenceLock{Cameras: cams, From: at(from), To: at(to),
+			CaseNumber: "C", CreatedBy: "op", Created: at(1000)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	check := func(want int64) {
+		t.Helper()
+		got, err := db.LockedBytes(ctx, "a")
+		_, viaAll, err2 := db.CameraBytes(ctx, "a")
+		if err != nil || err2 != nil || got != want || viaAll != want {
+			t.Fatalf("LockedBytes = %d, %v; CameraBytes locked = %d, %v; want %d", got, err, viaAll, err2, want)
+		}
+	}
+	check(0)
+	lock([]string{"a"}, 590, 650)
+	check(11)
+	lock([]string{"a", "b"}, 610, 720)
+	check(111)
+	old := lock([]string{"a"}, 720, 780)
+	check(1111)
+	if err := db.UnlockEvidence(ctx, old.ID, "admin", at(2000)); err != nil {
+		t.Fatal(err)
+	}
+	check(111)
+}
+
 func testRetentionOverrides(t *testing.T, be *backend) {
 	ctx := context.Background()
 	db := be.open(t)

@@ -41,6 +41,7 @@ type Index interface {
 	DeleteSegmentRows(ctx context.Context, ids []int64) error
 	ReleaseLocked(ctx context.Context, ids []int64) ([]int64, error)
 	CameraBytes(ctx context.Context, camera string) (unlocked, locked int64, err error)
+	LockedBytes(ctx context.Context, camera string) (int64, error)
 	OldestUnlockedStart(ctx context.Context, camera string) (time.Time, error)
 	DeleteMetadataBefore(ctx context.Context, camera string, t time.Time) (int64, error)
 	AppendAudit(ctx context.Context, rec index.AuditRecord, seal func(*index.AuditRecord)) (index.AuditRecord, error)
@@ -219,7 +220,15 @@ func (w *Worker) RunOnce(ctx context.Context) (Report, error) {
 			errs = append(errs, err)
 			continue
 		}
-		unlocked, locked, err := w.cfg.Index.CameraBytes(ctx, c.Camera)
+		// Only a byte cap needs the camera's total, which reads every
+		// stored row of it: without one the pass costs what it deletes
+		// (plus the locked ranges), not what the archive holds.
+		var unlocked, locked int64
+		if p.maxBytes > 0 {
+			unlocked, locked, err = w.cfg.Index.CameraBytes(ctx, c.Camera)
+		} else {
+			locked, err = w.cfg.Index.LockedBytes(ctx, c.Camera)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -83,7 +83,11 @@ func markdown(r results, notes string) string {
 	}
 	if x := r.Retention; x != nil {
 		p("## Retention deletion\n\n")
-		p("The retention worker's path (index.MarkDeleting in chunks of %d → objects → index.DeleteSegmentRows, then DeleteMetadataBefore per camera) deleting the oldest day of every camera (60 s segments).\n\n", x.Chunk)
+		if x.Interleaved == "camera" {
+			p("The retention worker itself (retention.Worker.RunOnce, max_age: per camera index.MarkDeleting in chunks of %d → objects (a no-op store; timed below) → index.DeleteSegmentRows, then LockedBytes, OldestUnlockedStart, DeleteMetadataBefore and the audit entry) deleting the oldest day of every camera (60 s segments) from two indexes of the same cameras, %.1f× apart in rows. Both indexes are loaded first; the passes are interleaved camera by camera (one camera on one index, then the same camera on the other, the order swapped every camera) and each side is timed on its own, so load changes of the shared machine hit both alike.\n\n", x.Chunk, x.RowsRatio)
+		} else {
+			p("The retention worker's path (index.MarkDeleting in chunks of %d → objects → index.DeleteSegmentRows, then DeleteMetadataBefore per camera) deleting the oldest day of every camera (60 s segments).\n\n", x.Chunk)
+		}
 		p("| index | segments in index | deleted | wall s | rows/s | µs per deleted segment |\n|---|---:|---:|---:|---:|---:|\n")
 		for _, s := range []retentionSize{x.Small, x.Large} {
 			p("| %d cameras × %d days | %d | %d | %.1f | %.0f | %.0f |\n", s.Cameras, s.Days, s.IndexSegments, s.Deleted, s.Seconds, s.RowsPerSec, s.USPerSegment)

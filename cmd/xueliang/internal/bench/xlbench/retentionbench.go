@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"xueliang/cmd/xueliang/internal/retention"
 	"xueliang/index"
 	"xueliang/storage"
 	"xueliang/storage/local"
@@ -32,6 +33,8 @@ type retentionResult struct {
 	Small              retentionSize `json:"small"`
 	Large              retentionSize `json:"large"`
 	Ratio              float64       `json:"us_per_segment_ratio_large_over_small"`
+	RowsRatio          float64       `json:"index_rows_ratio_large_over_small"`
+	Interleaved        string        `json:"interleaved_by"`
 	Chunk              int           `json:"chunk"`
 	LocalObjects       int           `json:"local_objects"`
 	LocalObjectsPerSec float64       `json:"local_objects_per_s"`
@@ -42,30 +45,58 @@ type retentionResult struct {
 
 // runRetention deletes the oldest day of every camera from two indexes
 // of cams cameras (smallDays and largeDays days of 60 s segments, bulk
-// loaded as the index part does) through the retention worker's path:
-// index.MarkDeleting in chunks of 500 (its default), the objects (here a
-// no-op: the object side is timed separately on the local store), then
-// index.DeleteSegmentRows, and DeleteMetadataBefore per camera. It then
-// times DeleteKeys on nObjects small real objects of the local store
-// (unlink + directory fsync, in the worker's chunks) and of a real MinIO
-// (S3 DeleteObjects in batches of 1,000 keys, the API's maximum, as the
-// S3 store sends them).
+// loaded as the index part does; both are built first and kept open) with
+// the retention worker itself (retention.Worker.RunOnce: max_age walks each
+// camera's oldest rows in chunks of 500 through MarkDeleting → objects →
+// DeleteSegmentRows, then CameraBytes, OldestUnlockedStart,
+// DeleteMetadataBefore and an audit entry; the object store is a no-op,
+// timed separately below). The two sizes are interleaved camera by
+// camera — one camera's pass on one index, then the same camera on the
+// other, the order swapped every camera — and each side's passes are timed
+// separately, so that load changes on a shared machine hit both sides
+// alike. It then times DeleteKeys on nObjects small real objects of the
+// local store (unlink + directory fsync, in the worker's chunks) and of a
+// real MinIO (S3 DeleteObjects in batches of 1,000 keys, the API's
+// maximum, as the S3 store sends them).
 func runRetention(dir string, cams, smallDays, largeDays, nObjects int) (retentionResult, error) {
-	res := retentionResult{Chunk: 500}
+	res := retentionResult{Chunk: retention.DefaultChunk, Interleaved: "camera"}
+	sides := make([]*retentionSide, 2)
 	for i, days := range []int{smallDays, largeDays} {
-		r, err := retentionRows(filepath.Join(dir, fmt.Sprintf("retention-%d", i)), cams, days, res.Chunk)
+		s, err := openRetentionSide(filepath.Join(dir, fmt.Sprintf("retention-%d", i)), cams, days)
 		if err != nil {
 			return res, err
 		}
-		if i == 0 {
-			res.Small = r
-		} else {
-			res.Large = r
+		defer s.close()
+		sides[i] = s
+	}
+	sides[0].r.LoadAvg, sides[1].r.LoadAvg = loadavg(), loadavg()
+	ctx := context.Background()
+	for c := range cams {
+		order := sides
+		if c%2 == 1 {
+			order = []*retentionSide{sides[1], sides[0]}
+		}
+		for _, s := range order {
+			if err := s.camera(ctx, fmt.Sprintf("cam%04d", c)); err != nil {
+				return res, err
+			}
 		}
 	}
+	for _, s := range sides {
+		r := &s.r
+		r.RowsPerSec = float64(r.Deleted) / r.Seconds
+		if r.Deleted > 0 {
+			r.USPerSegment = r.Seconds * 1e6 / float64(r.Deleted)
+		}
+		logf("retention: %d cameras × %d days (%d segments): deleted %d in %.1f s, %.0f rows/s, %.0f µs/segment",
+			r.Cameras, r.Days, r.IndexSegments, r.Deleted, r.Seconds, r.RowsPerSec, r.USPerSegment)
+	}
+	res.Small, res.Large = sides[0].r, sides[1].r
 	if res.Small.USPerSegment > 0 {
 		res.Ratio = res.Large.USPerSegment / res.Small.USPerSegment
 	}
+	res.RowsRatio = float64(res.Large.IndexSegments) / float64(res.Small.IndexSegments)
+	logf("retention: large/small %.2f× µs/segment at %.1f× the rows (interleaved by camera)", res.Ratio, res.RowsRatio)
 	objDir := filepath.Join(dir, "retention-objects")
 	defer os.RemoveAll(objDir)
 	lst, err := local.New(objDir)
@@ -83,7 +114,6 @@ func runRetention(dir string, cams, smallDays, largeDays, nObjects int) (retenti
 		return res, err
 	}
 	defer m.stop()
-	ctx := context.Background()
 	sst, err := s3.New(ctx, s3.Config{Endpoint: m.Endpoint, Bucket: "retention", AccessKey: m.AccessKey, SecretKey: m.SecretKey}, nil)
 	if err != nil {
 		return res, err
@@ -99,63 +129,85 @@ func runRetention(dir string, cams, smallDays, largeDays, nObjects int) (retenti
 	return res, nil
 }
 
+// retentionSide is one index of the retention part and the worker that
+// deletes from it, one camera per pass.
+type retentionSide struct {
+	r   retentionSize
+	run *indexRun
+	dir string
+	ix  *oneCameraIndex
+	w   *retention.Worker
+}
+
+// oneCameraIndex is the index as the worker sees it, with CameraRetentions
+// narrowed to one camera: RunOnce then does exactly its per-camera work
+// for that camera.
+type oneCameraIndex struct {
+	*index.DB
+	camera string
+}
+
+func (o *oneCameraIndex) CameraRetentions(context.Context) ([]index.CameraRetention, error) {
+	return []index.CameraRetention{{Camera: o.camera}}, nil
+}
+
+// noDelete is the object store of the row-side measurement.
+type noDelete struct{}
+
+func (noDelete) DeleteKeys(context.Context, []string) error { return nil }
+
+// openRetentionSide bulk loads an index of cams × days and a worker whose
+// clock puts the max_age horizon one day after the oldest segment.
+func openRetentionSide(dir string, cams, days int) (*retentionSide, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	s := &retentionSide{r: retentionSize{Cameras: cams, Days: days}, dir: dir}
+	run, err := runIndex(dir, cams, days, 60, 0, min(250, cams))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s.run = run
+	if err := run.fill(""); err != nil {
+		s.close()
+		return nil, err
+	}
+	s.r.IndexSegments = run.r.Segments
+	s.ix = &oneCameraIndex{DB: run.db}
+	maxAge := time.Duration(days-1) * 24 * time.Hour
+	now := run.start.Add(24 * time.Hour).Add(maxAge)
+	s.w = retention.New(retention.Config{Index: s.ix, Store: noDelete{}, MaxAge: maxAge, Now: func() time.Time { return now }})
+	return s, nil
+}
+
+// camera runs the worker's pass over one camera and times it.
+func (s *retentionSide) camera(ctx context.Context, cam string) error {
+	s.ix.camera = cam
+	t0 := time.Now()
+	rep, err := s.w.RunOnce(ctx)
+	s.r.Seconds += time.Since(t0).Seconds()
+	if err != nil {
+		return err
+	}
+	for _, c := range rep {
+		s.r.Deleted += int64(c.Segments)
+		s.r.MetadataRows += c.MetadataRows
+	}
+	return nil
+}
+
+func (s *retentionSide) close() {
+	if s.run != nil {
+		s.run.db.Close()
+	}
+	os.RemoveAll(s.dir)
+}
+
 // objectDeleter is the part of a store the object side of a deletion uses.
 type objectDeleter interface {
 	Put(ctx context.Context, key string, r io.Reader, size int64) (storage.ObjectInfo, error)
 	DeleteKeys(ctx context.Context, keys []string) error
-}
-
-func retentionRows(dir string, cams, days, chunk int) (retentionSize, error) {
-	ctx := context.Background()
-	r := retentionSize{Cameras: cams, Days: days}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return r, err
-	}
-	defer os.RemoveAll(dir)
-	run, err := runIndex(dir, cams, days, 60, 0, min(250, cams))
-	if err != nil {
-		return r, err
-	}
-	defer run.db.Close()
-	if err := run.fill(""); err != nil {
-		return r, err
-	}
-	r.IndexSegments = run.r.Segments
-	cut := run.start.Add(24 * time.Hour)
-	r.LoadAvg = loadavg()
-	t0 := time.Now()
-	for {
-		segs, err := run.db.MarkDeleting(ctx, index.DeleteSelect{Before: cut, Limit: chunk})
-		if err != nil {
-			return r, err
-		}
-		if len(segs) == 0 {
-			break
-		}
-		ids := make([]int64, len(segs))
-		for i, s := range segs {
-			ids[i] = s.ID
-		}
-		if err := run.db.DeleteSegmentRows(ctx, ids); err != nil {
-			return r, err
-		}
-		r.Deleted += int64(len(ids))
-	}
-	for c := range cams {
-		n, err := run.db.DeleteMetadataBefore(ctx, fmt.Sprintf("cam%04d", c), cut)
-		if err != nil {
-			return r, err
-		}
-		r.MetadataRows += n
-	}
-	r.Seconds = time.Since(t0).Seconds()
-	r.RowsPerSec = float64(r.Deleted) / r.Seconds
-	if r.Deleted > 0 {
-		r.USPerSegment = r.Seconds * 1e6 / float64(r.Deleted)
-	}
-	logf("retention: %d cameras × %d days (%d segments): deleted %d in %.1f s, %.0f rows/s, %.0f µs/segment",
-		cams, days, r.IndexSegments, r.Deleted, r.Seconds, r.RowsPerSec, r.USPerSegment)
-	return r, nil
 }
 
 // retentionObjects writes n 1 KiB objects to st (object size barely
