@@ -112,7 +112,7 @@ func retentionRows(dir string, cams, days, chunk int) (retentionSize, error) {
 		return r, err
 	}
 	defer os.RemoveAll(dir)
-	run, err := runIndex(dir, cams, days, 60, 0, min(250, cams))
+	run, err := runIndex(dir, cams, days, 60, 0, min(250, cams), nil)
 	if err != nil {
 		return r, err
 	}
