@@ -182,7 +182,7 @@ func (run *indexRun) fill(busy string) error {
 	}
 	if run.pg {
 		r.BulkRowsPerSec = float64(bulk) / time.Since(t0).Seconds()
-		r.Segments = bulk + int64(r.APISegments)
+		r.Segments = bulk + int64(r.APISegments+len(run.samples))
 		return run.finishPG(ctx)
 	}
 	raw, err := sql.Open("sqlite", "file:"+run.path+"?_pragma=busy_timeout(10000)")
@@ -191,7 +191,7 @@ func (run *indexRun) fill(busy string) error {
 	}
 	defer raw.Close()
 	r.BulkRowsPerSec = float64(bulk) / time.Since(t0).Seconds()
-	r.Segments = bulk + int64(r.APISegments)
+	r.Segments = bulk + int64(r.APISegments+len(run.samples))
 	if _, err := raw.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		return err
 	}

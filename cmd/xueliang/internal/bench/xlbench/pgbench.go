@@ -104,19 +104,13 @@ func runIndexPG(pg *pgCluster, dir string, cams, days, segs, apiSegs, chunk, que
 	if err != nil {
 		return res, err
 	}
-	db, err := index.OpenPostgres(ctx, url, nil)
+	run, err := runIndexOnPG(url, cams, days, segs, apiSegs, chunk, rep)
 	if err != nil {
-		return res, err
-	}
-	run := &indexRun{r: indexResult{Cameras: cams, Days: days, SegmentSeconds: segs, BulkChunkCameras: chunk, LoadAvg: loadavg()},
-		db: db, path: url, pg: true, rep: rep}
-	if err := run.prepare(apiSegs); err != nil {
-		db.Close()
 		return res, err
 	}
 	logf("postgres: bulk load")
 	if err := run.fill(""); err != nil {
-		db.Close()
+		run.db.Close()
 		return res, err
 	}
 	r, err := run.queries(queries) // closes db
@@ -148,6 +142,21 @@ func runIndexPG(pg *pgCluster, dir string, cams, days, segs, apiSegs, chunk, que
 	}
 	res.Frags = append(res.Frags, fr)
 	return res, nil
+}
+
+// runIndexOnPG is runIndex on the PostgreSQL database at url.
+func runIndexOnPG(url string, cams, days, segs, apiSegs, chunk int, rep *indexReplay) (*indexRun, error) {
+	db, err := index.OpenPostgres(context.Background(), url, nil)
+	if err != nil {
+		return nil, err
+	}
+	run := &indexRun{r: indexResult{Cameras: cams, Days: days, SegmentSeconds: segs, BulkChunkCameras: chunk, LoadAvg: loadavg()},
+		db: db, path: url, pg: true, rep: rep}
+	if err := run.prepare(apiSegs); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return run, nil
 }
 
 // finishPG gathers planner statistics and the database size after the
