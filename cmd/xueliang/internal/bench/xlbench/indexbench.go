@@ -39,6 +39,16 @@ type indexResult struct {
 	ReplayP50ms    float64 `json:"replay_ttfb_p50_ms,omitempty"`
 	ReplayP99ms    float64 `json:"replay_ttfb_p99_ms,omitempty"`
 	LoadAvg        string  `json:"loadavg_before"`
+	// Tables are the sizes of the main tables, indexes included
+	// (PostgreSQL: pg_total_relation_size).
+	Tables []tableSize `json:"tables,omitempty"`
+}
+
+// tableSize is one table's size on disk with its indexes, and its rows.
+type tableSize struct {
+	Name  string `json:"name"`
+	Bytes int64  `json:"bytes"`
+	Rows  int64  `json:"rows"`
 }
 
 // runIndex fills an index with cams × days of segs-second segments ending

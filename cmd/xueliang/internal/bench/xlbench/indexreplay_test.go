@@ -81,6 +81,9 @@ func TestIndexReplayBothBackends(t *testing.T) {
 		}
 		if backend == "postgres" {
 			checkReplayBody(t, run, rep)
+			if len(run.r.Tables) != 3 || run.r.Tables[1].Name != "fragments" || run.r.Tables[1].Rows != apiSegs*30+12*int64(len(rep.tpl.frags)) || run.r.Tables[1].Bytes <= 0 {
+				t.Errorf("table sizes %+v", run.r.Tables)
+			}
 		}
 		samples = append(samples, run.samples)
 		r, err := run.queries(queries)
@@ -137,7 +140,8 @@ func TestPostgresMarkdown(t *testing.T) {
 		Queries: 200, TimelineP50ms: 1.61, TimelineP99ms: 2.82, ReplayInstants: 200, ReplayP50ms: 9.5, ReplayP99ms: 31.24, LoadAvg: "1.0 1.0 1.0"}
 	pg := &pgResult{Version: "15.18", Settings: "defaults",
 		Index: indexResult{Cameras: 1000, Days: 30, SegmentSeconds: 60, Segments: 42_754_845, DBMiB: 17000, BulkRowsPerSec: 61000,
-			Queries: 200, TimelineP50ms: 0.7, TimelineP99ms: 2.5, ReplayInstants: 200, ReplayP50ms: 8.26, ReplayP99ms: 60, LoadAvg: "2.0 2.0 2.0"},
+			Queries: 200, TimelineP50ms: 0.7, TimelineP99ms: 2.5, ReplayInstants: 200, ReplayP50ms: 8.26, ReplayP99ms: 60, LoadAvg: "2.0 2.0 2.0",
+			Tables: []tableSize{{Name: "fragments", Bytes: 100 << 20, Rows: 1 << 20}}},
 		Frags: []fragRate{{Backend: "postgres", Nodes: 3, CamerasPerNode: 200, CommitWindowMs: 100, Seconds: 60, PerSec: 6234, PerNodePerSec: 2078}}}
 	md := postgresMarkdown(sq, pg)
 	for _, want := range []string{
@@ -146,6 +150,7 @@ func TestPostgresMarkdown(t *testing.T) {
 		"9.5 / 31.2 ms (200 instants) — met | 8.3 / 60.0 ms (200 instants) — **missed** |",
 		"(216 bytes/row)", "(417 bytes/row)",
 		"| postgres | 3 | 200 | 100 ms | 60 | 6234 | 2078 |",
+		"| table fragments with its indexes | | 100 MiB, 1048576 rows, 100 bytes/row |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("missing %q in\n%s", want, md)

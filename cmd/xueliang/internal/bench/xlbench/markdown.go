@@ -234,6 +234,13 @@ func postgresMarkdown(sq *indexResult, pg *pgResult) string {
 		return fmt.Sprintf("%.1f / %.1f ms (%d instants) — %s", i.ReplayP50ms, i.ReplayP99ms, i.ReplayInstants, verdict(i.ReplayP99ms <= 50))
 	})
 	row("load avg before the queries", func(i *indexResult) string { return i.LoadAvg })
+	for _, t := range x.Tables {
+		per := 0.0
+		if t.Rows > 0 {
+			per = float64(t.Bytes) / float64(t.Rows)
+		}
+		p("| table %s with its indexes | | %.0f MiB, %d rows, %.0f bytes/row |\n", t.Name, float64(t.Bytes)/(1<<20), t.Rows, per)
+	}
 	p("\n")
 	if len(pg.Frags) > 0 {
 		p("Fragment rows: each node is an index handle of its own (its writer connection and group committer, as one xueliang server has) in one process; every camera appends one 2 s fragment at a time (AddFragments, the segmenter's call) as fast as the index answers.\n\n")

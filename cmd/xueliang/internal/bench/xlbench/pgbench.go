@@ -177,6 +177,13 @@ func (run *indexRun) finishPG(ctx context.Context) error {
 		return err
 	}
 	run.r.DBMiB = float64(size) / (1 << 20)
+	for _, t := range []string{"segments", "fragments", "coverage"} {
+		ts := tableSize{Name: t}
+		if err := raw.QueryRowContext(ctx, `SELECT pg_total_relation_size(CAST($1 AS regclass)), (SELECT count(*) FROM `+t+`)`, t).Scan(&ts.Bytes, &ts.Rows); err != nil {
+			return fmt.Errorf("size of %s: %w", t, err)
+		}
+		run.r.Tables = append(run.r.Tables, ts)
+	}
 	logf("postgres: %d segments (%.0f MiB), bulk %.0f rows/s", run.r.Segments, run.r.DBMiB, run.r.BulkRowsPerSec)
 	return nil
 }
