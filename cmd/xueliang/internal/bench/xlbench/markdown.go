@@ -81,7 +81,11 @@ func markdown(r results, notes string) string {
 		p("| figure | value |\n|---|---|\n| API insert | %.0f segments/s (%.0f fragments/s) |\n| bulk load (LoadSegments) | %.0f rows/s%s |\n| timeline, 1 camera × %d days (%.0f spans), p50 | %.2f ms |\n| same, p99 (goal ≤ 20 ms) | %.2f ms — %s |\n\n",
 			x.APISegmentsPerSec, x.APIFragmentsPerSec, x.BulkRowsPerSec, alongside, x.Days, x.SpansPerQuery, x.TimelineP50ms, x.TimelineP99ms, verdict(x.TimelineP99ms <= 20))
 		if x.ReplayInstants > 0 {
-			p("Replay on this archive: %d instants, %s; TTFB p50 %.1f ms, p99 %.1f ms (next section for PostgreSQL).\n\n", x.ReplayInstants, x.ReplayVia, x.ReplayP50ms, x.ReplayP99ms)
+			next := ""
+			if r.Postgres != nil {
+				next = " (PostgreSQL: next section)"
+			}
+			p("Replay on this archive: %d instants, %s; TTFB p50 %.1f ms, p99 %.1f ms%s.\n\n", x.ReplayInstants, x.ReplayVia, x.ReplayP50ms, x.ReplayP99ms, next)
 		}
 	}
 	if r.Postgres != nil {
