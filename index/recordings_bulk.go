@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"iter"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
+
 	"xueliang/storage/recording"
 )
 
@@ -20,86 +23,132 @@ import (
 //
 // Cameras are created when missing and their max_segment_ns raised. It
 // returns the number of segments inserted. On PostgreSQL the triggers are
-// disabled rather than dropped (see suspendCoverage).
+// disabled rather than dropped (see suspendCoverage), and the rows go in
+// with COPY (pgx CopyFrom) on the transaction's connection, copyBatch rows
+// per COPY; on SQLite as multi-row INSERTs of loadBatch rows.
 func (db *DB) LoadSegments(ctx context.Context, segs iter.Seq[recording.Segment]) (n int64, err error) {
-	err = db.withTx(ctx, func(tx *sql.Tx) error {
-		resume, cleanup, err := db.suspendCoverage(ctx, tx)
-		if err != nil {
-			return err
-		}
-		defer cleanup()
-		// Rows go in loadBatch at a time: one statement per row costs more
-		// in the driver than SQLite spends inserting it.
-		ins, err := tx.PrepareContext(ctx, insertRows(loadBatch))
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		args := make([]any, 0, loadBatch*loadCols)
-		flush := func(st *sql.Stmt) error {
-			if len(args) == 0 {
-				return nil
-			}
-			if st == nil {
-				var err error
-				if st, err = tx.PrepareContext(ctx, insertRows(len(args)/loadCols)); err != nil {
-					return err
-				}
-				defer st.Close()
-			}
-			_, err := st.ExecContext(ctx, args...)
-			args = args[:0]
-			return err
-		}
-		addCam, err := tx.PrepareContext(ctx, `INSERT INTO cameras (id, name) VALUES (?, '') ON CONFLICT (id) DO NOTHING`)
-		if err != nil {
-			return err
-		}
-		defer addCam.Close()
-		maxDur := map[string]int64{}
-		for s := range segs {
-			if s.CameraID == "" || s.ObjectKey == "" {
-				return errors.New("empty camera id or object key")
-			}
-			start, end := toNS(s.Start), toNS(s.End)
-			if end < start {
-				return fmt.Errorf("segment %s ends before it starts", s.ObjectKey)
-			}
-			d, seen := maxDur[s.CameraID]
-			if !seen {
-				if _, err := addCam.ExecContext(ctx, s.CameraID); err != nil {
-					return err
-				}
-			}
-			maxDur[s.CameraID] = max(d, end-start)
-			args = append(args, s.CameraID, start, end, s.ObjectKey, s.Size, s.SHA256, s.Init,
-				s.Codecs, s.Width, s.Height, int(s.State))
-			if n++; len(args) == cap(args) {
-				if err := flush(ins); err != nil {
-					return fmt.Errorf("insert rows up to %s: %w", s.ObjectKey, err)
-				}
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-		}
-		if err := flush(nil); err != nil {
-			return fmt.Errorf("insert last rows: %w", err)
-		}
-		for cam, d := range maxDur {
-			if _, err := tx.ExecContext(ctx, `UPDATE cameras SET max_segment_ns = CASE WHEN max_segment_ns < ? THEN ? ELSE max_segment_ns END WHERE id = ?`, d, d, cam); err != nil {
-				return err
-			}
-			if err := rebuildCoverage(ctx, tx, cam); err != nil {
-				return fmt.Errorf("rebuild coverage of %s: %w", cam, err)
-			}
-		}
-		return resume()
-	})
+	// One connection for the transaction, so that a COPY (pgx, below
+	// database/sql) runs inside it.
+	conn, err := db.w.Conn(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("load segments: %w", err)
 	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("load segments: %w", err)
+	}
+	if n, err = db.loadSegments(ctx, conn, tx, segs); err != nil {
+		return 0, fmt.Errorf("load segments: %w", errors.Join(err, ignoreDone(tx.Rollback())))
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("load segments: %w", err)
+	}
 	return n, nil
+}
+
+// loadSegments is LoadSegments' work inside tx, open on conn.
+func (db *DB) loadSegments(ctx context.Context, conn *sql.Conn, tx *sql.Tx, segs iter.Seq[recording.Segment]) (n int64, err error) {
+	resume, cleanup, err := db.suspendCoverage(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	defer cleanup()
+	sink, batch, closeSink, err := db.segmentSink(ctx, conn, tx)
+	if err != nil {
+		return 0, err
+	}
+	defer closeSink()
+	rows := make([][]any, 0, batch)
+	addCam, err := tx.PrepareContext(ctx, `INSERT INTO cameras (id, name) VALUES (?, '') ON CONFLICT (id) DO NOTHING`)
+	if err != nil {
+		return 0, err
+	}
+	defer addCam.Close()
+	maxDur := map[string]int64{}
+	for s := range segs {
+		if s.CameraID == "" || s.ObjectKey == "" {
+			return 0, errors.New("empty camera id or object key")
+		}
+		start, end := toNS(s.Start), toNS(s.End)
+		if end < start {
+			return 0, fmt.Errorf("segment %s ends before it starts", s.ObjectKey)
+		}
+		d, seen := maxDur[s.CameraID]
+		if !seen {
+			// Before any row of the camera is sent: segments references cameras.
+			if _, err := addCam.ExecContext(ctx, s.CameraID); err != nil {
+				return 0, err
+			}
+		}
+		maxDur[s.CameraID] = max(d, end-start)
+		rows = append(rows, []any{s.CameraID, start, end, s.ObjectKey, s.Size, s.SHA256, s.Init,
+			s.Codecs, s.Width, s.Height, int(s.State)})
+		if n++; len(rows) == batch {
+			if err := sink(rows); err != nil {
+				return 0, fmt.Errorf("insert rows up to %s: %w", s.ObjectKey, err)
+			}
+			rows = rows[:0]
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if len(rows) > 0 {
+		if err := sink(rows); err != nil {
+			return 0, fmt.Errorf("insert last rows: %w", err)
+		}
+	}
+	for cam, d := range maxDur {
+		if _, err := tx.ExecContext(ctx, `UPDATE cameras SET max_segment_ns = CASE WHEN max_segment_ns < ? THEN ? ELSE max_segment_ns END WHERE id = ?`, d, d, cam); err != nil {
+			return 0, err
+		}
+		if err := rebuildCoverage(ctx, tx, cam); err != nil {
+			return 0, fmt.Errorf("rebuild coverage of %s: %w", cam, err)
+		}
+	}
+	return n, resume()
+}
+
+// loadColumns are the columns of a bulk-loaded segment row, in the
+// order of the rows LoadSegments builds.
+var loadColumns = []string{"camera_id", "start_ns", "end_ns", "object_key", "size", "sha256", "init",
+	"codecs", "width", "height", "state"}
+
+// segmentSink returns the func that inserts a batch of segment rows in tx
+// (at most batch rows per call) and the func that releases it.
+// PostgreSQL: COPY through the pgx connection under conn (the one tx runs
+// on); SQLite: one multi-row INSERT per call, prepared for full batches.
+func (db *DB) segmentSink(ctx context.Context, conn *sql.Conn, tx *sql.Tx) (sink func([][]any) error, batch int, release func(), err error) {
+	if db.dialect == dialectPostgres {
+		return func(rows [][]any) error {
+			return conn.Raw(func(dc any) error {
+				rc, ok := dc.(rebindConn)
+				if !ok {
+					return fmt.Errorf("postgres connection is a %T", dc)
+				}
+				_, err := rc.Conn.Conn().CopyFrom(ctx, pgx.Identifier{"segments"}, loadColumns, pgx.CopyFromRows(rows))
+				return err
+			})
+		}, copyBatch, func() {}, nil
+	}
+	full, err := tx.PrepareContext(ctx, insertRows(loadBatch))
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	args := make([]any, 0, loadBatch*loadCols)
+	return func(rows [][]any) error {
+		args = args[:0]
+		for _, r := range rows {
+			args = append(args, r...)
+		}
+		if len(rows) == loadBatch {
+			_, err := full.ExecContext(ctx, args...)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, insertRows(len(rows)), args...)
+		return err
+	}, loadBatch, func() { full.Close() }, nil
 }
 
 // rebuildCoverage recomputes camera's coverage rows from its segments: the
@@ -148,8 +197,9 @@ func rebuildCoverage(ctx context.Context, tx *sql.Tx, camera string) error {
 }
 
 const (
-	loadBatch = 256 // rows per INSERT statement
-	loadCols  = 11  // columns per row in insertRows
+	loadBatch = 256    // rows per INSERT statement (SQLite)
+	loadCols  = 11     // columns per row in insertRows
+	copyBatch = 50_000 // rows per COPY (PostgreSQL)
 )
 
 // insertRows returns an INSERT of n segment rows.

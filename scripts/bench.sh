@@ -8,7 +8,10 @@
 #      receive floor, live view (server CPU per MSE / WebRTC viewer and
 #      capture → receipt latency with 100 cameras recorded: 100 × 1 and
 #      1 × 50 viewers; ≈6 min, quick ≈2.5 min; -only live), capacity (full
-#      mode), replay TTFB, index scale, motion (analysis CPU per camera,
+#      mode), replay TTFB, index scale (SQLite, and PostgreSQL next to it:
+#      the same 1,000-camera × 30-day archive, timeline and replay TTFB over
+#      the HTTP API, fragment rows/s of 1 and 3 nodes; -only index,postgres),
+#      motion (analysis CPU per camera,
 #      region-search latency; -only motion).
 #
 # Needs bin/xueliang and bin/camsim (make build), ffmpeg and the MinIO server

@@ -71,6 +71,8 @@ type Server struct {
 	// durable keeps PostgreSQL's default durability (fsync,
 	// synchronous_commit, full_page_writes on); tests turn them off.
 	durable bool
+	// settings are extra "name=value" server settings (Launch).
+	settings []string
 }
 
 // Start runs initdb and starts the server; it fails the test when either
@@ -95,8 +97,12 @@ func Start(t testing.TB) *Server {
 // test; the caller stops and removes it with Close. With durable, the
 // server keeps PostgreSQL's default fsync, synchronous_commit and
 // full_page_writes (as a site runs it) instead of the tests' fast settings.
-// Restart and NewDatabase need a Server from Start; use CreateDatabase.
-func Launch(durable bool) (*Server, error) { return launchCluster(nil, durable) }
+// Each of settings is a "name=value" server setting (postgres -c), e.g.
+// "shared_buffers=2GB". Restart and NewDatabase need a Server from Start;
+// use CreateDatabase.
+func Launch(durable bool, settings ...string) (*Server, error) {
+	return launchCluster(nil, durable, settings...)
+}
 
 // Close stops the server and removes its directory (data included).
 func (s *Server) Close() {
@@ -121,7 +127,7 @@ func (s *Server) CreateDatabase(name string) (string, error) {
 	return s.URL(name), nil
 }
 
-func launchCluster(t testing.TB, durable bool) (*Server, error) {
+func launchCluster(t testing.TB, durable bool, settings ...string) (*Server, error) {
 	bin, err := findBin()
 	if err != nil {
 		return nil, err
@@ -130,7 +136,7 @@ func launchCluster(t testing.TB, durable bool) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{t: t, bin: bin, dir: dir, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "postgres.log"), durable: durable}
+	s := &Server{t: t, bin: bin, dir: dir, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "postgres.log"), durable: durable, settings: settings}
 	fail := func(err error) (*Server, error) {
 		tail := s.LogTail()
 		s.Close()
@@ -321,6 +327,9 @@ func (s *Server) launch() error {
 		"-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"}
 	if !s.durable {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	for _, kv := range s.settings {
+		args = append(args, "-c", kv)
 	}
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"), args...)
 	cmd.Dir = s.dir

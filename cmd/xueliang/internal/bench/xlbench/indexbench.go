@@ -32,7 +32,23 @@ type indexResult struct {
 	TimelineP50ms      float64 `json:"timeline_p50_ms"`
 	TimelineP99ms      float64 `json:"timeline_p99_ms"`
 	SpansPerQuery      float64 `json:"timeline_spans_per_query"`
-	LoadAvg            string  `json:"loadavg_before"`
+	// Replay time to first byte on this archive (indexreplay.go).
+	ReplayInstants int     `json:"replay_instants,omitempty"`
+	ReplayObjects  int     `json:"replay_objects_stored,omitempty"`
+	ReplayVia      string  `json:"replay_via,omitempty"`
+	ReplayP50ms    float64 `json:"replay_ttfb_p50_ms,omitempty"`
+	ReplayP99ms    float64 `json:"replay_ttfb_p99_ms,omitempty"`
+	LoadAvg        string  `json:"loadavg_before"`
+	// Tables are the sizes of the main tables, indexes included
+	// (PostgreSQL: pg_total_relation_size).
+	Tables []tableSize `json:"tables,omitempty"`
+}
+
+// tableSize is one table's size on disk with its indexes, and its rows.
+type tableSize struct {
+	Name  string `json:"name"`
+	Bytes int64  `json:"bytes"`
+	Rows  int64  `json:"rows"`
 }
 
 // runIndex fills an index with cams × days of segs-second segments ending
@@ -40,14 +56,15 @@ type indexResult struct {
 // AddFragments, one fragment per 2 s — the insert throughput), the rest in
 // bulk through index.LoadSegments (one segment row each, no fragments; the
 // timeline only reads segments (their coverage)). Every 97th segment is left out, so
-// the timeline has gaps. Then it times queries timeline queries of one
-// random camera over the whole days.
+// the timeline has gaps. With rep, rep.n slots hold real segments for
+// replay (indexreplay.go). Then it times queries timeline queries of one
+// random camera over the whole days, and the replays.
 //
 // It runs in two calls: runIndex inserts through the API (quietly, a timed
 // figure) and returns an indexRun whose fill (the bulk load, ≈10 min in the
 // full mode) may run while another phase prepares its data; queries then
 // times the timeline and closes the index.
-func runIndex(dir string, cams, days, segs, apiSegs, chunk int) (*indexRun, error) {
+func runIndex(dir string, cams, days, segs, apiSegs, chunk int, rep *indexReplay) (*indexRun, error) {
 	ctx := context.Background()
 	r := indexResult{Cameras: cams, Days: days, SegmentSeconds: segs, BulkChunkCameras: chunk, LoadAvg: loadavg()}
 	path := filepath.Join(dir, "index-bench.db")
@@ -56,12 +73,23 @@ func runIndex(dir string, cams, days, segs, apiSegs, chunk int) (*indexRun, erro
 	if err != nil {
 		return nil, err
 	}
-	run := &indexRun{r: r, db: db, path: path}
-	if err := run.api(apiSegs); err != nil {
+	run := &indexRun{r: r, db: db, path: path, rep: rep}
+	if err := run.prepare(apiSegs); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return run, nil
+}
+
+// prepare inserts the API segments and, with run.rep, the replay segments.
+func (run *indexRun) prepare(apiSegs int) error {
+	if err := run.api(apiSegs); err != nil {
+		return err
+	}
+	if run.rep == nil {
+		return nil
+	}
+	return run.replayArchive(run.rep)
 }
 
 // indexRun is the index benchmark between its phases.
@@ -71,7 +99,9 @@ type indexRun struct {
 	path       string // SQLite file, or the PostgreSQL URL when pg
 	pg         bool
 	start, end time.Time
-	apiDone    map[[2]int]bool
+	apiDone    map[[2]int]bool // slots inserted through the API (fill skips them)
+	rep        *indexReplay    // nil: no replay timing
+	samples    []replaySample
 }
 
 // api inserts the apiSegs most recent segments through the index API.
@@ -162,7 +192,7 @@ func (run *indexRun) fill(busy string) error {
 	}
 	if run.pg {
 		r.BulkRowsPerSec = float64(bulk) / time.Since(t0).Seconds()
-		r.Segments = bulk + int64(r.APISegments)
+		r.Segments = bulk + int64(r.APISegments+len(run.samples))
 		return run.finishPG(ctx)
 	}
 	raw, err := sql.Open("sqlite", "file:"+run.path+"?_pragma=busy_timeout(10000)")
@@ -171,7 +201,7 @@ func (run *indexRun) fill(busy string) error {
 	}
 	defer raw.Close()
 	r.BulkRowsPerSec = float64(bulk) / time.Since(t0).Seconds()
-	r.Segments = bulk + int64(r.APISegments)
+	r.Segments = bulk + int64(r.APISegments+len(run.samples))
 	if _, err := raw.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		return err
 	}
@@ -190,7 +220,8 @@ func (run *indexRun) fill(busy string) error {
 }
 
 // queries times timeline queries of one random camera over the whole
-// days, then closes the index.
+// days (the same cameras on every backend: timelineSeed), then the
+// replays, and closes the index.
 func (run *indexRun) queries(queries int) (indexResult, error) {
 	defer run.db.Close()
 	ctx := context.Background()
@@ -199,8 +230,9 @@ func (run *indexRun) queries(queries int) (indexResult, error) {
 	r.LoadAvg = loadavg()
 	lat := make([]float64, 0, queries)
 	spans := 0
+	rng := rand.New(rand.NewPCG(timelineSeed, 0))
 	for range queries {
-		cam := fmt.Sprintf("cam%04d", rand.IntN(cams))
+		cam := fmt.Sprintf("cam%04d", rng.IntN(cams))
 		t := time.Now()
 		sp, _, err := db.Timeline(ctx, cam, start, end, 250*time.Millisecond)
 		if err != nil {
@@ -213,6 +245,11 @@ func (run *indexRun) queries(queries int) (indexResult, error) {
 	r.TimelineP50ms, r.TimelineP99ms = pct(lat, 50), pct(lat, 99)
 	r.SpansPerQuery = float64(spans) / float64(queries)
 	logf("index: timeline 1 camera × %d days: p50 %.2f ms, p99 %.2f ms (%.0f spans)", r.Days, r.TimelineP50ms, r.TimelineP99ms, r.SpansPerQuery)
+	if run.rep != nil {
+		if err := run.replayTTFB(run.rep); err != nil {
+			return *r, err
+		}
+	}
 	return *r, nil
 }
 

@@ -272,11 +272,24 @@ func main() {
 	// The index's API inserts run first (timed, quiet); its bulk load
 	// (≈10 min in the full mode) then runs while the replay archive is
 	// synthesised, and both phases time their queries once it is done.
+	// The replay instants of the index archive (parts index and postgres):
+	// a template segment made from the bench clip, objects in MinIO.
+	var idxRep *indexReplay
+	if env.minio != nil && (want("index") || want("postgres")) {
+		if clip, err := benchClip(clips, script); err != nil {
+			fail("index replay", err)
+		} else if rep, closeRep, err := newIndexReplay(dir, clip, env.minio, idxQ); err != nil {
+			fail("index replay", err)
+		} else {
+			idxRep = rep
+			defer closeRep()
+		}
+	}
 	var idx *indexRun
 	waitFill := func() error { return nil }
 	if want("index") {
 		var err error
-		if idx, err = runIndex(dir, idxCams, idxDays, 60, idxAPI, *idxChunk); err != nil {
+		if idx, err = runIndex(dir, idxCams, idxDays, 60, idxAPI, *idxChunk, idxRep); err != nil {
 			fail("index", err)
 		} else {
 			busy := ""
@@ -289,20 +302,11 @@ func main() {
 		}
 	}
 	if env.minio != nil && want("replay") {
-		clip := filepath.Join(clips, "h264_1920x1080_25fps_gop50_b0_none_4M_10s.ts")
-		if _, err := os.Stat(clip); err != nil {
-			logf("generating %s", clip)
-			if out, err := exec.Command(script, "--width", "1920", "--height", "1080", "--bitrate", "4M", clip).CombinedOutput(); err != nil {
-				fail("replay clip", fmt.Errorf("%v: %s", err, out))
-			}
+		clip, err := benchClip(clips, script)
+		if err != nil {
+			fail("replay clip", err)
 		}
-		pgURL := ""
-		if pg != nil {
-			if pgURL, err = pg.database("xlreplay"); err != nil {
-				fail("replay postgres", err)
-			}
-		}
-		r, err := runReplay(dir, clip, env.minio, pgURL, repCams, repHours, repInst, func() { waitFill() })
+		r, err := runReplay(dir, clip, env.minio, repCams, repHours, repInst, func() { waitFill() })
 		if err != nil {
 			fail("replay", err)
 		} else {
@@ -320,7 +324,7 @@ func main() {
 	}
 	if pg != nil {
 		// After the SQLite index is closed: the two loads never share the disk.
-		r, err := runIndexPG(pg, dir, idxCams, idxDays, 60, idxAPI, *idxChunk, idxQ, fragDur)
+		r, err := runIndexPG(pg, dir, idxCams, idxDays, 60, idxAPI, *idxChunk, idxQ, fragDur, idxRep)
 		if err != nil {
 			fail("postgres", err)
 		} else {
@@ -375,6 +379,20 @@ func main() {
 		logf("%v", err)
 	}
 	logf("done in %.0f s: %s, %s", res.WallClock, *out, *md)
+}
+
+// benchClip returns the 10 s 1080p H.264 4 Mbit/s bench clip under clips,
+// generating it with script when missing.
+func benchClip(clips, script string) (string, error) {
+	clip := filepath.Join(clips, "h264_1920x1080_25fps_gop50_b0_none_4M_10s.ts")
+	if _, err := os.Stat(clip); err == nil {
+		return clip, nil
+	}
+	logf("generating %s", clip)
+	if out, err := exec.Command(script, "--width", "1920", "--height", "1080", "--bitrate", "4M", clip).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%v: %s", err, out)
+	}
+	return clip, nil
 }
 
 // allParts is the default of -only.

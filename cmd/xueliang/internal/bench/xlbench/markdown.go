@@ -80,6 +80,16 @@ func markdown(r results, notes string) string {
 		}
 		p("| figure | value |\n|---|---|\n| API insert | %.0f segments/s (%.0f fragments/s) |\n| bulk load (LoadSegments) | %.0f rows/s%s |\n| timeline, 1 camera × %d days (%.0f spans), p50 | %.2f ms |\n| same, p99 (goal ≤ 20 ms) | %.2f ms — %s |\n\n",
 			x.APISegmentsPerSec, x.APIFragmentsPerSec, x.BulkRowsPerSec, alongside, x.Days, x.SpansPerQuery, x.TimelineP50ms, x.TimelineP99ms, verdict(x.TimelineP99ms <= 20))
+		if x.ReplayInstants > 0 {
+			next := ""
+			if r.Postgres != nil {
+				next = " (PostgreSQL: next section)"
+			}
+			p("Replay on this archive: %d instants, %s; TTFB p50 %.1f ms, p99 %.1f ms%s.\n\n", x.ReplayInstants, x.ReplayVia, x.ReplayP50ms, x.ReplayP99ms, next)
+		}
+	}
+	if r.Postgres != nil {
+		p("%s", postgresMarkdown(r.Index, r.Postgres))
 	}
 	if x := r.Retention; x != nil {
 		p("## Retention deletion\n\n")
@@ -190,4 +200,79 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// postgresMarkdown is the PostgreSQL index section: its figures next to
+// the SQLite index part's (sq, nil when that part has no results), then
+// the fragment-row insert rates.
+func postgresMarkdown(sq *indexResult, pg *pgResult) string {
+	var b strings.Builder
+	p := func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }
+	x := &pg.Index
+	p("## Index on PostgreSQL (next to SQLite)\n\n")
+	p("PostgreSQL %s; %s. The same archive as the SQLite index part, built and queried by the same code: API inserts, replay segments, index.LoadSegments (COPY on PostgreSQL, multi-row INSERT on SQLite; %s), timeline cameras and replay instants drawn with the same seeds; replay TTFB = %s, first byte of the body.\n\n",
+		pg.Version, pg.Settings, bulkTx(x), orDash(x.ReplayVia))
+	col := func(f func(*indexResult) string) string {
+		if sq == nil {
+			return "—"
+		}
+		return f(sq)
+	}
+	row := func(name string, f func(*indexResult) string) {
+		p("| %s | %s | %s |\n", name, col(f), f(x))
+	}
+	p("| figure | SQLite | PostgreSQL |\n|---|---|---|\n")
+	row("archive", func(i *indexResult) string {
+		return fmt.Sprintf("%d cameras × %d days of %d s, %d rows", i.Cameras, i.Days, i.SegmentSeconds, i.Segments)
+	})
+	row("database size", func(i *indexResult) string {
+		return fmt.Sprintf("%.0f MiB (%.0f bytes/row)", i.DBMiB, bytesPerRow(i))
+	})
+	row("API insert", func(i *indexResult) string {
+		return fmt.Sprintf("%.0f segments/s (%.0f fragments/s)", i.APISegmentsPerSec, i.APIFragmentsPerSec)
+	})
+	row("bulk load", func(i *indexResult) string { return fmt.Sprintf("%.0f rows/s", i.BulkRowsPerSec) })
+	row(fmt.Sprintf("timeline 1 camera × %d days, p50 / p99 (goal p99 ≤ 20 ms)", x.Days), func(i *indexResult) string {
+		return fmt.Sprintf("%.2f / %.2f ms (%.0f spans, %d queries) — %s", i.TimelineP50ms, i.TimelineP99ms, i.SpansPerQuery, i.Queries, verdict(i.TimelineP99ms <= 20))
+	})
+	row("replay TTFB, p50 / p99 (goal p99 ≤ 50 ms)", func(i *indexResult) string {
+		if i.ReplayInstants == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.1f / %.1f ms (%d instants) — %s", i.ReplayP50ms, i.ReplayP99ms, i.ReplayInstants, verdict(i.ReplayP99ms <= 50))
+	})
+	row("load avg before the queries", func(i *indexResult) string { return i.LoadAvg })
+	for _, t := range x.Tables {
+		per := 0.0
+		if t.Rows > 0 {
+			per = float64(t.Bytes) / float64(t.Rows)
+		}
+		p("| table %s with its indexes | | %.0f MiB, %d rows, %.0f bytes/row |\n", t.Name, float64(t.Bytes)/(1<<20), t.Rows, per)
+	}
+	p("\n")
+	if len(pg.Frags) > 0 {
+		p("Fragment rows: each node is an index handle of its own (its writer connection and group committer, as one xueliang server has) in one process; every camera appends one 2 s fragment at a time (AddFragments, the segmenter's call) as fast as the index answers.\n\n")
+		p("| backend | nodes | cameras per node | commit window | seconds | fragment rows/s | per node |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, f := range pg.Frags {
+			p("| %s | %d | %d | %.0f ms | %.0f | %.0f | %.0f |\n", f.Backend, f.Nodes, f.CamerasPerNode, f.CommitWindowMs, f.Seconds, f.PerSec, f.PerNodePerSec)
+		}
+		p("\n")
+	}
+	return b.String()
+}
+
+// bytesPerRow is the database size per segment row (fragments, coverage
+// and indexes included).
+func bytesPerRow(i *indexResult) float64 {
+	if i.Segments == 0 {
+		return 0
+	}
+	return i.DBMiB * (1 << 20) / float64(i.Segments)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
 }

@@ -1,18 +1,20 @@
 package main
 
 // The PostgreSQL side of the index benchmark (part "postgres"): the same
-// cameras × days archive as the SQLite index part, loaded the same way
-// into a PostgreSQL cluster started like index/pgtest does (with the
-// default durability a site runs), its timeline timed the same way; the
+// cameras × days archive as the SQLite index part, loaded through the same
+// index.LoadSegments (COPY on PostgreSQL) into a PostgreSQL cluster started
+// like index/pgtest does (with the default durability a site runs and
+// pgBenchSettings), its timeline and replay TTFB timed by the same code
+// with the same seeds (indexbench.go, indexreplay.go); and the
 // fragment-row insert rate of 1 and 3 nodes writing through the index API
-// with group commit; and (with the replay part) replay TTFB through a
-// PostgreSQL index (replaybench.go).
+// with group commit.
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,8 +56,24 @@ type pgCluster struct {
 	version string
 }
 
+// pgBenchSettings are the server settings of the bench cluster beyond
+// PostgreSQL's defaults (durability stays on): memory for a box with 24 GiB
+// shared with the rest of the benchmark, and checkpoints spaced for a bulk
+// load (a 250-camera load transaction is ≈10 M rows, several GB of WAL)
+// within the disk a bench box has.
+var pgBenchSettings = []string{
+	"shared_buffers=2GB",
+	"effective_cache_size=8GB",
+	"maintenance_work_mem=512MB",
+	"work_mem=16MB",
+	"max_wal_size=8GB",
+	"checkpoint_timeout=15min",
+	"checkpoint_completion_target=0.9",
+	"wal_compression=on",
+}
+
 func startPostgres() (*pgCluster, error) {
-	srv, err := pgtest.Launch(true)
+	srv, err := pgtest.Launch(true, pgBenchSettings...)
 	if err != nil {
 		return nil, err
 	}
@@ -76,28 +94,23 @@ func (c *pgCluster) database(name string) (string, error) { return c.srv.CreateD
 
 func (c *pgCluster) close() { c.srv.Close() }
 
-// runIndexPG is runIndex's API inserts, bulk load and timeline queries on
-// PostgreSQL, then the fragment insert runs.
-func runIndexPG(pg *pgCluster, dir string, cams, days, segs, apiSegs, chunk, queries int, fragDur time.Duration) (pgResult, error) {
+// runIndexPG is runIndex's API inserts, replay segments, bulk load,
+// timeline queries and replays on PostgreSQL, then the fragment insert runs.
+func runIndexPG(pg *pgCluster, dir string, cams, days, segs, apiSegs, chunk, queries int, fragDur time.Duration, rep *indexReplay) (pgResult, error) {
 	ctx := context.Background()
-	res := pgResult{Version: pg.version, Settings: "PostgreSQL defaults (fsync, synchronous_commit, full_page_writes on; shared_buffers 128 MB), on the bench machine's disk, in the same 2 cores as xlbench"}
+	res := pgResult{Version: pg.version, Settings: "durability at PostgreSQL's defaults (fsync, synchronous_commit, full_page_writes on); " +
+		strings.Join(pgBenchSettings, ", ") + "; data directory on the bench machine's disk, server on the same 2 cores as xlbench"}
 	url, err := pg.database("xlindex")
 	if err != nil {
 		return res, err
 	}
-	db, err := index.OpenPostgres(ctx, url, nil)
+	run, err := runIndexOnPG(url, cams, days, segs, apiSegs, chunk, rep)
 	if err != nil {
-		return res, err
-	}
-	run := &indexRun{r: indexResult{Cameras: cams, Days: days, SegmentSeconds: segs, BulkChunkCameras: chunk, LoadAvg: loadavg()},
-		db: db, path: url, pg: true}
-	if err := run.api(apiSegs); err != nil {
-		db.Close()
 		return res, err
 	}
 	logf("postgres: bulk load")
 	if err := run.fill(""); err != nil {
-		db.Close()
+		run.db.Close()
 		return res, err
 	}
 	r, err := run.queries(queries) // closes db
@@ -131,6 +144,21 @@ func runIndexPG(pg *pgCluster, dir string, cams, days, segs, apiSegs, chunk, que
 	return res, nil
 }
 
+// runIndexOnPG is runIndex on the PostgreSQL database at url.
+func runIndexOnPG(url string, cams, days, segs, apiSegs, chunk int, rep *indexReplay) (*indexRun, error) {
+	db, err := index.OpenPostgres(context.Background(), url, nil)
+	if err != nil {
+		return nil, err
+	}
+	run := &indexRun{r: indexResult{Cameras: cams, Days: days, SegmentSeconds: segs, BulkChunkCameras: chunk, LoadAvg: loadavg()},
+		db: db, path: url, pg: true, rep: rep}
+	if err := run.prepare(apiSegs); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return run, nil
+}
+
 // finishPG gathers planner statistics and the database size after the
 // bulk load (the SQLite path checkpoints and analyses its file).
 func (run *indexRun) finishPG(ctx context.Context) error {
@@ -149,6 +177,13 @@ func (run *indexRun) finishPG(ctx context.Context) error {
 		return err
 	}
 	run.r.DBMiB = float64(size) / (1 << 20)
+	for _, t := range []string{"segments", "fragments", "coverage"} {
+		ts := tableSize{Name: t}
+		if err := raw.QueryRowContext(ctx, `SELECT pg_total_relation_size(CAST($1 AS regclass)), (SELECT count(*) FROM `+t+`)`, t).Scan(&ts.Bytes, &ts.Rows); err != nil {
+			return fmt.Errorf("size of %s: %w", t, err)
+		}
+		run.r.Tables = append(run.r.Tables, ts)
+	}
 	logf("postgres: %d segments (%.0f MiB), bulk %.0f rows/s", run.r.Segments, run.r.DBMiB, run.r.BulkRowsPerSec)
 	return nil
 }

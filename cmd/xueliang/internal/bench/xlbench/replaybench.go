@@ -39,11 +39,7 @@ type replayResult struct {
 	MinioP99ms     float64 `json:"minio_ttfb_p99_ms"`
 	LocalP50ms     float64 `json:"local_ttfb_p50_ms"`
 	LocalP99ms     float64 `json:"local_ttfb_p99_ms"`
-	// The same instants from MinIO with the archive indexed in PostgreSQL
-	// (when the postgres part runs too).
-	PGMinioP50ms float64 `json:"postgres_minio_ttfb_p50_ms,omitempty"`
-	PGMinioP99ms float64 `json:"postgres_minio_ttfb_p99_ms,omitempty"`
-	LoadAvg      string  `json:"loadavg_before"`
+	LoadAvg        string  `json:"loadavg_before"`
 }
 
 // capIndex captures what a segmenter.Writer writes to the index.
@@ -185,9 +181,9 @@ func (f *firstByte) Write(p []byte) (int, error) {
 // runReplay synthesises cams × hours of segments (copies of one real 10 s
 // 1080p segment) through the index API, stores the objects the sampled
 // instants need in MinIO and on local disk, and times Plan+Write up to the
-// first byte for each instant. With pgURL, the archive is indexed in that
-// PostgreSQL database too, and the MinIO instants are timed again through it.
-func runReplay(dir, clipPath string, m *minio, pgURL string, cams, hours, instants int, ready func()) (replayResult, error) {
+// first byte for each instant. (Replay through the HTTP API on the
+// 1,000-camera index, SQLite and PostgreSQL: indexreplay.go.)
+func runReplay(dir, clipPath string, m *minio, cams, hours, instants int, ready func()) (replayResult, error) {
 	ctx := context.Background()
 	r := replayResult{Cameras: cams, Hours: hours, Instants: instants, LoadAvg: loadavg()}
 	ci, obj, err := template(dir, clipPath)
@@ -205,15 +201,6 @@ func runReplay(dir, clipPath string, m *minio, pgURL string, cams, hours, instan
 		return r, err
 	}
 	defer db.Close()
-	dbs := []*index.DB{db}
-	if pgURL != "" {
-		pdb, err := index.OpenPostgres(ctx, pgURL, nil)
-		if err != nil {
-			return r, err
-		}
-		defer pdb.Close()
-		dbs = append(dbs, pdb)
-	}
 	end := time.Now().Truncate(time.Hour)
 	start := end.Add(-time.Duration(hours) * time.Hour)
 	perCam := int(end.Sub(start) / segDur)
@@ -225,19 +212,16 @@ func runReplay(dir, clipPath string, m *minio, pgURL string, cams, hours, instan
 			seg := ci.seg
 			seg.ID, seg.CameraID, seg.ObjectKey = 0, fmt.Sprintf("cam%02d", c), key(c, k)
 			seg.Start, seg.End, seg.Size, seg.SHA256, seg.State = st, ci.end.Add(shift), int64(len(obj)), ci.sha, recording.StateStored
-			for _, d := range dbs {
-				seg := seg
-				if err := d.CreateSegment(ctx, &seg); err != nil {
-					return r, err
-				}
-				frags := make([]recording.Fragment, len(ci.frags))
-				for i, f := range ci.frags {
-					f.SegmentID, f.Start, f.End = seg.ID, f.Start.Add(shift), f.End.Add(shift)
-					frags[i] = f
-				}
-				if err := d.AddFragments(ctx, frags); err != nil {
-					return r, err
-				}
+			if err := db.CreateSegment(ctx, &seg); err != nil {
+				return r, err
+			}
+			frags := make([]recording.Fragment, len(ci.frags))
+			for i, f := range ci.frags {
+				f.SegmentID, f.Start, f.End = seg.ID, f.Start.Add(shift), f.End.Add(shift)
+				frags[i] = f
+			}
+			if err := db.AddFragments(ctx, frags); err != nil {
+				return r, err
 			}
 			r.Segments++
 		}
@@ -295,9 +279,6 @@ func runReplay(dir, clipPath string, m *minio, pgURL string, cams, hours, instan
 		p99  *float64
 	}
 	sources := []source{{"minio", mst, db, &r.MinioP50ms, &r.MinioP99ms}, {"local", lst, db, &r.LocalP50ms, &r.LocalP99ms}}
-	if len(dbs) > 1 {
-		sources = append(sources, source{"minio with a PostgreSQL index", mst, dbs[1], &r.PGMinioP50ms, &r.PGMinioP99ms})
-	}
 	for _, st := range sources {
 		rp := &replay.Replayer{Index: st.db, Reader: spool.Reader{Dir: sp, Store: st.s}}
 		var lat []float64

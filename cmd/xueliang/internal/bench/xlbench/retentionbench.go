@@ -163,7 +163,7 @@ func openRetentionSide(dir string, cams, days int) (*retentionSide, error) {
 		return nil, err
 	}
 	s := &retentionSide{r: retentionSize{Cameras: cams, Days: days}, dir: dir}
-	run, err := runIndex(dir, cams, days, 60, 0, min(250, cams))
+	run, err := runIndex(dir, cams, days, 60, 0, min(250, cams), nil)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
