@@ -36,10 +36,7 @@ func TestClusterSpoolFetch(t *testing.T) {
 	dbURL := pg.NewDatabase(t)
 	m := miniotest.Start(t)
 	rtsp, _ := startCamsim(t, "-cameras", "1")
-	secret := filepath.Join(t.TempDir(), "cluster.secret")
-	if err := os.WriteFile(secret, []byte("spool-fetch-test-secret-0123456789abcdef\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secret := clusterSecretFile(t)
 	const fetchTimeout = 2 * time.Second
 	cfg := func(node, addr, storage string) string {
 		return "index:\n  postgres_url: " + dbURL + "\nrecording:\n  segment_duration: 4s\n" +
@@ -138,7 +135,7 @@ func TestClusterSpoolFetch(t *testing.T) {
 		{"no secret", func(*http.Request) {}, 401},
 		{"another secret", peer.Signer{Node: "n2", Secret: []byte("not-the-cluster-secret-0123456789abcdef")}.Sign, 401},
 		{"operator (admin) token", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+testBootstrapToken) }, 401},
-		{"cluster secret", peer.Signer{Node: "n2", Secret: []byte("spool-fetch-test-secret-0123456789abcdef")}.Sign, 206},
+		{"cluster secret", peer.Signer{Node: "n2", Secret: []byte(testClusterSecret)}.Sign, 206},
 	} {
 		code, body := internal(tc.auth)
 		if code != tc.want {
@@ -244,4 +241,18 @@ func (p *cuttableProxy) cut() {
 		c.Close()
 	}
 	clear(p.conns)
+}
+
+// testClusterSecret is the cluster.secret_file content of the cluster tests.
+const testClusterSecret = "spool-fetch-test-secret-0123456789abcdef"
+
+// clusterSecretFile writes testClusterSecret to a file for
+// cluster.secret_file (mode 0600, as the config requires).
+func clusterSecretFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cluster.secret")
+	if err := os.WriteFile(p, []byte(testClusterSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

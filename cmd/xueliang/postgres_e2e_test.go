@@ -132,11 +132,14 @@ func TestClusterPostgresOutage(t *testing.T) {
 	dbURL := pg.NewDatabase(t)
 	m := miniotest.Start(t)
 	rtsp, _ := startCamsim(t, "-cameras", "4")
-	cfg := func(node string) string {
+	secret := clusterSecretFile(t) // the replay on n1 reads n2's spool for what it has not uploaded yet
+	cfg := func(node, addr string) string {
 		return "index:\n  postgres_url: " + dbURL + "\nrecording:\n  segment_duration: 6s\n" +
-			"cluster:\n  enabled: true\n  node_id: " + node + "\n  lease_ttl: 3s\n" + s3Config(m, "pgoutage") + cameraList(rtsp, 4)
+			"cluster:\n  enabled: true\n  node_id: " + node + "\n  lease_ttl: 3s\n  advertise_url: http://" + addr +
+			"\n  secret_file: " + secret + "\n" + s3Config(m, "pgoutage") + cameraList(rtsp, 4)
 	}
-	nodes := []*testServer{startServer(t, cfg("n1")), startServer(t, cfg("n2"))}
+	n1Addr, n2Addr := freeAddr(t), freeAddr(t)
+	nodes := []*testServer{startServerAt(t, n1Addr, cfg("n1", n1Addr)), startServerAt(t, n2Addr, cfg("n2", n2Addr))}
 	db, err := index.OpenPostgres(context.Background(), dbURL, nil)
 	if err != nil {
 		t.Fatal(err)
