@@ -301,7 +301,7 @@ export function mount(root: HTMLElement, app: App): () => void {
       });
       bar.style.width = `max(3px, ${w * 100}%)`;
       strip.appendChild(place(bar, l * 100 + '%'));
-      list.appendChild(h('tr', { class: 'hitrow' + (i === current ? ' current' : ''), 'data-hit': String(i), onclick: () => play(i) },
+      list.appendChild(h('tr', { class: 'hitrow' + (i === current ? ' current' : ''), 'data-hit': String(i), 'data-start': hit.start, 'data-end': hit.end, onclick: () => play(i) },
         h('td', null, i + 1),
         h('td', null, fmtTime(s)),
         h('td', null, fmtDur(e.getTime() - s.getTime())),
