@@ -8,7 +8,7 @@
 // in the page (replay.mp4 fetched with the session token into a blob URL:
 // a <video> cannot send the bearer header).
 import type { App } from '../app';
-import type { CameraStatus } from '../api';
+import { ApiError, type CameraStatus } from '../api';
 import { h, clear } from '../dom';
 import { t, extend } from '../i18n';
 import { cameraTree } from '../tree';
@@ -240,17 +240,25 @@ export function mount(root: HTMLElement, app: App): () => void {
     drawRegion();
     snapMsg.textContent = t('app.loading');
     stage.classList.add('on');
+    img.removeAttribute('src');
+    snapshot(c.id, 0);
+  }
+
+  // snapshot loads the camera's live picture; while its stream is not up
+  // (503) it tries again every 2 s, up to a minute.
+  async function snapshot(id: string, attempt: number): Promise<void> {
     try {
-      const u = await app.api.blobURL(`/api/v1/cameras/${encodeURIComponent(c.id)}/snapshot.jpg`);
-      if (gone || camera?.id !== c.id) { URL.revokeObjectURL(u); return; }
+      const u = await app.api.blobURL(`/api/v1/cameras/${encodeURIComponent(id)}/snapshot.jpg`);
+      if (gone || camera?.id !== id) { URL.revokeObjectURL(u); return; }
       if (snapURL) URL.revokeObjectURL(snapURL);
       snapURL = u;
       img.src = u;
       snapMsg.textContent = '';
     } catch (e) {
+      if (gone || camera?.id !== id) return;
       // No picture (camera offline): the region can still be drawn on the grid.
-      img.removeAttribute('src');
       snapMsg.textContent = t('search.nosnap', (e as Error).message);
+      if (e instanceof ApiError && e.status === 503 && attempt < 30) window.setTimeout(() => snapshot(id, attempt + 1), 2000);
     }
   }
 
