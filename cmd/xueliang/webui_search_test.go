@@ -54,6 +54,19 @@ func waitJS(expr string, timeout time.Duration) chromedp.Action[chromedp.Void] {
 	}
 }
 
+// waitPage waits until expr is true in the page; when it is not in time
+// the test fails with the value of diag (an expression describing the
+// page's state).
+func waitPage(t *testing.T, ctx context.Context, expr, diag string, timeout time.Duration) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, waitJS(expr, timeout)); err != nil {
+		state := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[any](diag))
+		t.Fatalf("waiting for %s: %v; page: %v", expr, err, state)
+	}
+}
+
 // runJS evaluates the expression in the page for its effect.
 func runJS(expr string) chromedp.Action[chromedp.Void] {
 	e := chromedp.Evaluate[any](expr)
@@ -160,10 +173,11 @@ cameras:
 		// search runs it and returns the hits the page lists.
 		search := func() [][2]time.Time {
 			t.Helper()
-			browse(t, ctx, 60*time.Second,
+			browse(t, ctx, 10*time.Second,
 				runJS(`delete document.getElementById('search-status').dataset.hits`),
-				chromedp.Click(chromedp.ID("search-run")),
-				waitJS(`document.getElementById('search-status').dataset.hits !== undefined`, 50*time.Second))
+				chromedp.Click(chromedp.ID("search-run")))
+			waitPage(t, ctx, `document.getElementById('search-status').dataset.hits !== undefined`,
+				`[document.getElementById('search-status').textContent, document.getElementById('search-run').disabled, document.getElementById('search-region-info').textContent]`, 50*time.Second)
 			rows := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[[][]string](`[...document.querySelectorAll('#search-hits tr')].map(r => [r.dataset.start, r.dataset.end])`))
 			strip := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[int](`document.querySelectorAll('#search-strip .hit').length`))
 			if strip != len(rows) {
@@ -187,9 +201,10 @@ cameras:
 			t.Fatalf("middle band: hits %v, want exactly the scripted crossings %v (precision %.2f recall %.2f)", hits, inMiddle, p, r)
 		}
 		// A click on the first hit plays its window in the page.
-		browse(t, ctx, 40*time.Second,
-			chromedp.Click(chromedp.CSS(`#search-hits tr[data-hit="0"]`)),
-			waitJS(`(() => { const v = document.getElementById('search-video'); return v.dataset.hit === '0' && !v.paused && v.currentTime > 0.3 && v.videoWidth === 640; })()`, 30*time.Second))
+		browse(t, ctx, 10*time.Second, chromedp.Click(chromedp.CSS(`#search-hits tr[data-hit="0"]`)))
+		waitPage(t, ctx, `(() => { const v = document.getElementById('search-video'); return v.dataset.hit === '0' && !v.paused && v.currentTime > 0.3 && v.videoWidth === 640; })()`,
+			`(() => { const v = document.getElementById('search-video'); return [v.dataset.hit, v.paused, v.currentTime, v.videoWidth, v.error && v.error.code, document.getElementById('search-playing').textContent]; })()`,
+			30*time.Second)
 		dur := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[float64](`document.getElementById('search-video').duration`))
 		if want := hits[0][1].Sub(hits[0][0]).Seconds(); dur < want-2.5 || dur > want+2.5 {
 			t.Errorf("played %.1f s for a hit of %.1f s", dur, want)
@@ -207,15 +222,17 @@ cameras:
 
 	t.Run("Exports", func(t *testing.T) {
 		exFrom, exTo := t0.Add(6*time.Second).Truncate(time.Second), t0.Add(16*time.Second).Truncate(time.Second)
-		browse(t, ctx, 90*time.Second,
+		browse(t, ctx, 30*time.Second,
 			chromedp.Navigate(srv.base+"/#/exports"),
 			chromedp.WaitVisible(chromedp.CSS(`#export-cameras input[data-camera="scene"]`)),
 			chromedp.Click(chromedp.CSS(`#export-cameras input[data-camera="scene"]`)),
 			chromedp.SetValue(chromedp.ID("export-from"), localValue(exFrom)),
 			chromedp.SetValue(chromedp.ID("export-to"), localValue(exTo)),
-			chromedp.Click(chromedp.ID("export-create")),
-			waitJS(`document.querySelector('#export-jobs tr[data-state="done"] [data-action=download]') !== null`, 60*time.Second),
-			chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#evidence-locks tr[data-lock="%d"]`, lock.ID))))
+			chromedp.Click(chromedp.ID("export-create")))
+		waitPage(t, ctx, `document.querySelector('#export-jobs tr[data-state="done"] [data-action=download]') !== null`,
+			`[document.getElementById('export-msg').textContent, document.getElementById('export-jobs').innerText]`, 60*time.Second)
+		waitPage(t, ctx, fmt.Sprintf(`document.querySelector('#evidence-locks tr[data-lock="%d"]') !== null`, lock.ID),
+			`[document.getElementById('evidence-msg')?.textContent, document.getElementById('evidence-locks')?.innerText]`, 15*time.Second)
 		if s := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[string](`[...document.querySelectorAll('#export-jobs tr')].map(r => r.dataset.state).join(',')`)); s != "done" {
 			t.Errorf("job states on the page %q, want one done", s)
 		}

@@ -280,9 +280,9 @@ export function mount(root: HTMLElement, app: App): () => void {
       current = -1;
       status.textContent = (hits.length ? t('search.hits', hits.length, r.seconds_examined, r.seconds_matched) : t('search.none')) +
         (r.truncated ? ' · ' + t('search.truncated', hits.length) : '');
-      status.dataset.hits = String(hits.length);
       drawHits();
       drawRegion();
+      status.dataset.hits = String(hits.length);
     } catch (e) {
       status.className = 'error';
       status.textContent = t('app.error', (e as Error).message);
