@@ -44,6 +44,7 @@ type Auth interface {
 const loginPath = "/api/v1/login"
 
 // allActions lists every Action (GET /api/v1/me reports the caller's).
+// TestAllActionsListed keeps it complete.
 var allActions = []Action{ActHealth, ActReady, ActMetrics, ActCameraRead, ActCameraWrite, ActProbe,
 	ActArchiveRead, ActReplay, ActLive, ActAuditRead, ActUserAdmin, ActSession,
 	ActEvidenceLock, ActEvidenceRead, ActEvidenceUnlock, ActRetentionWrite, ActComplianceRead, ActNodeRead, ActNodeAdmin}

@@ -328,7 +328,8 @@ func TestAuthFlow(t *testing.T) {
 	}
 	rec = do(t, h, "GET", "/api/v1/me", tok, nil)
 	decode(t, rec, &me)
-	if me.User != "li" || me.Role != "operator" || !slices.Equal(me.Townships, []string{"A"}) || !slices.Contains(me.Actions, "replay") || slices.Contains(me.Actions, "camera.write") {
+	if me.User != "li" || me.Role != "operator" || !slices.Equal(me.Townships, []string{"A"}) || !slices.Contains(me.Actions, "replay") || slices.Contains(me.Actions, "camera.write") ||
+		!slices.Contains(me.Actions, "evidence.lock") || slices.Contains(me.Actions, "evidence.unlock") {
 		t.Fatalf("me: %s", rec.Body)
 	}
 	if rec := do(t, h, "GET", "/api/v1/users", tok, nil); rec.Code != 403 {
@@ -523,5 +524,15 @@ func TestAuditRangeFromBody(t *testing.T) {
 	recs, err := f.db.QueryAudit(context.Background(), index.AuditQuery{Camera: "camA"})
 	if err != nil || len(recs) != 1 || !recs[0].From.Equal(t1) || !recs[0].To.Equal(t2) || recs[0].Action != "archive.read" {
 		t.Fatalf("%+v %v", recs, err)
+	}
+}
+
+// TestAllActionsListed: GET /api/v1/me reports from allActions, so every
+// route's action is in it (the console hides what me does not list).
+func TestAllActionsListed(t *testing.T) {
+	for _, r := range Routes() {
+		if !slices.Contains(allActions, r.Action) {
+			t.Errorf("%s %s: action %q missing from allActions", r.Method, r.Path, r.Action)
+		}
 	}
 }

@@ -17,6 +17,8 @@ import (
 type Exporter interface {
 	Start(ctx context.Context, req export.Request) (export.Job, error)
 	Get(id string) (export.Job, error)
+	// List returns the jobs not yet expired, newest first.
+	List() []export.Job
 	Cancel(id string) (export.Job, error)
 	// Open returns the package (a zip) of a finished job.
 	Open(id string) (*os.File, export.Job, error)
@@ -29,6 +31,7 @@ type Exporter interface {
 // SHA-256).
 func (s *Server) exportRoutes() []route {
 	return []route{
+		{Route{"GET", "/api/v1/exports", ActReplay}, s.listExports},
 		{Route{"POST", "/api/v1/exports", ActReplay}, s.createExport},
 		{Route{"GET", "/api/v1/exports/public-key", ActReplay}, s.exportKey},
 		{Route{"GET", "/api/v1/exports/{id}", ActReplay}, s.getExport},
@@ -112,6 +115,46 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request) {
 	noteAudit(r.Context(), "export %s", j.ID)
 	w.Header().Set("Location", "/api/v1/exports/"+j.ID)
 	writeJSON(w, http.StatusAccepted, j)
+}
+
+// maxExportList bounds the jobs one list answer carries.
+const maxExportList = 500
+
+// listExports lists the jobs (newest first) whose camera the caller may
+// see: the console's exports page polls it.
+func (s *Server) listExports(w http.ResponseWriter, r *http.Request) {
+	if !s.exporter(w) {
+		return
+	}
+	p := principalFrom(r.Context())
+	town := map[string]string{} // camera → township, looked up once
+	out := []export.Job{}
+	truncated := false
+	for _, j := range s.Exports.List() {
+		t, ok := town[j.Camera]
+		if !ok {
+			cam, err := s.Index.Camera(r.Context(), j.Camera)
+			switch {
+			case errors.Is(err, index.ErrNotFound):
+				t = "" // a removed camera: only unscoped callers see its jobs
+			case err != nil:
+				s.internal(w, r, "get camera", err)
+				return
+			default:
+				t = cam.Township
+			}
+			town[j.Camera] = t
+		}
+		if !p.InScope(t) {
+			continue
+		}
+		if len(out) == maxExportList {
+			truncated = true
+			break
+		}
+		out = append(out, j)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"exports": out, "truncated": truncated})
 }
 
 // job looks up the {id} job and checks the caller's scope.

@@ -53,18 +53,3 @@ func TestReplayTicketScope(t *testing.T) {
 		}
 	}
 }
-
-// TestAllActionsCoverRoutes: GET /api/v1/me reports every action the
-// caller may perform (the console shows its buttons by it), so allActions
-// must name the action of every route.
-func TestAllActionsCoverRoutes(t *testing.T) {
-	for _, r := range Routes() {
-		found := false
-		for _, a := range allActions {
-			found = found || a == r.Action
-		}
-		if !found {
-			t.Errorf("%s %s: action %q missing from allActions", r.Method, r.Path, r.Action)
-		}
-	}
-}

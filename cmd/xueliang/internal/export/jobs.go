@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -334,6 +335,24 @@ func (m *Manager) Get(id string) (Job, error) {
 		return Job{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	return j.Job, nil
+}
+
+// List returns every job not yet expired (running, done, failed or
+// cancelled), newest first.
+func (m *Manager) List() []Job {
+	m.mu.Lock()
+	out := make([]Job, 0, len(m.jobs))
+	for _, j := range m.jobs {
+		out = append(out, j.Job)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b Job) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
 }
 
 // Cancel stops a running job, or deletes a finished job's package. The

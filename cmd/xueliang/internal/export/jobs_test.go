@@ -109,11 +109,16 @@ func TestManagerBusyCancel(t *testing.T) {
 		t.Errorf("cancelled jobs %v", v)
 	}
 	// The slot is free again.
+	clk.add(time.Minute)
 	j2, err := m.Start(t.Context(), req)
 	if err != nil {
 		t.Fatalf("start after cancel: %v", err)
 	}
 	<-rp.started
+	// List: every job, newest first.
+	if l := m.List(); len(l) != 2 || l[0].ID != j2.ID || l[0].State != StateRunning || l[1].ID != j.ID || l[1].State != StateCancelled {
+		t.Errorf("list %+v, want the running %s then the cancelled %s", l, j2.ID, j.ID)
+	}
 	m.Cancel(j2.ID)
 }
 
@@ -147,6 +152,9 @@ func TestManagerReloadAndExpiry(t *testing.T) {
 	m.sweep()
 	if _, err := m.Get(id); !errors.Is(err, ErrNotFound) {
 		t.Errorf("not expired: %v", err)
+	}
+	if l := m.List(); len(l) != 0 {
+		t.Errorf("list after expiry: %+v", l)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("files left after expiry: %v", ents)

@@ -98,6 +98,11 @@ function toggleHelp(): void {
         row('/', 'help.key.search'),
         row('Shift+1…4', 'help.key.layout'),
         row('T', 'help.key.tour'),
+        row('Enter', 'help.key.search.run'),
+        row('C · Z', 'help.key.search.edit'),
+        row('J · K · Space', 'help.key.search.hits'),
+        row('N', 'help.key.exports.new'),
+        row('R', 'help.key.exports.refresh'),
         row('Esc', 'help.key.esc')),
       h('button', { onclick: toggleHelp }, t('app.close'))));
   document.body.appendChild(helpEl);
