@@ -13,7 +13,7 @@ FUZZTIME  ?= 30s
 MINIO_MOD := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 PROMTOOL_MOD := github.com/prometheus/prometheus/cmd/promtool@v0.316.0
 
-.PHONY: help deps deps-test webui build run test fuzz bench check-alerts lint tidy-check clean
+.PHONY: help deps deps-test webui build run test screenshots fuzz bench check-alerts lint tidy-check clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  make %-12s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -37,6 +37,9 @@ run: deps build ## record 4 simulated cameras with configs/demo.yaml (Ctrl-C sto
 
 test: deps-test build ## run every test (unit, fuzz seeds, end-to-end with camsim + ffmpeg)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -parallel $(TEST_PARALLEL) ./...
+
+screenshots: deps-test build ## rewrite docs/screenshots/*.png from the web console's browser tests
+	XUELIANG_SCREENSHOTS=docs $(GO) test -count=1 -run 'TestWebUI' ./cmd/xueliang/
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s; FUZZ_PKG=substring limits the packages)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh $(FUZZ_PKG)

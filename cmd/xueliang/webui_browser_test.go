@@ -5,7 +5,9 @@ package main
 // but 127.0.0.1. Helpers shared by the webui_*_test.go files.
 
 import (
+	"bytes"
 	"context"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,12 +91,24 @@ func browseValue[T any](t *testing.T, ctx context.Context, timeout time.Duration
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	browse(t, ctx, 10*time.Second, chromedp.Sleep(300*time.Millisecond))
-	png := browseValue(t, ctx, 30*time.Second, chromedp.CaptureScreenshot())
-	p := repoPath(filepath.Join("docs", "screenshots", name+".png"))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	data := browseValue(t, ctx, 30*time.Second, chromedp.CaptureScreenshot())
+	cfg, err := png.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if w := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[int](`innerWidth`)); cfg.Width != w {
+		t.Errorf("screenshot %s is %d px wide, the viewport %d", name, cfg.Width, w)
+	}
+	// Written to docs/ only by `make screenshots` (a plain test run would
+	// leave the committed pictures changed after every run).
+	dir := t.TempDir()
+	if os.Getenv("XUELIANG_SCREENSHOTS") == "docs" {
+		dir = repoPath(filepath.Join("docs", "screenshots"))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(p, png, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
