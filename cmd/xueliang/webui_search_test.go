@@ -86,11 +86,13 @@ cameras:
 `, rtsp))
 	ctx := consoleBrowser(t) // starts while the scene plays
 
-	// The judged window: after warm-up, car1 crosses the middle lane;
-	// nothing crosses the top lane (person1 left it by 6.6 s, small1
-	// enters the bottom lane at 19 s). Motion is stored per minute: stop
-	// the server after the window so it writes what is in progress.
-	from, to := t0.Add(9*time.Second).Truncate(time.Second), t0.Add(17*time.Second).Truncate(time.Second)
+	// The judged window: after warm-up, car1 crosses the middle lane
+	// (11.0–14.7 s); nothing crosses the top lane (person1 left it by
+	// 6.6 s: with whole seconds and the intervals' 2 s post-pad its motion
+	// can reach 9.x s, so the window starts after 10 s; small1 enters the
+	// bottom lane at 19 s). Motion is stored per minute: stop the server
+	// after the window so it writes what is in progress.
+	from, to := t0.Add(11*time.Second).Truncate(time.Second), t0.Add(17*time.Second).Truncate(time.Second)
 	time.Sleep(time.Until(t0.Add(18500 * time.Millisecond)))
 	srv.proc.stop()
 	srv.start(t)
