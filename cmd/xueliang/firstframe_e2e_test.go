@@ -184,6 +184,14 @@ func TestReplayFirstFrame(t *testing.T) {
 				r := fetchReplay(t, srv, c.cam, start, end, false)
 				j := judgeMP4(t, r.path)
 				checkStartsAtStart(t, what+" ffmpeg", c.cam, j, start, end, c.endFrames)
+				// exact=1 (issue #24): no pre-roll left, so even the ffmpeg
+				// CLI on the fragmented form starts at start.
+				var exact []replayResp
+				for _, f := range []string{"mp4+exact", "fmp4+exact"} {
+					er := fetchReplayFormat(t, srv, c.cam, start, end, false, f)
+					checkStartsAtStart(t, what+" ffmpeg "+f, c.cam, judgeMP4(t, er.path), start, end, c.endFrames)
+					exact = append(exact, er)
+				}
 				if !c.h264 || wi > 0 || t.Failed() {
 					continue // Chromium plays H.264 only; one window per camera keeps it short
 				}
@@ -196,6 +204,15 @@ func TestReplayFirstFrame(t *testing.T) {
 				fj := judgeMP4(t, fr.path)
 				fres := playInBrowser(t, chromium, fr.path, "src", "")
 				checkBrowser(t, what+" chromium <video> fmp4", fres, browserFrames(t, what+" chromium <video> fmp4", fj, fres), j.Shown)
+
+				// exact=1 in <video src> (both forms) and MSE (fmp4).
+				for i, mode := range []string{"src", "src", "mse"} {
+					er := exact[min(i, 1)]
+					ej := judgeMP4(t, er.path)
+					label := fmt.Sprintf("%s chromium %s exact form %d", what, mode, min(i, 1))
+					eres := playInBrowser(t, chromium, er.path, mode, "")
+					checkBrowser(t, label, eres, browserFrames(t, label, ej, eres), j.Shown)
+				}
 			}
 		})
 	}
