@@ -68,6 +68,31 @@ func checkStartsAtStart(t *testing.T, what, cam string, j judgement, start, end 
 	}
 }
 
+// checkExactStartsAtStart asserts what the ffmpeg judge saw in an exact
+// form (exact=1): no pre-roll at all (every frame in the file is shown,
+// the first is the re-encoded keyframe), the first frame is the frame at
+// start, the count is the window's ±1, and the frames are those the
+// progressive form (ref) shows, by SEI stamp.
+func checkExactStartsAtStart(t *testing.T, what, cam string, j, ref judgement, start, end time.Time, endFrames int) {
+	t.Helper()
+	checkContinuous(t, what, cam, j.Shown)
+	checkWindow(t, what, j.Shown, start, end, endFrames)
+	if !j.Shown[0].Keyframe || len(j.Frames) != len(j.Shown) {
+		t.Errorf("%s: a pre-roll is left (first frame keyframe=%v, %d frames in the file, %d shown)",
+			what, j.Shown[0].Keyframe, len(j.Frames), len(j.Shown))
+	}
+	if j.Shown[0].Stamp.Seq != ref.Shown[0].Stamp.Seq {
+		t.Errorf("%s: first frame seq %d, the frame at start (format=mp4) is seq %d", what, j.Shown[0].Stamp.Seq, ref.Shown[0].Stamp.Seq)
+	}
+	want := int(end.Sub(start) / frameDur)
+	if d := len(j.Shown) - want; d < -1 || d > 1 {
+		t.Errorf("%s: ffmpeg outputs %d frames (%s), want %d±1", what, len(j.Shown), describeSeqs(j.Shown), want)
+	}
+	if !samePrefix(j.Shown, ref.Shown, 1) {
+		t.Errorf("%s: frames %s, format=mp4 shows %s", what, describeSeqs(j.Shown), describeSeqs(ref.Shown))
+	}
+}
+
 // browserFrames identifies the frames a browser presented (the one shown
 // at rest first, then those presented while playing) among the file's
 // frames, by thumbnail against ffmpeg's decode of the elementary stream,
@@ -189,7 +214,7 @@ func TestReplayFirstFrame(t *testing.T) {
 				var exact []replayResp
 				for _, f := range []string{"mp4+exact", "fmp4+exact"} {
 					er := fetchReplayFormat(t, srv, c.cam, start, end, false, f)
-					checkStartsAtStart(t, what+" ffmpeg "+f, c.cam, judgeMP4(t, er.path), start, end, c.endFrames)
+					checkExactStartsAtStart(t, what+" ffmpeg "+f, c.cam, judgeMP4(t, er.path), j, start, end, c.endFrames)
 					exact = append(exact, er)
 				}
 				if !c.h264 || wi > 0 || t.Failed() {
