@@ -77,7 +77,7 @@ func TestPlayers(t *testing.T) {
 					modes = append(modes, "mse")
 				}
 				for _, mode := range modes {
-					res, err := tryPlayInBrowser(t, b, r.path, mode, `video/mp4; codecs="avc1.640015"`)
+					res, err := tryPlayInBrowser(t, b, r.path, mode, h264MSEType)
 					if err != nil {
 						row(b.name, format+" "+mode, nil, "error: "+err.Error())
 						continue
