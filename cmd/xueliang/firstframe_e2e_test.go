@@ -51,9 +51,9 @@ func midGOPWindows(t *testing.T, db *index.DB, cam string, from, recEnd time.Tim
 	return out
 }
 
-// h264MSEType is the SourceBuffer type for camsim's H.264 (High, level
-// 2.1 at 320x240).
-const h264MSEType = `video/mp4; codecs="avc1.640015"`
+// h264MSEType is the SourceBuffer type for camsim's H.264 (Main, level
+// 1.3 at 320x240, as ffprobe reports).
+const h264MSEType = `video/mp4; codecs="avc1.4d400d"`
 
 // checkStartsAtStart asserts what the ffmpeg judge saw: the first frame
 // output is the frame at start, it is not a keyframe (so there was a
@@ -173,6 +173,11 @@ func checkBrowser(t *testing.T, what string, res browserResult, shown []judgedFr
 		count = max(count, res.Played[n-1].Presented)
 	}
 	count += res.Dropped
+	// No more frames than from the first shown to the last shown can have
+	// been presented or dropped: on a loaded machine presentedFrames plus
+	// the dropped count was measured 3 over that span (63 for seqs
+	// 144–203), counting some frames twice.
+	count = min(count, int(shown[len(shown)-1].Stamp.Seq-shown[0].Stamp.Seq)+1)
 	if d := count - len(ref); d < -1 || d > 1 {
 		t.Errorf("%s: browser presents %d frames (%d dropped; identified %s), ffmpeg %d (%s)", what, count, res.Dropped,
 			describeSeqs(shown), len(ref), describeSeqs(ref))
@@ -221,10 +226,12 @@ func TestReplayFirstFrame(t *testing.T) {
 				// exact=1 (issue #24): no pre-roll left, so even the ffmpeg
 				// CLI on the fragmented form starts at start.
 				var exact []replayResp
+				var exactJ []judgement
 				for _, f := range []string{"mp4+exact", "fmp4+exact"} {
 					er := fetchReplayFormat(t, srv, c.cam, start, end, false, f)
-					checkExactStartsAtStart(t, what+" ffmpeg "+f, c.cam, judgeMP4(t, er.path), j, start, end, c.endFrames)
-					exact = append(exact, er)
+					ej := judgeMP4(t, er.path)
+					checkExactStartsAtStart(t, what+" ffmpeg "+f, c.cam, ej, j, start, end, c.endFrames)
+					exact, exactJ = append(exact, er), append(exactJ, ej)
 				}
 				if !c.h264 || wi > 0 || t.Failed() {
 					continue // Chromium plays H.264 only; one window per camera keeps it short
@@ -241,8 +248,7 @@ func TestReplayFirstFrame(t *testing.T) {
 
 				// exact=1 in <video src> (both forms) and MSE (fmp4).
 				for i, mode := range []string{"src", "src", "mse"} {
-					er := exact[min(i, 1)]
-					ej := judgeMP4(t, er.path)
+					er, ej := exact[min(i, 1)], exactJ[min(i, 1)]
 					label := fmt.Sprintf("%s chromium %s exact form %d", what, mode, min(i, 1))
 					eres := playInBrowser(t, chromium, er.path, mode, h264MSEType)
 					checkBrowser(t, label, eres, browserFrames(t, label, ej, eres), j.Shown)
