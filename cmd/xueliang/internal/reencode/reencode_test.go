@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"testing"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
@@ -23,12 +24,28 @@ import (
 func testGOP(t *testing.T, codec recording.VideoCodec, bframes int) (gop []Sample, src [][]byte) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "clip.ts")
-	args := []string{"-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "2", "-pix_fmt", "yuv420p"}
+	all := encodeClip(t, path, codec, bframes, "320x240", 25, 2)
+	if len(all) != 50 {
+		t.Fatalf("%d access units in the clip, want 50", len(all))
+	}
+	src = gray(t, "mpegts", path)
+	if len(src) != 50 {
+		t.Fatalf("%d decoded frames in the clip, want 50", len(src))
+	}
+	return all[:25], src
+}
+
+// encodeClip encodes seconds of testsrc2 at size, 25 fps, with closed
+// GOPs of gop frames and bframes B-frames, into the MPEG-TS path, and
+// returns its access units (decode order, AVCC, pts at 90 kHz from 0).
+func encodeClip(t testing.TB, path string, codec recording.VideoCodec, bframes int, size string, gop, seconds int) []Sample {
+	t.Helper()
+	args := []string{"-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=25", "-t", fmt.Sprint(seconds), "-pix_fmt", "yuv420p"}
 	if codec == recording.H265 {
 		args = append(args, "-c:v", "libx265", "-x265-params",
-			fmt.Sprintf("keyint=25:min-keyint=25:scenecut=0:open-gop=0:bframes=%d:log-level=none", bframes))
+			fmt.Sprintf("keyint=%d:min-keyint=%d:scenecut=0:open-gop=0:bframes=%d:log-level=none", gop, gop, bframes))
 	} else {
-		args = append(args, "-c:v", "libx264", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-bf", fmt.Sprint(bframes))
+		args = append(args, "-c:v", "libx264", "-g", fmt.Sprint(gop), "-keyint_min", fmt.Sprint(gop), "-sc_threshold", "0", "-bf", fmt.Sprint(bframes))
 	}
 	args = append(args, "-f", "mpegts", path)
 	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
@@ -44,11 +61,7 @@ func testGOP(t *testing.T, codec recording.VideoCodec, bframes int) (gop []Sampl
 		t.Fatal(err)
 	}
 	var all []Sample
-	var p0 *int64
 	add := func(pts int64, au [][]byte) {
-		if p0 == nil {
-			p0 = &pts
-		}
 		var b []byte
 		for _, n := range au {
 			b = binary.BigEndian.AppendUint32(b, uint32(len(n)))
@@ -71,9 +84,6 @@ func testGOP(t *testing.T, codec recording.VideoCodec, bframes int) (gop []Sampl
 			t.Fatal(err)
 		}
 	}
-	if len(all) != 50 {
-		t.Fatalf("%d access units in the clip, want 50", len(all))
-	}
 	minPTS := all[0].PTS
 	for _, s := range all {
 		minPTS = min(minPTS, s.PTS)
@@ -81,11 +91,7 @@ func testGOP(t *testing.T, codec recording.VideoCodec, bframes int) (gop []Sampl
 	for i := range all {
 		all[i].PTS -= minPTS
 	}
-	src = gray(t, "mpegts", path)
-	if len(src) != 50 {
-		t.Fatalf("%d decoded frames in the clip, want 50", len(src))
-	}
-	return all[:25], src
+	return all
 }
 
 // gray decodes every frame of the input (no frame dropped or repeated)
@@ -212,4 +218,50 @@ func TestReencode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkReencode: the cost of one exact=1 replay's re-encode at 1080p
+// (25 fps, 2 s GOP of 50 frames, 2 B-frames as cameras send): decode of
+// the whole GOP and re-encode of its second half (the mean case: a start
+// uniformly inside the GOP leaves 25 frames), and of 49 frames (the worst
+// case, start one frame after the keyframe). Reports the process CPU
+// seconds per re-encode (getrusage; libav runs single-threaded here).
+// Figures: bench/notes.md.
+//
+//	go test -run '^$' -bench Reencode -benchtime 5x ./cmd/xueliang/internal/reencode/
+func BenchmarkReencode(b *testing.B) {
+	for _, codec := range []recording.VideoCodec{recording.H264, recording.H265} {
+		all := encodeClip(b, filepath.Join(b.TempDir(), "clip.ts"), codec, 2, "1920x1080", 50, 2)
+		if len(all) != 50 {
+			b.Fatalf("%d access units, want 50", len(all))
+		}
+		var pts []int64
+		for _, s := range all {
+			pts = append(pts, s.PTS)
+		}
+		sort.Slice(pts, func(i, j int) bool { return pts[i] < pts[j] })
+		for _, from := range []int{25, 1} {
+			b.Run(fmt.Sprintf("%v-1080p-frames%d", codec, 50-from), func(b *testing.B) {
+				re := &Reencoder{}
+				cpu0 := cpuSeconds(b)
+				b.ResetTimer()
+				for range b.N {
+					if _, err := re.Reencode(codec, 90000, all, pts[from]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric((cpuSeconds(b)-cpu0)/float64(b.N), "cpu-s/op")
+				b.ReportMetric(float64(50-from), "frames/op")
+			})
+		}
+	}
+}
+
+func cpuSeconds(tb testing.TB) float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
