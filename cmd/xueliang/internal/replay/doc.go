@@ -247,47 +247,49 @@
 // # Exact form, measured per player
 //
 // TestPlayers (camsim + the real server, windows of 2.4 s starting 0.2–1.8 s
-// into a 2 s GOP, one random window per camera; 2026-12-07, load average ≈ 9
-// on 2 cores). How each player was measured: ffmpeg CLI = `ffmpeg -i f
-// -f framemd5` (every frame output); ffplay = `ffplay -an -sync video -vf
-// showinfo` with SDL's dummy driver (frames identified by checksum); VLC
-// = `cvlc --vout=yuv --yuv-yuv4mpeg2` (every picture displayed written to a
-// file, identified by thumbnail; run as nobody); Chromium 156 headless and
-// Firefox ESR 153 headless = the player page (<video src>, or MSE with
-// one SourceBuffer of type video/mp4; codecs="avc1.4d400d"), the frame
-// shown at rest and every frame presented (requestVideoFrameCallback, or
-// a requestAnimationFrame poll where missing) copied into a canvas, identified by
-// thumbnail. Frames are known by their SEI stamp (camsim's seq); "frame
-// at start" is the first frame of format=mp4 in the ffmpeg CLI. Cells:
-// "first frame shown (offset), frames shown"; the window is 61 frames.
+// into a 2 s GOP, one random window per camera; 2026-12-07 10:23 UTC, load
+// average ≈ 9 on 2 cores). How each player was measured: ffmpeg CLI =
+// `ffmpeg -i f -f framemd5` (every frame output); ffplay = `ffplay -an
+// -sync video -vf showinfo` with SDL's dummy driver (frames identified by
+// checksum); VLC = `cvlc --vout=yuv --yuv-yuv4mpeg2` (every picture
+// displayed written to a file, identified by thumbnail; run as nobody);
+// Chromium 156 headless and Firefox ESR 153 headless = the player page
+// (<video src>, or MSE with one SourceBuffer of type video/mp4;
+// codecs="avc1.4d400d"), the frame shown at rest and every frame presented
+// (requestVideoFrameCallback, or a requestAnimationFrame poll where
+// missing) copied into a canvas, identified by thumbnail. Frames are known
+// by their SEI stamp (camsim's seq); "frame at start" is the first frame of
+// format=mp4 in the ffmpeg CLI. Cells: "first frame shown (offset), frames
+// shown"; the window is 61 frames.
 //
 //	player                 camera           mp4          fmp4         mp4+exact    fmp4+exact   fmp4+exact MSE   fmp4 MSE
-//	ffmpeg CLI 5.1.9       H.264            0, 61        −8, 69       0, 61        0, 61        —                —
-//	                       H.264 B-frames   0, 61        −17, 78      0, 61        0, 61        —                —
-//	                       H.265            0, 61        −17, 78      0, 61        0, 61        —                —
-//	ffplay 5.1.9           H.264            0, 61        −8, 69       0, 52 (*)    0, 61        —                —
-//	                       H.264 B-frames   0, 61        −17, 78      0, 61        0, 61        —                —
-//	                       H.265            0, 61        −17, 78      0, 61        0, 61        —                —
-//	VLC 3.0.24             H.264            −8, 68       −8, 69       0, 58 (*)    0, 61        —                —
-//	                       H.264 B-frames   −17, 66      −17, 77      0, 61        0, 60        —                —
-//	                       H.265            −16, 77      −17, 78      0, 61        0, 61        —                —
-//	Chromium 156 <video>   H.264            0, 61        0, 61        0, 61        0, 61        0, 61            no start (†)
-//	                       H.264 B-frames   0, 61        0, 61        0, 61        0, 61        0, 61            no start (†)
-//	Firefox ESR 153        H.264            −8, 59       −8, 68       0, 59        0, 55 (*)    0, 60            no start (†)
-//	                       H.264 B-frames   −17, 77      −17, 77      0, 60        0, 60        0, 59            no start (†)
+//	ffmpeg CLI 5.1.9       H.264            0, 61        −41, 102     0, 61        0, 61        —                —
+//	                       H.264 B-frames   0, 61        −37, 99      0, 61        0, 62        —                —
+//	                       H.265            0, 61        −9, 70       0, 61        0, 61        —                —
+//	ffplay 5.1.9           H.264            0, 61        −41, 102     0, 61        0, 61        —                —
+//	                       H.264 B-frames   0, 61        −37, 99      0, 61        0, 62        —                —
+//	                       H.265            0, 61        −9, 70       0, 61        0, 61        —                —
+//	VLC 3.0.24             H.264            −41, 102     −41, 102     0, 61        0, 61        —                —
+//	                       H.264 B-frames   −37, 73      −37, 98      0, 61        0, 61        —                —
+//	                       H.265            −9, 70       −9, 70       0, 61        0, 61        —                —
+//	Chromium 156 <video>   H.264            0, 61        0, 61        0, 61        0, 61        0, 61            +9, 52
+//	                       H.264 B-frames   0, 61        0, 62        0, 61        0, 62        0, 62            +13, 49
+//	Firefox ESR 153        H.264            −41, 101     −41, 101     0, 58        0, 60        0, 60            +9, 51
+//	                       H.264 B-frames   −37, 98      −37, 98      0, 62        0, 62        0, 62            +13, 49
 //
 // Every player starts the exact form at the frame at start, in both
 // containers, for H.264 with and without B-frames and for H.265 (the
 // browsers on H.264 only: neither headless browser here decodes H.265).
-// Counts below 61 are frames the player did not present on the loaded
-// machine (*: ffplay then ran without -sync video, following the external
-// clock and dropping late frames; VLC and Firefox drop late pictures
-// too); none showed a frame before start or after the window's end + 1.
-// (†) In this run the non-exact fragmented form under MSE did not start
-// within 60 s in either browser (readyState HAVE_METADATA): the pre-roll
-// is dropped before the append window and nothing is buffered at 0 (see
-// above; an earlier run showed the next keyframe first, +19). The exact
-// form has no pre-roll, so MSE starts at 0.
+// 62 with B-frames is the fragmented form's end cut (the frame after the
+// hole-free cut, which the progressive form's edit list hides); counts
+// below 61 are frames Firefox did not present on the loaded machine. An
+// earlier run the same day (load ≈ 10; ffplay then without -sync video)
+// gave the same first frames for every exact cell, with ffplay 52 and VLC
+// 58 frames on one (late frames dropped), and the non-exact fmp4 under
+// MSE did not start at all within 60 s in either browser (readyState
+// HAVE_METADATA). make test checks the exact forms in the ffmpeg CLI for
+// all three cameras and in Chromium <video> (both forms) and MSE (fmp4)
+// for H.264 (TestReplayFirstFrame).
 //
 // H.265 and ffmpeg's hevc_mp4toannexb (5.1): the sample entry keeps the
 // recorded VPS/SPS/PPS (hvcC), the re-encoded IDR carries x265's in-band.
