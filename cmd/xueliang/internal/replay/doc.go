@@ -74,15 +74,25 @@
 //
 // The output ends at the last video sample (in decode order) presented
 // before Plan.End; without B-frames that sample's duration is shortened to
-// end exactly at Plan.End. (In the progressive form the edit list also ends
-// at Plan.End, and ffmpeg applies that end: there the frames shown end at
-// the frame at the end even with B-frames.) With B-frames, the B-frames before the end can
-// need a reference frame presented after it, and a player shows every frame
-// it decodes (ffmpeg ignores the edit list's duration in fragmented MP4), so
-// the output ends at the nearer of the two decode-order cuts that leave no
-// hole in presentation: the longer one runs past the end, the shorter one
-// stops before the last mini-GOP. With two B-frames the last frame shown is
-// then within one frame of the frame at the end.
+// end exactly at Plan.End. With B-frames, a B-frame before the end can
+// need a reference frame presented after it, so the output can only end
+// at a decode-order prefix that leaves no hole in presentation (endCut).
+// The progressive form ends at the shortest such prefix that holds the
+// frame at the end; its edit list ends at Plan.End and ffmpeg applies
+// that end, so the frames shown end at the frame at the end. A player
+// shows every frame of a fragmented file it decodes (ffmpeg ignores the
+// edit list's duration there), so the fragmented form ends at whichever
+// hole-free prefix is nearer to the frame at the end: that one, or the
+// longest one that stops before it. Which prefixes are hole-free depends
+// on the mini-GOP's decode order: x264 decodes P3 B1 B2, x265 with
+// b-pyramid P3 B2 B1, where the prefix through the last sample presented
+// before the end (B1) already holds P3. With two B-frames the last frame
+// shown is within one frame of the frame at the end in either order.
+// (Until 2026-12-07 endCut only looked for hole-free prefixes from that
+// last sample on, so on H.265 with B-frames both fragmented forms, with
+// and without exact, ended 2 frames late for an end in the first frame of
+// a mini-GOP: seqs 106–168 against format=mp4's 106–166 in
+// TestReplayFirstFrame, plain fmp4 ending at 168 too.)
 //
 // Composition offsets: the recorder writes them relative to the segment's
 // first sample, so B-frames have negative offsets (trun version 1). ffmpeg
@@ -289,12 +299,9 @@
 // MSE did not start at all within 60 s in either browser (readyState
 // HAVE_METADATA). make test checks the exact forms in the ffmpeg CLI for
 // H.264 and H.265, each with and without B-frames, and in Chromium <video>
-// (both forms) and MSE (fmp4) for H.264 (TestReplayFirstFrame). Known
-// weak, cause not found: on H.265 with B-frames, fmp4+exact of a window
-// starting at seq 133 ended 2 frames past format=mp4's last frame (133–195
-// vs 133–193; twice, 2026-12-07), which that test reports as a failure;
-// whether plain fmp4 ends there too (endCut's farther cut) was not measured
-// for that window.
+// (both forms) and MSE (fmp4) for H.264 (TestReplayFirstFrame). On H.265
+// with B-frames the fragmented forms used to end 2 frames past
+// format=mp4's last frame (the end cut, fixed; see "Output timeline").
 //
 // H.265 and ffmpeg's hevc_mp4toannexb (5.1): the sample entry keeps the
 // recorded VPS/SPS/PPS (hvcC), the re-encoded IDR carries x265's in-band.
