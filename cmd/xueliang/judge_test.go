@@ -120,6 +120,9 @@ func judgeMP4(t *testing.T, path string) judgement {
 		codec, bsf, format = recording.H265, "hevc_mp4toannexb", "hevc"
 	}
 	annexb := runTool(t, "ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-c:v", "copy", "-bsf:v", bsf, "-f", format, "pipe:1")
+	if codec == recording.H265 {
+		annexb = dropSplicedParameterSets(annexb)
+	}
 	for _, n := range splitAnnexB(annexb) {
 		if s, ok := sei.Parse(codec, n); ok {
 			j.DecodeOrder = append(j.DecodeOrder, s)
@@ -255,6 +258,37 @@ func samePrefix(a, b []judgedFrame, tail int) bool {
 		}
 	}
 	return true
+}
+
+// dropSplicedParameterSets undoes what ffmpeg 5.1's hevc_mp4toannexb does
+// to an access unit that carries its own parameter sets in-band (the exact
+// form's re-encoded IDR, issue #24): it splices the sample entry's
+// VPS/SPS/PPS in right before the IRAP slice, after the in-band ones, so
+// the decoder would decode the re-encoded slice with the recorded sets.
+// Of two parameter sets of one type between two slices it keeps the first,
+// which is what the access unit itself carries; the frames are then one
+// per packet again. (h264_mp4toannexb checks for in-band sets itself.)
+func dropSplicedParameterSets(b []byte) []byte {
+	var out []byte
+	seen := map[byte]bool{}
+	for _, n := range splitAnnexB(b) {
+		if len(n) < 2 {
+			continue
+		}
+		typ := (n[0] >> 1) & 0x3f
+		switch {
+		case typ < 32: // VCL
+			clear(seen)
+		case typ >= 32 && typ <= 34: // VPS, SPS, PPS
+			if seen[typ] {
+				continue
+			}
+			seen[typ] = true
+		}
+		out = append(out, 0, 0, 0, 1)
+		out = append(out, n...)
+	}
+	return out
 }
 
 // splitAnnexB splits an Annex-B byte stream of any length at its start codes

@@ -120,6 +120,9 @@ func (s *tableSink) begin(init *fmp4.Init, mediaTime int64, _ uint64) error {
 	return nil
 }
 
+// editEnd: see payloadSink.editEnd.
+func (s *tableSink) editEnd() bool { return true }
+
 func (s *tableSink) end(mediaEnd int64) error {
 	s.mediaEnd = mediaEnd
 	return nil
@@ -217,6 +220,10 @@ type payloadSink struct {
 func (s *payloadSink) begin(*fmp4.Init, int64, uint64) error { return nil }
 
 func (s *payloadSink) end(int64) error { return nil }
+
+// editEnd: the progressive form's edit list ends at the window end and
+// ffmpeg applies it; both passes must cut alike.
+func (s *payloadSink) editEnd() bool { return true }
 
 func (s *payloadSink) part(p *fmp4.Part) error {
 	for _, pt := range p.Tracks {

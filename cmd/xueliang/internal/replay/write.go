@@ -62,6 +62,9 @@ type sink interface {
 	begin(init *fmp4.Init, mediaTime int64, durationMovie uint64) error
 	part(p *fmp4.Part) error
 	end(mediaEnd int64) error
+	// editEnd reports whether players apply the video edit list's end
+	// (mediaEnd) to this output, hiding frames written past it.
+	editEnd() bool
 }
 
 // fragmentedSink writes the fragmented MP4: ftyp+moov with the edit list,
@@ -85,6 +88,9 @@ func (s *fragmentedSink) begin(init *fmp4.Init, mediaTime int64, durationMovie u
 // end: a fragmented track's edit list duration is ignored by ffmpeg, so
 // the muxer's end cut (endCut) is what ends the output.
 func (s *fragmentedSink) end(int64) error { return nil }
+
+// editEnd: ffmpeg ignores a fragmented track's edit list duration.
+func (s *fragmentedSink) editEnd() bool { return false }
 
 func (s *fragmentedSink) part(p *fmp4.Part) error {
 	s.buf.Reset()
@@ -272,34 +278,47 @@ func holeFree(v []rawSample, n int) bool {
 	return true
 }
 
-// endCut picks where the output ends inside its last fragment. n is the
-// decode-order prefix whose last sample is presented before the end. With
-// B-frames that prefix can leave a hole (a B-frame before the end needs a
-// reference frame presented after it), so the output ends at the nearer of
-// the two hole-free cuts around n: the longer one runs past the end, the
-// shorter one stops before the last mini-GOP. With two B-frames the nearer
-// of them is at most one frame from the frame at the end (the farther can
-// be two). The shorter cut is only taken if it still shows a frame (output
-// presentation >= 0). endPres and presOff are
-// in the output timeline (see muxer).
-func endCut(v []rawSample, n int, endPres, presOff int64) int {
-	long := n
-	for long < len(v) && !holeFree(v, long) {
-		long++
-	}
-	short := n
-	for short > 0 && !holeFree(v, short) {
-		short--
-	}
-	if short == long || short == 0 || maxPts(v[:short])+presOff < 0 {
-		return long
-	}
-	// The frame at the end: the latest one presented before it.
+// endCut picks where the output ends inside its last fragment v: the
+// length of the decode-order prefix written. Only a prefix that leaves no
+// hole in presentation can end the output (every later sample is
+// presented after all of it; with B-frames, a B-frame before the end can
+// need a reference frame presented after it), and a fragmented player
+// shows every frame it decodes. long is the shortest such prefix that
+// holds the frame at the end (the latest one presented before endPres);
+// it can run past the end. When the sink applies the edit list's end
+// (the progressive form: ffmpeg then hides what runs past it) the output
+// ends there. Otherwise (nearest) it ends at whichever is nearer to the
+// frame at the end, long or short — the longest hole-free prefix that
+// stops before it (ties go to long). short is only taken if it still shows
+// a frame (output presentation >= 0).
+//
+// Which prefix is hole-free depends on the decode order of the mini-GOP,
+// not only on its size: x264 decodes P3 B1 B2, x265 (b-pyramid) P3 B2 B1.
+// For the latter the prefix ending at the last sample presented before
+// the end (B1 for an end in frame 1) already holds P3, 2 frames late,
+// while the cut before P3 is 1 frame early. With two B-frames the nearer
+// cut is within one frame of the frame at the end in either order.
+// endPres and presOff are in the output timeline (see muxer).
+func endCut(v []rawSample, endPres, presOff int64, nearest bool) int {
 	atEnd := int64(-1 << 62)
 	for _, s := range v {
 		if p := s.pts(); p+presOff < endPres {
 			atEnd = max(atEnd, p)
 		}
+	}
+	long := 0
+	for long < len(v) && (maxPts(v[:long]) < atEnd || !holeFree(v, long)) {
+		long++
+	}
+	if !nearest {
+		return long
+	}
+	short := long - 1
+	for short > 0 && !holeFree(v, short) {
+		short--
+	}
+	if short <= 0 || maxPts(v[:short])+presOff < 0 {
+		return long
 	}
 	if atEnd-maxPts(v[:short]) < maxPts(v[:long])-atEnd {
 		return short
@@ -413,7 +432,7 @@ func (m *muxer) emit(f *rawFragment) error {
 		cut = true
 	}
 	if cut {
-		n = endCut(f.video, n, endPres, m.presOff)
+		n = endCut(f.video, endPres, m.presOff, !m.out.editEnd())
 	}
 	var part fmp4.Part
 	if n > 0 {
