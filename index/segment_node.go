@@ -16,10 +16,10 @@ import (
 // into the row; other inserts leave it empty (one node: the spool is
 // local).
 
-// segmentNodeMigrations: version 15.
+// segmentNodeMigrations: version 14.
 var segmentNodeMigrations = []migration{
 	{
-		version: 15,
+		version: 14,
 		name:    "segment spool node",
 		stmts:   []string{`ALTER TABLE segments ADD COLUMN node_id TEXT NOT NULL DEFAULT ''`},
 		pgStmts: []string{`ALTER TABLE segments ADD COLUMN node_id TEXT NOT NULL DEFAULT ''`},

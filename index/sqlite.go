@@ -74,8 +74,8 @@ type migration struct {
 // and intervals; events.go: camera-side events; leases.go: camera leases and
 // segment epochs, version 8; recordings_lost.go: lost segments, version 9;
 // retention.go: retention policies and evidence locks, version 10; nodes.go:
-// cluster nodes, version 11; layouts.go: console layouts, version 13; segment_node.go: the node holding a segment, version 15).
-var migrations = joinMigrations(recordingMigrations, registryMigrations, authMigrations, motionMigrations, eventMigrations, leaseMigrations, lostMigrations, retentionMigrations, nodeMigrations, purgeMigrations, layoutMigrations, reservedMigrationsS21, segmentNodeMigrations)
+// cluster nodes, version 11; layouts.go: console layouts, version 13; segment_node.go: the node holding a segment, version 14).
+var migrations = joinMigrations(recordingMigrations, registryMigrations, authMigrations, motionMigrations, eventMigrations, leaseMigrations, lostMigrations, retentionMigrations, nodeMigrations, purgeMigrations, layoutMigrations, segmentNodeMigrations)
 
 // joinMigrations concatenates the feature slices in version order and panics
 // on a duplicate or missing version (a programming error caught by any test).
