@@ -28,18 +28,8 @@ func leaseIDs(ls []Lease) []string {
 // (database now()); A's late writes with its old epoch are refused
 // (ErrFenced) and change nothing, B's are accepted and carry B's epoch.
 func TestPostgresLeases(t *testing.T) {
-	srv := pgtest.Start(t)
-	url := srv.NewDatabase(t)
 	ctx := context.Background()
-	open := func() *DB {
-		db, err := OpenPostgres(ctx, url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	a, b := open(), open()
+	a, b := twoPostgresHandles(t)
 	cams := []string{"cam1", "cam2", "cam3", "cam4"}
 	if err := a.AddLeaseCameras(ctx, cams); err != nil {
 		t.Fatal(err)
@@ -311,18 +301,8 @@ func TestLeasesNeedPostgres(t *testing.T) {
 // idle transaction (pgIdleInTxTimeout) and the next claim after expiry
 // takes the camera; the stalled writer's transaction is gone.
 func TestPostgresStalledWriterReleases(t *testing.T) {
-	srv := pgtest.Start(t)
-	url := srv.NewDatabase(t)
 	ctx := context.Background()
-	open := func() *DB {
-		db, err := OpenPostgres(ctx, url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	a, b := open(), open()
+	a, b := twoPostgresHandles(t)
 	if err := a.AddLeaseCameras(ctx, []string{"cam1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -358,4 +338,20 @@ func TestPostgresStalledWriterReleases(t *testing.T) {
 	if err := tx.Commit(); err == nil {
 		t.Error("the stalled writer's transaction committed after the takeover")
 	}
+}
+
+// twoPostgresHandles opens two index handles on one fresh PostgreSQL
+// database, as two nodes of a cluster hold (closed when the test ends).
+func twoPostgresHandles(t *testing.T) (a, b *DB) {
+	t.Helper()
+	url := pgtest.Start(t).NewDatabase(t)
+	open := func() *DB {
+		db, err := OpenPostgres(context.Background(), url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	return open(), open()
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"testing"
 	"time"
-
-	"xueliang/index/pgtest"
 )
 
 // TestPostgresNodes: heartbeats upsert the node registry (keeping the
@@ -14,18 +12,8 @@ import (
 // unknown node cannot be drained, and a singleton lock is held by one
 // session at a time and passes to another when its holder closes.
 func TestPostgresNodes(t *testing.T) {
-	srv := pgtest.Start(t)
-	url := srv.NewDatabase(t)
 	ctx := context.Background()
-	open := func() *DB {
-		db, err := OpenPostgres(ctx, url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	a, b := open(), open()
+	a, b := twoPostgresHandles(t)
 	if err := a.Heartbeat(ctx, Node{ID: "a", AdvertiseURL: "http://127.0.0.1:1", Version: "v1", Cameras: 3, Capacity: 8, Weight: 2}, true); err != nil {
 		t.Fatal(err)
 	}
