@@ -30,6 +30,24 @@ import (
 // pixel, in the browser and in refThumbs alike.
 const thumbBlock = 8
 
+// blockLumaJS defines blockLuma(d, W, H, B) for the pages the tests load:
+// the mean BT.601 luma of each B×B block of RGBA pixels d (W×H), as one
+// base64 byte per block ({px, w: blocks per row}) — newThumb's input.
+const blockLumaJS = `function blockLuma(d, W, H, B) {
+  const bw = Math.floor(W / B), bh = Math.floor(H / B);
+  let s = '';
+  for (let by = 0; by < bh; by++) for (let bx = 0; bx < bw; bx++) {
+    let sum = 0;
+    for (let y = by * B; y < (by + 1) * B; y++) for (let x = bx * B; x < (bx + 1) * B; x++) {
+      const i = (y * W + x) * 4;
+      sum += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+    }
+    s += String.fromCharCode(Math.round(sum / (B * B)));
+  }
+  return {px: btoa(s), w: bw};
+}
+`
+
 // browserFrame is one frame the page saw.
 type browserFrame struct {
 	MediaTime float64 `json:"t"`  // seconds, the element's media time of the frame
@@ -70,19 +88,10 @@ function thumb(t, pf) {
   const W = v.videoWidth, H = v.videoHeight;
   if (!ctx || c.width !== W || c.height !== H) { c.width = W; c.height = H; ctx = c.getContext('2d', {willReadFrequently: true}); }
   ctx.drawImage(v, 0, 0, W, H);
-  const d = ctx.getImageData(0, 0, W, H).data;
-  const bw = Math.floor(W / B), bh = Math.floor(H / B);
-  let s = '';
-  for (let by = 0; by < bh; by++) for (let bx = 0; bx < bw; bx++) {
-    let sum = 0;
-    for (let y = by * B; y < (by + 1) * B; y++) for (let x = bx * B; x < (bx + 1) * B; x++) {
-      const i = (y * W + x) * 4;
-      sum += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
-    }
-    s += String.fromCharCode(Math.round(sum / (B * B)));
-  }
-  return {t: t, pf: pf, px: btoa(s), w: bw};
+  const l = blockLuma(ctx.getImageData(0, 0, W, H).data, W, H, B);
+  return {t: t, pf: pf, px: l.px, w: l.w};
 }
+` + blockLumaJS + `
 function post() {
   if (posted) return;
   posted = true;

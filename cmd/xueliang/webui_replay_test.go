@@ -30,26 +30,17 @@ import (
 )
 
 // tileThumbJS returns the thumbnail (browserFrame) of what tile %d's video
-// shows, computed like browser_test.go's page (thumbBlock blocks, BT.601
-// luma of the canvas pixels).
+// shows, computed as browser_test.go's page does (blockLumaJS over the
+// canvas pixels, thumbBlock blocks).
 const tileThumbJS = `(() => {
   const v = document.querySelector('.tile[data-tile="%d"] video');
   const W = v.videoWidth, H = v.videoHeight, B = %d;
   const c = document.createElement('canvas'); c.width = W; c.height = H;
   const g = c.getContext('2d', {willReadFrequently: true});
   g.drawImage(v, 0, 0, W, H);
-  const d = g.getImageData(0, 0, W, H).data;
-  const bw = Math.floor(W / B), bh = Math.floor(H / B);
-  let s = '';
-  for (let by = 0; by < bh; by++) for (let bx = 0; bx < bw; bx++) {
-    let sum = 0;
-    for (let y = by * B; y < (by + 1) * B; y++) for (let x = bx * B; x < (bx + 1) * B; x++) {
-      const i = (y * W + x) * 4;
-      sum += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
-    }
-    s += String.fromCharCode(Math.round(sum / (B * B)));
-  }
-  return {t: v.currentTime, pf: 0, px: btoa(s), w: bw};
+  const l = blockLuma(g.getImageData(0, 0, W, H).data, W, H, B);
+  return {t: v.currentTime, pf: 0, px: l.px, w: l.w};
+  ` + blockLumaJS + `
 })()`
 
 // waitTiles waits until the first n tiles have loaded their window and
