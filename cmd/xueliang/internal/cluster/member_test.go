@@ -34,14 +34,8 @@ func (h *heldLog) get() map[string]int64 {
 // for its cameras, holds all four within 10 s (measured and printed) with
 // new epochs; a member that stops normally releases at once.
 func TestMembersTakeOver(t *testing.T) {
-	srv := pgtest.Start(t)
-	url := srv.NewDatabase(t)
 	ctx := context.Background()
-	db, err := index.OpenPostgres(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := leaseIndex(t)
 	cams := []string{"c1", "c2", "c3", "c4"}
 	if err := db.AddLeaseCameras(ctx, cams); err != nil {
 		t.Fatal(err)
@@ -115,14 +109,8 @@ func waitHeld(t *testing.T, h *heldLog, n int, within time.Duration) map[string]
 // keeps the leases nobody claimed meanwhile, with their epochs (its
 // segments in progress stay valid), and counts no takeover.
 func TestMemberKeepsUnclaimedLeases(t *testing.T) {
-	srv := pgtest.Start(t)
-	url := srv.NewDatabase(t)
 	ctx := context.Background()
-	db, err := index.OpenPostgres(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := leaseIndex(t)
 	if err := db.AddLeaseCameras(ctx, []string{"c1", "c2"}); err != nil {
 		t.Fatal(err)
 	}
@@ -187,14 +175,8 @@ func (f flakyStore) Nodes(ctx context.Context, live time.Duration) ([]index.Node
 // cameras with their epochs (renewed, not claimed by the other, which
 // would fence off the segments in progress), and no takeover is counted.
 func TestMembersSurviveIndexOutage(t *testing.T) {
-	srv := pgtest.Start(t)
-	url := srv.NewDatabase(t)
 	ctx := context.Background()
-	db, err := index.OpenPostgres(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := leaseIndex(t)
 	if err := db.AddLeaseCameras(ctx, []string{"c1", "c2", "c3", "c4"}); err != nil {
 		t.Fatal(err)
 	}
@@ -233,4 +215,17 @@ func TestMembersSurviveIndexOutage(t *testing.T) {
 			t.Errorf("node %d: no failed round during the outage", i)
 		}
 	}
+}
+
+// leaseIndex returns an index handle on a fresh database of a real
+// PostgreSQL (closed when the test ends).
+func leaseIndex(t *testing.T) *index.DB {
+	t.Helper()
+	url := pgtest.Start(t).NewDatabase(t)
+	db, err := index.OpenPostgres(context.Background(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
