@@ -264,7 +264,7 @@ func TestWebUIReplay(t *testing.T) {
 		// zone, which chromium inherits), to the second.
 		at := wins[1][0].Add(-time.Second).Truncate(time.Second)
 		browse(t, ctx, 10*time.Second,
-			chromedp.SetValue(chromedp.ID("replay-date"), at.In(time.Local).Format("2006-01-02T15:04:05")),
+			chromedp.SetValue(chromedp.ID("replay-date"), localValue(at)),
 			chromedp.Click(chromedp.ID("replay-go")))
 		waitTiles(t, ctx, 1, 30*time.Second)
 		wall := browseValue(t, ctx, 10*time.Second, chromedp.Evaluate[float64](`+document.getElementById('replay-clock').dataset.wall`))

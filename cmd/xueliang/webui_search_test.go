@@ -68,7 +68,17 @@ func runJS(expr string) chromedp.Action[chromedp.Void] {
 
 // localValue is t for an <input type=datetime-local> (the browser runs in
 // this process's time zone).
-func localValue(t time.Time) string { return t.Local().Format("2006-01-02T15:04:05") }
+// localValue is t as an <input type=datetime-local step=1> holds it: local
+// time to the second, in the browser's normalised form, which leaves out
+// zero seconds ("…T20:17", not "…T20:17:00"). chromedp.SetValue reads the
+// value back and fails on any other spelling.
+func localValue(t time.Time) string {
+	t = t.Local()
+	if t.Second() == 0 {
+		return t.Format("2006-01-02T15:04")
+	}
+	return t.Format("2006-01-02T15:04:05")
+}
 
 func TestWebUISearchExports(t *testing.T) {
 	t.Parallel() // waits on real time mostly
@@ -216,7 +226,15 @@ cameras:
 		exFrom, exTo := t0.Add(6*time.Second).Truncate(time.Second), t0.Add(16*time.Second).Truncate(time.Second)
 		browse(t, ctx, 30*time.Second,
 			chromedp.Navigate(srv.base+"/#/exports"),
-			chromedp.WaitVisible(chromedp.CSS(`#export-cameras input[data-camera="scene"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#export-cameras input[data-camera="scene"]`)))
+		// A whole minute, which the browser spells without seconds, is set
+		// every run (a CI run once failed on the 1-in-60 case).
+		whole := exFrom.Truncate(time.Minute)
+		browse(t, ctx, 5*time.Second, chromedp.SetValue(chromedp.ID("export-from"), localValue(whole)))
+		if ms := browseValue(t, ctx, 5*time.Second, chromedp.Evaluate[float64](`new Date(document.getElementById('export-from').value).getTime()`)); int64(ms) != whole.UnixMilli() {
+			t.Fatalf("export-from holds %v, want %v", time.UnixMilli(int64(ms)), whole)
+		}
+		browse(t, ctx, 30*time.Second,
 			chromedp.Click(chromedp.CSS(`#export-cameras input[data-camera="scene"]`)),
 			chromedp.SetValue(chromedp.ID("export-from"), localValue(exFrom)),
 			chromedp.SetValue(chromedp.ID("export-to"), localValue(exTo)),
