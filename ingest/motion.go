@@ -85,6 +85,11 @@ type MotionStats struct {
 	Chunks        int64 // chunks written
 	Intervals     int64 // intervals written
 	AnalysisNanos int64 // time spent decoding and analysing
+	// LastMotion is the end of the latest analysed second with motion
+	// (stream time); zero before the first. It is what "motion now" is
+	// judged on while an interval is still open (intervals are stored when
+	// they close).
+	LastMotion time.Time
 }
 
 // MotionAnalyser is one camera's synchronous analysis pipeline: decode →
@@ -246,6 +251,7 @@ func (a *MotionAnalyser) second(s motion.Second) {
 	if !s.Empty() {
 		s.Grid = s.Grid.Clone()
 		a.pending = append(a.pending, s)
+		a.stats.lastMotion.Store(s.Start.Add(time.Second).UnixNano())
 	}
 	a.addIntervals(a.ib.Push(s))
 }
@@ -280,6 +286,9 @@ func (a *MotionAnalyser) addIntervals(ivs []motion.Interval) {
 
 type motionCounters struct {
 	queued, dropped, decoded, analysed, decodeErrors, panics, sinkErrors, chunks, intervals, analysisNanos atomic.Int64
+
+	// lastMotion is MotionStats.LastMotion as UnixNano; 0 = none.
+	lastMotion atomic.Int64
 }
 
 func (c *motionCounters) snapshot(keyOnly bool) MotionStats {
@@ -287,10 +296,14 @@ func (c *motionCounters) snapshot(keyOnly bool) MotionStats {
 	if keyOnly {
 		src = "keyframes"
 	}
-	return MotionStats{Source: src, Queued: c.queued.Load(), Dropped: c.dropped.Load(), Decoded: c.decoded.Load(),
+	st := MotionStats{Source: src, Queued: c.queued.Load(), Dropped: c.dropped.Load(), Decoded: c.decoded.Load(),
 		Analysed: c.analysed.Load(), DecodeErrors: c.decodeErrors.Load(), Panics: c.panics.Load(),
 		SinkErrors: c.sinkErrors.Load(), Chunks: c.chunks.Load(), Intervals: c.intervals.Load(),
 		AnalysisNanos: c.analysisNanos.Load()}
+	if n := c.lastMotion.Load(); n != 0 {
+		st.LastMotion = time.Unix(0, n)
+	}
+	return st
 }
 
 // motionFrame is one access unit waiting for analysis (its own copy).

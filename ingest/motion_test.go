@@ -173,8 +173,8 @@ func TestMotionAnalyserScenes(t *testing.T) {
 			t.Logf("%d chunks, %d intervals, %d analysed of %d decoded, %.1f ms/decoded AU", len(chunks), len(ivs),
 				st.Analysed, st.Decoded, float64(st.AnalysisNanos)/1e6/float64(max(st.Decoded, 1)))
 			if len(truth) == 0 {
-				if len(ivs) != 0 || len(chunks) != 0 {
-					t.Fatalf("still scene: %d intervals %v, %d chunks", len(ivs), det, len(chunks))
+				if len(ivs) != 0 || len(chunks) != 0 || !st.LastMotion.IsZero() {
+					t.Fatalf("still scene: %d intervals %v, %d chunks, last motion %v", len(ivs), det, len(chunks), st.LastMotion)
 				}
 				return
 			}
@@ -198,6 +198,11 @@ func TestMotionAnalyserScenes(t *testing.T) {
 			}
 			if re := motion.Intervals(secs, a.ivCfg); len(re) != len(ivs) {
 				t.Errorf("intervals rebuilt from chunks: %d, stored %d", len(re), len(ivs))
+			}
+			// LastMotion ("motion now" while an interval is open) is the
+			// end of the last second with motion.
+			if len(secs) == 0 || !st.LastMotion.Equal(secs[len(secs)-1].Start.Add(time.Second)) {
+				t.Errorf("last motion %v, want the end of the last second with motion of %d", st.LastMotion, len(secs))
 			}
 		})
 	}

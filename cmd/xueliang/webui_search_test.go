@@ -131,7 +131,12 @@ cameras:
 	t.Run("Search", func(t *testing.T) {
 		browse(t, ctx, 60*time.Second,
 			chromedp.Navigate(srv.base+"/#/search"),
-			chromedp.WaitVisible(chromedp.CSS(`#camera-tree .cam[data-camera="scene"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#camera-tree .cam[data-camera="scene"]`)))
+		// The scene keeps crossing the picture (a 68 s loop, a gap of at
+		// most 5 s between objects): the tree marks the camera "motion now".
+		waitPage(t, ctx, `document.querySelector('#camera-tree .cam[data-camera="scene"] [data-motion]') !== null`,
+			`document.querySelector('#camera-tree .cam[data-camera="scene"]').outerHTML`, 40*time.Second)
+		browse(t, ctx, 60*time.Second,
 			chromedp.Click(chromedp.CSS(`#camera-tree .cam[data-camera="scene"]`)),
 			until(`document.getElementById('search-snapshot').naturalWidth > 0`),
 			chromedp.SetValue(chromedp.ID("search-from"), localValue(from)),

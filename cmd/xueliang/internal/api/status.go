@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"xueliang/index"
+	"xueliang/ingest"
 )
 
 // Camera states of GET /api/v1/camera-status.
@@ -21,8 +22,14 @@ const (
 // 1–4 s).
 const StaleKeyframe = 15 * time.Second
 
-// motionNowWindow is how recent a motion interval must be for motion_now.
+// motionNowWindow is how recent motion must be for motion_now.
 const motionNowWindow = 10 * time.Second
+
+// MotionStatus is the live motion analysis of the running pullers
+// (*ingest.Manager); Server.Pullers may implement it.
+type MotionStatus interface {
+	MotionStats() map[string]ingest.MotionStats
+}
 
 type cameraStatusJSON struct {
 	ID       string `json:"id"`
@@ -31,9 +38,12 @@ type cameraStatusJSON struct {
 	Village  string `json:"village"`
 	State    string `json:"state"`
 	Online   bool   `json:"online"`
-	// MotionNow: a motion interval overlaps the last 10 s (cameras with
-	// motion analysis only).
-	MotionNow bool `json:"motion_now"`
+	// MotionNow: the live analysis saw motion in the last 10 s, or a
+	// stored motion interval overlaps them (cameras with motion analysis
+	// only). LastMotion is the end of the latest second with motion the
+	// live analysis saw (since the server started).
+	MotionNow  bool       `json:"motion_now"`
+	LastMotion *time.Time `json:"last_motion,omitempty"`
 	// BitrateBPS is the media bitrate received, over the interval since
 	// the previous status request (at least 2 s), or the session average
 	// on the first.
@@ -103,6 +113,10 @@ func (s *Server) cameraStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.Now()
 	sts := s.status()
+	var live map[string]ingest.MotionStats
+	if ms, ok := s.Pullers.(MotionStatus); ok {
+		live = ms.MotionStats()
+	}
 	mi := s.motionIndex()
 	p := principalFrom(r.Context())
 	out := make([]cameraStatusJSON, 0, len(cams))
@@ -138,7 +152,12 @@ func (s *Server) cameraStatus(w http.ResponseWriter, r *http.Request) {
 		default:
 			cs.State = StateRecording
 		}
-		if mi != nil && c.Motion && cs.Online {
+		if m := live[c.ID]; c.Motion && !m.LastMotion.IsZero() {
+			lm := m.LastMotion.UTC()
+			cs.LastMotion = &lm
+			cs.MotionNow = cs.Online && now.Sub(lm) <= motionNowWindow
+		}
+		if mi != nil && c.Motion && cs.Online && !cs.MotionNow {
 			iv, err := mi.MotionIntervals(r.Context(), c.ID, now.Add(-motionNowWindow), now, 1)
 			if err != nil {
 				s.internal(w, r, "motion intervals", err)
