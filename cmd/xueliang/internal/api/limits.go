@@ -23,7 +23,7 @@ import (
 // the body has been read.
 type Limits struct {
 	// ReplayPerUser is the number of replays one user may run at once; more
-	// are answered 429. It defaults to 4.
+	// are answered 429. It defaults to 16 (DefaultReplayPerUser).
 	ReplayPerUser int
 	// MotionPerUser is the number of motion searches one user may run at
 	// once. It defaults to 2.
@@ -38,9 +38,14 @@ type Limits struct {
 	WriteStall time.Duration
 }
 
+// DefaultReplayPerUser covers the console's largest replay: 9 tiles on one
+// clock, each holding a replay while the window replacing it after a seek
+// loads, and a search hit playing.
+const DefaultReplayPerUser = 16
+
 func (l *Limits) fill() {
 	if l.ReplayPerUser <= 0 {
-		l.ReplayPerUser = 4
+		l.ReplayPerUser = DefaultReplayPerUser
 	}
 	if l.MotionPerUser <= 0 {
 		l.MotionPerUser = 2

@@ -70,8 +70,9 @@ type HTTP struct {
 	// (counted). It defaults to 1024.
 	MaxConnections int `yaml:"max_connections"`
 	// ReplayPerUser and MotionSearchPerUser cap the requests of each kind
-	// one user runs at once (more are answered 429). They default to 4
-	// and 2.
+	// one user runs at once (more are answered 429). They default to 16
+	// (the console's 9 synchronised replay tiles, the windows replacing
+	// theirs after a seek, a search result playing) and 2.
 	ReplayPerUser       int `yaml:"replay_per_user"`
 	MotionSearchPerUser int `yaml:"motion_search_per_user"`
 	// ReplayDeadline and MotionSearchDeadline bound one request. They
@@ -467,7 +468,7 @@ func Default() Config {
 		Live:    Live{ViewerRing: 512, TicketTTL: 30 * time.Second},
 		Auth:    Auth{SessionTTL: 12 * time.Hour, MaxAPITokenTTL: 90 * 24 * time.Hour},
 		Audit:   Audit{AnchorInterval: 10 * time.Second},
-		HTTP: HTTP{ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxConnections: 1024, ReplayPerUser: 4,
+		HTTP: HTTP{ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxConnections: 1024, ReplayPerUser: 16,
 			MotionSearchPerUser: 2, ReplayDeadline: time.Hour, MotionSearchDeadline: time.Minute, WriteStall: 30 * time.Second},
 		CameraNetworks: CameraNetworks{Allowed: []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}},
 		Retention: Retention{MaxAge: 30 * 24 * time.Hour, Interval: 10 * time.Minute, ReserveBytes: 256 << 20,
