@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -399,7 +400,10 @@ func benchClip(clips, script string) (string, error) {
 const allParts = "ingest,live,capacity,replay,index,postgres,motion,retention"
 
 // mergeParts returns old with the parts of fresh that were run (want)
-// replaced, fresh's errors added, and the run noted in Reruns.
+// replaced, and the run noted in Reruns. The errors and earlier reruns of
+// those parts go (a rerun of "index,postgres" replaces one of "index" or
+// of "index,postgres"; one of "index,motion" stays while motion does);
+// fresh's errors are added.
 func mergeParts(old, fresh results, want func(string) bool) results {
 	var parts []string
 	for _, p := range strings.Split(allParts, ",") {
@@ -429,7 +433,18 @@ func mergeParts(old, fresh results, want func(string) bool) results {
 	if len(parts) == 0 {
 		return old
 	}
+	rerun := func(p string) bool { return slices.Contains(parts, p) }
+	old.Errors = slices.DeleteFunc(old.Errors, func(e string) bool { p, _, _ := strings.Cut(e, ": "); return rerun(p) })
 	old.Errors = append(old.Errors, fresh.Errors...)
+	old.Reruns = slices.DeleteFunc(old.Reruns, func(r string) bool {
+		ps, _, _ := strings.Cut(r, ": ")
+		for _, p := range strings.Split(ps, ",") {
+			if !rerun(p) {
+				return false
+			}
+		}
+		return true
+	})
 	quick := ""
 	if fresh.Quick {
 		quick = ", quick"

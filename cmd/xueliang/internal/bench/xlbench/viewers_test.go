@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,17 @@ func TestMergeParts(t *testing.T) {
 	}
 	if len(got.Errors) != 2 || len(got.Reruns) != 1 || !strings.HasPrefix(got.Reruns[0], "live: commit new, d") {
 		t.Fatalf("errors %q, reruns %q", got.Errors, got.Reruns)
+	}
+	// A later rerun of the same parts replaces the earlier's note and
+	// errors; a note of other parts stays.
+	old2 := results{Reruns: []string{"index,postgres: commit a, d1", "index: commit b, d2", "index,motion: commit c, d3", "live: commit d, d4"},
+		Errors: []string{"index: slow", "postgres: down", "motion: x"}}
+	got = mergeParts(old2, results{Commit: "e", Date: "d5", Errors: []string{"postgres: again"}}, func(p string) bool { return p == "index" || p == "postgres" })
+	if len(got.Reruns) != 3 || got.Reruns[0] != "index,motion: commit c, d3" || got.Reruns[1] != "live: commit d, d4" || !strings.HasPrefix(got.Reruns[2], "index,postgres: commit e, d5") {
+		t.Errorf("reruns %q", got.Reruns)
+	}
+	if !slices.Equal(got.Errors, []string{"motion: x", "postgres: again"}) {
+		t.Errorf("errors %q", got.Errors)
 	}
 	// A rerun of ingest replaces it, even with nothing (failed).
 	if got := mergeParts(old, results{}, func(p string) bool { return p == "ingest" }); got.Ingest != nil || got.Replay == nil {
