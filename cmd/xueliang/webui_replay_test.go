@@ -199,8 +199,9 @@ func TestWebUIReplay(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		fmt.Fprintf(&cams, "  - id: cam%d\n    name: 回放%d\n    township: 会亭镇\n    url: %s/cam%d\n", i, i, rtsp, i)
 	}
-	// Four synchronized replays plus the ones being replaced after a seek.
-	srv := startServer(t, "cameras:\n"+cams.String()) // http.replay_per_user at its default
+	// Four synchronized replays plus the ones being replaced after a seek,
+	// within http.replay_per_user's default.
+	srv := startServer(t, "cameras:\n"+cams.String())
 	propertyUser(t, srv.base, "operator") // not an admin: the bootstrap token (the helpers') keeps working
 	time.Sleep(14 * time.Second)
 	recEnd := time.Now().Add(-2 * time.Second)
