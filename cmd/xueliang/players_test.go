@@ -4,15 +4,16 @@ package main
 
 // The per-player measurement behind replay/doc.go's "Players" table, by
 // hand (it needs vlc-bin, vlc-plugin-base, vlc-plugin-video-output and
-// firefox-esr besides ffmpeg and chromium, and takes about 3 minutes):
+// firefox-esr besides ffmpeg and chromium, and takes about 8 minutes):
 //
 //	go test -tags players -run TestPlayers -v ./cmd/xueliang/
 //
-// For every camera kind (H.264, H.264 with B-frames, H.265) it records a
-// mid-GOP window with camsim and the real server, fetches it in both
-// formats and prints, per player, the first frame presented and the number
-// presented, next to what the frame at start is (seq of the SEI stamp, and
-// its offset in frames). It asserts nothing beyond the players running.
+// For every camera kind (H.264 and H.265, each with and without
+// B-frames) it records a mid-GOP window with camsim and the real server,
+// fetches it in both formats and prints, per player, the first frame
+// presented and the number presented, next to what the frame at start is
+// (seq of the SEI stamp, and its offset in frames). It asserts nothing
+// beyond the players running.
 
 import (
 	"context"
@@ -29,10 +30,10 @@ import (
 )
 
 func TestPlayers(t *testing.T) {
-	rtsp, camStart := startCamsim(t, "-cameras", "3", "-gop", "50",
-		"-camera", "cam2:bframes=on", "-camera", "cam3:codec=h265")
+	rtsp, camStart := startCamsim(t, "-cameras", "4", "-gop", "50",
+		"-camera", "cam2:bframes=on", "-camera", "cam3:codec=h265", "-camera", "cam4:codec=h265,bframes=on")
 	var cams strings.Builder
-	for i := 1; i <= 3; i++ {
+	for i := 1; i <= 4; i++ {
 		fmt.Fprintf(&cams, "  - id: cam%d\n    url: %s/cam%d\n", i, rtsp, i)
 	}
 	srv := startServer(t, "cameras:\n"+cams.String())
@@ -48,7 +49,7 @@ func TestPlayers(t *testing.T) {
 	for _, c := range []struct {
 		cam, kind string
 		h264      bool
-	}{{"cam1", "H.264", true}, {"cam2", "H.264 B-frames", true}, {"cam3", "H.265", false}} {
+	}{{"cam1", "H.264", true}, {"cam2", "H.264 B-frames", true}, {"cam3", "H.265", false}, {"cam4", "H.265 B-frames", false}} {
 		w := midGOPWindows(t, db, c.cam, camStart, recEnd, 1, 2400*time.Millisecond, rng)[0]
 		ref := fetchReplayFormat(t, srv, c.cam, w[0], w[1], false, "mp4")
 		rj := judgeMP4(t, ref.path)

@@ -257,8 +257,9 @@
 // # Exact form, measured per player
 //
 // TestPlayers (camsim + the real server, windows of 2.4 s starting 0.2–1.8 s
-// into a 2 s GOP, one random window per camera; 2026-12-07 10:23 UTC, load
-// average ≈ 9 on 2 cores). How each player was measured: ffmpeg CLI =
+// into a 2 s GOP, one random window per camera; 2026-12-07 13:19 UTC, after
+// the end-cut fix, load average 0.4 at the start on 2 cores, nothing else
+// running). How each player was measured: ffmpeg CLI =
 // `ffmpeg -i f -f framemd5` (every frame output); ffplay = `ffplay -an
 // -sync video -vf showinfo` with SDL's dummy driver (frames identified by
 // checksum); VLC = `cvlc --vout=yuv --yuv-yuv4mpeg2` (every picture
@@ -270,38 +271,43 @@
 // missing) copied into a canvas, identified by thumbnail. Frames are known
 // by their SEI stamp (camsim's seq); "frame at start" is the first frame of
 // format=mp4 in the ffmpeg CLI. Cells: "first frame shown (offset), frames
-// shown"; the window is 61 frames.
+// shown"; the window is 61 frames; "none": the player showed nothing
+// within 60 s (readyState HAVE_METADATA).
 //
 //	player                 camera           mp4          fmp4         mp4+exact    fmp4+exact   fmp4+exact MSE   fmp4 MSE
-//	ffmpeg CLI 5.1.9       H.264            0, 61        −41, 102     0, 61        0, 61        —                —
-//	                       H.264 B-frames   0, 61        −37, 99      0, 61        0, 62        —                —
-//	                       H.265            0, 61        −9, 70       0, 61        0, 61        —                —
-//	ffplay 5.1.9           H.264            0, 61        −41, 102     0, 61        0, 61        —                —
-//	                       H.264 B-frames   0, 61        −37, 99      0, 61        0, 62        —                —
-//	                       H.265            0, 61        −9, 70       0, 61        0, 61        —                —
-//	VLC 3.0.24             H.264            −41, 102     −41, 102     0, 61        0, 61        —                —
-//	                       H.264 B-frames   −37, 73      −37, 98      0, 61        0, 61        —                —
-//	                       H.265            −9, 70       −9, 70       0, 61        0, 61        —                —
-//	Chromium 156 <video>   H.264            0, 61        0, 61        0, 61        0, 61        0, 61            +9, 52
-//	                       H.264 B-frames   0, 61        0, 62        0, 61        0, 62        0, 62            +13, 49
-//	Firefox ESR 153        H.264            −41, 101     −41, 101     0, 58        0, 60        0, 60            +9, 51
-//	                       H.264 B-frames   −37, 98      −37, 98      0, 62        0, 62        0, 62            +13, 49
+//	ffmpeg CLI 5.1.9       H.264            0, 61        −16, 77      0, 61        0, 61        —                —
+//	                       H.264 B-frames   0, 61        −15, 75      0, 61        0, 60        —                —
+//	                       H.265            0, 61        −8, 69       0, 61        0, 61        —                —
+//	                       H.265 B-frames   0, 61        −28, 90      0, 61        0, 62        —                —
+//	ffplay 5.1.9           H.264            0, 61        −16, 77      0, 61        0, 61        —                —
+//	                       H.264 B-frames   0, 61        −15, 75      0, 61        0, 60        —                —
+//	                       H.265            0, 61        −8, 69       0, 61        0, 61        —                —
+//	                       H.265 B-frames   0, 61        −28, 90      0, 61        0, 62        —                —
+//	VLC 3.0.24             H.264            −16, 77      −16, 77      0, 61        0, 61        —                —
+//	                       H.264 B-frames   −15, 68      −15, 74      0, 63        0, 59        —                —
+//	                       H.265            −8, 69       −8, 69       0, 61        0, 61        —                —
+//	                       H.265 B-frames   −28, 70      −28, 89      0, 61        0, 61        —                —
+//	Chromium 156 <video>   H.264            0, 61        0, 61        0, 61        0, 61        0, 61            none
+//	                       H.264 B-frames   0, 61        0, 60        0, 61        0, 60        0, 60            none
+//	Firefox ESR 153        H.264            −16, 76      −16, 76      0, 60        0, 60        0, 60            none
+//	                       H.264 B-frames   −15, 77      −15, 74      0, 62        0, 59        0, 59            none
 //
 // Every player starts the exact form at the frame at start, in both
-// containers, for H.264 with and without B-frames and for H.265 (the
+// containers, for H.264 and H.265 each with and without B-frames (the
 // browsers on H.264 only: neither headless browser here decodes H.265).
-// 62 with B-frames is the fragmented form's end cut (the frame after the
-// hole-free cut, which the progressive form's edit list hides); counts
-// below 61 are frames Firefox did not present on the loaded machine. An
-// earlier run the same day (load ≈ 10; ffplay then without -sync video)
-// gave the same first frames for every exact cell, with ffplay 52 and VLC
-// 58 frames on one (late frames dropped), and the non-exact fmp4 under
-// MSE did not start at all within 60 s in either browser (readyState
-// HAVE_METADATA). make test checks the exact forms in the ffmpeg CLI for
-// H.264 and H.265, each with and without B-frames, and in Chromium <video>
-// (both forms) and MSE (fmp4) for H.264 (TestReplayFirstFrame). On H.265
-// with B-frames the fragmented forms used to end 2 frames past
-// format=mp4's last frame (the end cut, fixed; see "Output timeline").
+// With B-frames the fragmented forms end at the hole-free cut nearest the
+// frame at the end ("Output timeline"): one frame short on this H.264
+// window (60, in ffmpeg and Chromium alike), one frame past it on this
+// H.265 window (62); the progressive form's edit list ends at the frame at
+// the end (61 in ffmpeg). VLC and Firefox differ from ffmpeg by a frame or
+// two at the end of a file (59, 62, 63: the last picture not presented, or
+// frames past the edit list's end shown). The earlier run
+// (10:23 UTC, load ≈ 9, before the end-cut fix, without an H.265 B-frames
+// camera) gave the same first frames in every cell. The non-exact fmp4
+// under MSE did not start within 60 s in either browser in both runs.
+// make test checks the exact forms in the ffmpeg CLI for H.264 and H.265,
+// each with and without B-frames, and in Chromium <video> (both forms) and
+// MSE (fmp4) for H.264 (TestReplayFirstFrame).
 //
 // H.265 and ffmpeg's hevc_mp4toannexb (5.1): the sample entry keeps the
 // recorded VPS/SPS/PPS (hvcC), the re-encoded IDR carries x265's in-band.
