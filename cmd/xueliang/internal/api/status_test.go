@@ -12,6 +12,17 @@ import (
 	"xueliang/storage/recording"
 )
 
+// onlyCameraStatus returns the one camera of GET /api/v1/camera-status.
+func onlyCameraStatus(t *testing.T, srv http.Handler) map[string]any {
+	t.Helper()
+	code, out := call(t, srv, "GET", "/api/v1/camera-status", "")
+	l, _ := out["cameras"].([]any)
+	if code != http.StatusOK || len(l) != 1 {
+		t.Fatalf("%d %v", code, out)
+	}
+	return l[0].(map[string]any)
+}
+
 func TestCameraStatus(t *testing.T) {
 	now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 	cases := []struct {
@@ -34,12 +45,7 @@ func TestCameraStatus(t *testing.T) {
 				}
 				s.Pullers, s.Now = p, func() time.Time { return now }
 			})
-			code, out := call(t, srv, "GET", "/api/v1/camera-status", "")
-			l, _ := out["cameras"].([]any)
-			if code != http.StatusOK || len(l) != 1 {
-				t.Fatalf("%d %v", code, out)
-			}
-			cam := l[0].(map[string]any)
+			cam := onlyCameraStatus(t, srv)
 			if cam["id"] != "cam1" || cam["state"] != c.want || cam["township"] != "会亭镇" {
 				t.Errorf("got %v, want state %s", cam, c.want)
 			}
@@ -129,12 +135,7 @@ func TestCameraStatusMotionNow(t *testing.T) {
 				}
 				s.Pullers, s.Now = p, func() time.Time { return now }
 			})
-			code, out := call(t, srv, "GET", "/api/v1/camera-status", "")
-			l, _ := out["cameras"].([]any)
-			if code != http.StatusOK || len(l) != 1 {
-				t.Fatalf("%d %v", code, out)
-			}
-			cam := l[0].(map[string]any)
+			cam := onlyCameraStatus(t, srv)
 			if cam["motion_now"] != c.want {
 				t.Errorf("motion_now %v, want %v (%v)", cam["motion_now"], c.want, cam)
 			}

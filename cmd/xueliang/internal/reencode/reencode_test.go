@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-
+	"xueliang/ingest/segmenter/segmentertest"
 	"xueliang/storage/recording"
 )
 
@@ -51,38 +49,14 @@ func encodeClip(t testing.TB, path string, codec recording.VideoCodec, bframes i
 	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg encode: %v\n%s", err, out)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r := &mpegts.Reader{R: f}
-	if err := r.Initialize(); err != nil {
-		t.Fatal(err)
-	}
 	var all []Sample
-	add := func(pts int64, au [][]byte) {
+	for _, au := range segmentertest.ReadTS(t, path).Video() {
 		var b []byte
-		for _, n := range au {
+		for _, n := range au.NALUs {
 			b = binary.BigEndian.AppendUint32(b, uint32(len(n)))
 			b = append(b, n...)
 		}
-		all = append(all, Sample{PTS: pts, Payload: b})
-	}
-	for _, tr := range r.Tracks() {
-		switch tr.Codec.(type) {
-		case *mpegts.CodecH264:
-			r.OnDataH264(tr, func(pts, _ int64, au [][]byte) error { add(pts, au); return nil })
-		case *mpegts.CodecH265:
-			r.OnDataH265(tr, func(pts, _ int64, au [][]byte) error { add(pts, au); return nil })
-		}
-	}
-	for {
-		if err := r.Read(); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		all = append(all, Sample{PTS: au.PTS, Payload: b})
 	}
 	minPTS := all[0].PTS
 	for _, s := range all {
