@@ -78,6 +78,12 @@ type Options struct {
 	BackoffMin, BackoffMax, BackoffResetAfter time.Duration
 	// ReadTimeout is the RTSP read timeout. It defaults to 10 s.
 	ReadTimeout time.Duration
+	// VideoTimeout ends a session whose video track has delivered no
+	// packet for this long although the connection stays up (audio,
+	// metadata or RTCP still arriving; class ErrClassVideoStall), and the
+	// puller reconnects. It defaults to twice ReadTimeout, so a camera
+	// that falls silent altogether is a read timeout first.
+	VideoTimeout time.Duration
 	// FsyncInterval is passed to the segmenter (default 10 s).
 	FsyncInterval time.Duration
 	// StaggerSegments is passed to the segmenter (segmenter.Config.Stagger).

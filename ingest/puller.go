@@ -36,12 +36,16 @@ const (
 	ErrClassPanic    = "panic"
 	ErrClassRecorder = "recorder" // segmenter could not be created
 	ErrClassAuth     = "auth"     // the camera answered 401 Unauthorized
+	// ErrClassVideoStall: the session stayed up (audio or metadata, RTCP,
+	// keep-alives still arriving) but its video track delivered no packet
+	// for Options.VideoTimeout — a hung encoder.
+	ErrClassVideoStall = "video-stall"
 )
 
 // ErrClasses returns every error class, for metrics that want a stable set
 // of series.
 func ErrClasses() []string {
-	return []string{ErrClassConnect, ErrClassAuth, ErrClassNoVideo, ErrClassStream, ErrClassTimeout, ErrClassPanic, ErrClassRecorder}
+	return []string{ErrClassConnect, ErrClassAuth, ErrClassNoVideo, ErrClassStream, ErrClassTimeout, ErrClassVideoStall, ErrClassPanic, ErrClassRecorder}
 }
 
 // rateWindow is the window over which Status.Bitrate and Status.FPS are
@@ -133,6 +137,9 @@ func NewPuller(cfg CameraConfig, opts Options) *Puller {
 	}
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = 10 * time.Second
+	}
+	if opts.VideoTimeout <= 0 {
+		opts.VideoTimeout = 2 * opts.ReadTimeout
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -527,6 +534,7 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 	}
 	p.log.Info("session started", "url", p.red.URL())
 
+	stalled := p.watchVideo(c, pl)
 	err = c.Wait()
 	if pl.vtap != nil {
 		short, whole := pl.vtap.Stats()
@@ -535,10 +543,49 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 	if ctx.Err() != nil {
 		return "", ctx.Err()
 	}
+	if stalled() {
+		return ErrClassVideoStall, fmt.Errorf("no video packet for %s while the session stayed up", p.opts.VideoTimeout)
+	}
 	if rtsperr.Classify(err) == rtsperr.Timeout {
 		return ErrClassTimeout, fmt.Errorf("read: %w", err)
 	}
 	return ErrClassStream, fmt.Errorf("stream: %w", err)
+}
+
+// watchVideo ends the session (closes c) when its video track delivers no
+// packet for VideoTimeout: a camera whose encoder hung but whose audio,
+// metadata or RTCP keep the connection alive would otherwise stay
+// "connected" and record nothing. It stops when the session ends;
+// stalled, called after c.Wait, reports whether it ended it.
+func (p *Puller) watchVideo(c *gortsplib.Client, pl *pipeline) (stalled func() bool) {
+	var fired atomic.Bool
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(min(time.Second, p.opts.VideoTimeout/4))
+		defer tick.Stop()
+		last, since := pl.videoPackets.Load(), time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-tick.C:
+				if n := pl.videoPackets.Load(); n != last {
+					last, since = n, now
+					continue
+				}
+				if now.Sub(since) >= p.opts.VideoTimeout {
+					fired.Store(true)
+					p.log.Warn("video stalled, reconnecting", "url", p.red.URL(), "for", p.opts.VideoTimeout)
+					go c.Close() // c.Wait returns; Close waits for the callbacks
+					return
+				}
+			}
+		}
+	}()
+	go func() { _ = c.Wait(); close(stop) }()
+	return func() bool { <-done; return fired.Load() }
 }
 
 // connectClass is the class of a failure while connecting (a request
@@ -651,6 +698,10 @@ type pipeline struct {
 	// live is the main stream's fan-out to live viewers (nil: off).
 	live *live.Stream
 
+	// videoPackets counts the video track's RTP packets (the video
+	// watchdog's view of the session).
+	videoPackets atomic.Int64
+
 	mu                    sync.Mutex
 	anchored, offsetSeen  bool
 	decodeErrs, writeErrs int64
@@ -702,6 +753,7 @@ func (pl *pipeline) countErr(n *int64) {
 
 // onVideo handles one video RTP packet.
 func (pl *pipeline) onVideo(pkt *rtp.Packet) {
+	pl.videoPackets.Add(1)
 	tapped := false
 	if pl.vtap != nil {
 		if whole := pl.vtap.Packet(pkt); whole != pkt { // valid during this call

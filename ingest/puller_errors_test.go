@@ -185,3 +185,46 @@ func TestPullerCameraClock(t *testing.T) {
 		})
 	}
 }
+
+// TestPullerVideoStall: a camera whose video stops while its audio keeps
+// the session up (a hung encoder) is reconnected after VideoTimeout with
+// class "video-stall", and records again once video comes back; what was
+// recorded before the stall stays.
+func TestPullerVideoStall(t *testing.T) {
+	t.Parallel()
+	clip := segmentertest.ReadTS(t, segmentertest.GenerateTS(t, t.TempDir(),
+		segmentertest.ClipOptions{Seconds: 2, AAC: true}))
+	srv := startServer(t, clip, true)
+	idx := segmentertest.NewFakeIndex()
+	opts := testOptions(t, idx, &closedLog{})
+	opts.ReadTimeout = 10 * time.Second // audio alone keeps the session well inside it
+	opts.VideoTimeout = 2 * time.Second
+	p := NewPuller(CameraConfig{ID: "cam1", URL: srv.url, SegmentDuration: 2 * time.Second}, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	<-srv.played
+	go srv.feed(ctx, t, clip, 90000)
+
+	waitFor(t, 15*time.Second, "50 frames", func() bool { return p.Status().Frames >= 50 })
+	srv.videoOff.Store(true)
+	stalledAt := time.Now()
+	waitFor(t, 15*time.Second, "a video-stall reconnect", func() bool { return p.Status().Failures[ErrClassVideoStall] > 0 })
+	took := time.Since(stalledAt)
+	st := p.Status()
+	if st.LastErrorClass != ErrClassVideoStall || st.Failures[ErrClassTimeout] != 0 || took < opts.VideoTimeout {
+		t.Fatalf("after %v: class %q, failures %v (want video-stall after at least %v)", took, st.LastErrorClass, st.Failures, opts.VideoTimeout)
+	}
+	t.Logf("video-stall reconnect %v after the video stopped (VideoTimeout %v)", took.Round(10*time.Millisecond), opts.VideoTimeout)
+	before := st.Frames
+	srv.videoOff.Store(false)
+	waitFor(t, 20*time.Second, "frames again", func() bool { s := p.Status(); return s.Connected && s.Frames >= before+50 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := checkRecording(t, idx, opts.SpoolRoot, "aac"); int64(got) != p.Status().Frames {
+		t.Errorf("%d frames in the segments, %d received", got, p.Status().Frames)
+	}
+}

@@ -43,6 +43,9 @@ type rtspServer struct {
 	// first keyframe (the client ignores a sender report before it has
 	// received an RTP packet, so the session is anchored at the second).
 	srClock func() time.Time
+	// videoOff, while set, makes feed skip the video access units (the
+	// audio keeps flowing: a hung encoder).
+	videoOff atomic.Bool
 }
 
 // senderReport sends an RTCP sender report mapping RTP time ts of the
@@ -195,6 +198,9 @@ func (s *rtspServer) feed(ctx context.Context, t *testing.T, clip *segmentertest
 			case <-time.After(time.Until(at)):
 			}
 			if e.au.Video && s.srClock != nil && loop == 0 && e.t == 0 {
+				continue
+			}
+			if e.au.Video && s.videoOff.Load() {
 				continue
 			}
 			if e.au.Video {
