@@ -81,8 +81,9 @@ type Options struct {
 	// VideoTimeout ends a session whose video track has delivered no
 	// packet for this long although the connection stays up (audio,
 	// metadata or RTCP still arriving; class ErrClassVideoStall), and the
-	// puller reconnects. It defaults to twice ReadTimeout, so a camera
-	// that falls silent altogether is a read timeout first.
+	// puller reconnects; the motion sub stream's session likewise
+	// (MotionStats.SubVideoStalls). It defaults to twice ReadTimeout, so a
+	// camera that falls silent altogether is a read timeout first.
 	VideoTimeout time.Duration
 	// FsyncInterval is passed to the segmenter (default 10 s).
 	FsyncInterval time.Duration

@@ -85,6 +85,11 @@ type MotionStats struct {
 	Chunks        int64 // chunks written
 	Intervals     int64 // intervals written
 	AnalysisNanos int64 // time spent decoding and analysing
+	// SubReconnects counts sub-stream sessions that ended and were
+	// redialled; SubVideoStalls those of them ended by the video watchdog
+	// (no video packet for Options.VideoTimeout while the connection
+	// stayed up). Both stay 0 with Source "keyframes".
+	SubReconnects, SubVideoStalls int64
 	// LastMotion is the end of the latest analysed second with motion
 	// (stream time); zero before the first. It is what "motion now" is
 	// judged on while an interval is still open (intervals are stored when
@@ -286,6 +291,7 @@ func (a *MotionAnalyser) addIntervals(ivs []motion.Interval) {
 
 type motionCounters struct {
 	queued, dropped, decoded, analysed, decodeErrors, panics, sinkErrors, chunks, intervals, analysisNanos atomic.Int64
+	subReconnects, subVideoStalls                                                                          atomic.Int64
 
 	// lastMotion is MotionStats.LastMotion as UnixNano; 0 = none.
 	lastMotion atomic.Int64
@@ -299,7 +305,7 @@ func (c *motionCounters) snapshot(keyOnly bool) MotionStats {
 	st := MotionStats{Source: src, Queued: c.queued.Load(), Dropped: c.dropped.Load(), Decoded: c.decoded.Load(),
 		Analysed: c.analysed.Load(), DecodeErrors: c.decodeErrors.Load(), Panics: c.panics.Load(),
 		SinkErrors: c.sinkErrors.Load(), Chunks: c.chunks.Load(), Intervals: c.intervals.Load(),
-		AnalysisNanos: c.analysisNanos.Load()}
+		AnalysisNanos: c.analysisNanos.Load(), SubReconnects: c.subReconnects.Load(), SubVideoStalls: c.subVideoStalls.Load()}
 	if n := c.lastMotion.Load(); n != 0 {
 		st.LastMotion = time.Unix(0, n)
 	}

@@ -534,7 +534,7 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 	}
 	p.log.Info("session started", "url", p.red.URL())
 
-	stalled := p.watchVideo(c, pl)
+	stalled := watchVideo(c, &pl.videoPackets, p.opts.VideoTimeout, p.log, p.red.URL())
 	err = c.Wait()
 	if pl.vtap != nil {
 		short, whole := pl.vtap.Stats()
@@ -544,7 +544,7 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 		return "", ctx.Err()
 	}
 	if stalled() {
-		return ErrClassVideoStall, fmt.Errorf("no video packet for %s while the session stayed up", p.opts.VideoTimeout)
+		return ErrClassVideoStall, fmt.Errorf("%w: no video packet for %s while the session stayed up", errVideoStall, p.opts.VideoTimeout)
 	}
 	if rtsperr.Classify(err) == rtsperr.Timeout {
 		return ErrClassTimeout, fmt.Errorf("read: %w", err)
@@ -552,32 +552,37 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 	return ErrClassStream, fmt.Errorf("stream: %w", err)
 }
 
+// errVideoStall ends a session whose video stopped while the connection
+// stayed up.
+var errVideoStall = errors.New("video stalled")
+
 // watchVideo ends the session (closes c) when its video track delivers no
-// packet for VideoTimeout: a camera whose encoder hung but whose audio,
-// metadata or RTCP keep the connection alive would otherwise stay
-// "connected" and record nothing. It stops when the session ends;
-// stalled, called after c.Wait, reports whether it ended it.
-func (p *Puller) watchVideo(c *gortsplib.Client, pl *pipeline) (stalled func() bool) {
+// packet (packets, counted by the session's RTP callback, stops growing)
+// for timeout: a camera whose encoder hung but whose audio, metadata or
+// RTCP keep the connection alive would otherwise stay "connected" and
+// record or analyse nothing. It stops when the session ends; stalled,
+// called after c.Wait, reports whether it ended it.
+func watchVideo(c *gortsplib.Client, packets *atomic.Int64, timeout time.Duration, log *slog.Logger, url string) (stalled func() bool) {
 	var fired atomic.Bool
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(min(time.Second, p.opts.VideoTimeout/4))
+		tick := time.NewTicker(min(time.Second, timeout/4))
 		defer tick.Stop()
-		last, since := pl.videoPackets.Load(), time.Now()
+		last, since := packets.Load(), time.Now()
 		for {
 			select {
 			case <-stop:
 				return
 			case now := <-tick.C:
-				if n := pl.videoPackets.Load(); n != last {
+				if n := packets.Load(); n != last {
 					last, since = n, now
 					continue
 				}
-				if now.Sub(since) >= p.opts.VideoTimeout {
+				if now.Sub(since) >= timeout {
 					fired.Store(true)
-					p.log.Warn("video stalled, reconnecting", "url", p.red.URL(), "for", p.opts.VideoTimeout)
+					log.Warn("video stalled, reconnecting", "url", url, "for", timeout)
 					go c.Close() // c.Wait returns; Close waits for the callbacks
 					return
 				}

@@ -12,6 +12,7 @@ import (
 
 	"xueliang/ingest/camnet"
 	"xueliang/ingest/segmenter/segmentertest"
+	"xueliang/storage/recording"
 )
 
 // refusingCamera answers every DESCRIBE with a 401 challenge (the
@@ -226,5 +227,53 @@ func TestPullerVideoStall(t *testing.T) {
 	}
 	if got := checkRecording(t, idx, opts.SpoolRoot, "aac"); int64(got) != p.Status().Frames {
 		t.Errorf("%d frames in the segments, %d received", got, p.Status().Frames)
+	}
+}
+
+// TestSubStreamVideoStall: the motion sub stream has the same watchdog. Its
+// session carries video only, so a hung encoder shows as no packet at all;
+// the watchdog redials it after VideoTimeout, well before the read timeout,
+// counted in MotionStats, and analysis resumes when video comes back. The
+// main stream's session is untouched.
+func TestSubStreamVideoStall(t *testing.T) {
+	t.Parallel()
+	clip := segmentertest.ReadTS(t, segmentertest.GenerateTS(t, t.TempDir(), segmentertest.ClipOptions{Seconds: 2}))
+	main, sub := startServer(t, clip, false), startServer(t, clip, false)
+	opts := testOptions(t, segmentertest.NewFakeIndex(), &closedLog{})
+	opts.ReadTimeout = 10 * time.Second
+	opts.VideoTimeout = 2 * time.Second
+	opts.Motion = MotionOptions{Sink: funcSink(func(context.Context, []recording.MotionChunk, []recording.MotionInterval) error { return nil })}
+	p := NewPuller(CameraConfig{ID: "cam1", URL: main.url, SubURL: sub.url, Motion: true, SegmentDuration: 2 * time.Second}, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	<-main.played
+	go main.feed(ctx, t, clip, 90000)
+	<-sub.played
+	go sub.feed(ctx, t, clip, 90000)
+	motionStats := func() MotionStats { st, _ := p.MotionStats(); return st }
+
+	waitFor(t, 15*time.Second, "sub-stream frames decoded", func() bool { return motionStats().Decoded >= 10 })
+	if st := motionStats(); st.Source != "sub" || st.SubReconnects != 0 {
+		t.Fatalf("before the stall: %+v", st)
+	}
+	sub.videoOff.Store(true)
+	stalledAt := time.Now()
+	waitFor(t, 9*time.Second, "a sub-stream video-stall redial", func() bool { return motionStats().SubVideoStalls > 0 })
+	took := time.Since(stalledAt)
+	if took < opts.VideoTimeout {
+		t.Fatalf("redialled %v after the video stopped, before VideoTimeout %v", took, opts.VideoTimeout)
+	}
+	t.Logf("sub-stream video-stall redial %v after the video stopped (VideoTimeout %v)", took.Round(10*time.Millisecond), opts.VideoTimeout)
+	before := motionStats().Decoded
+	sub.videoOff.Store(false)
+	waitFor(t, 20*time.Second, "sub-stream frames again", func() bool { return motionStats().Decoded >= before+10 })
+	if st := p.Status(); !st.Connected || len(st.Failures) != 0 {
+		t.Errorf("main stream: connected %v, failures %v (want untouched)", st.Connected, st.Failures)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 	"xueliang/ingest/live"
 	"xueliang/ingest/rtsperr"
@@ -27,6 +28,10 @@ func (p *Puller) runSubStream(ctx context.Context, w *motionWorker) {
 		err := p.subSession(ctx, w)
 		if ctx.Err() != nil {
 			return
+		}
+		w.stats.subReconnects.Add(1)
+		if errors.Is(err, errVideoStall) {
+			w.stats.subVideoStalls.Add(1)
 		}
 		if time.Since(started) >= p.opts.BackoffResetAfter {
 			backoff = p.opts.BackoffMin
@@ -104,8 +109,10 @@ func (p *Puller) subSession(ctx context.Context, w *motionWorker) (err error) {
 		anchored  bool
 		anchor    time.Time
 		anchorPTS int64
+		packets   atomic.Int64 // for the video watchdog
 	)
 	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
+		packets.Add(1)
 		mu.Lock()
 		defer mu.Unlock()
 		pts, ok := c.PacketPTS2(medi, pkt)
@@ -152,10 +159,15 @@ func (p *Puller) subSession(ctx context.Context, w *motionWorker) (err error) {
 	if _, err := c.Play(nil); err != nil {
 		return fmt.Errorf("play: %w", err)
 	}
-	p.log.Info("sub stream started", "url", rtsperr.NewRedactor(p.cfg.SubURL).URL())
+	url := rtsperr.NewRedactor(p.cfg.SubURL).URL()
+	p.log.Info("sub stream started", "url", url)
+	stalled := watchVideo(c, &packets, p.opts.VideoTimeout, p.log.With("stream", "sub"), url)
 	err = c.Wait()
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if stalled() {
+		return fmt.Errorf("%w: no video packet for %s while the session stayed up", errVideoStall, p.opts.VideoTimeout)
 	}
 	return fmt.Errorf("stream: %w", err)
 }

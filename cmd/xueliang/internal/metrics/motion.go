@@ -17,7 +17,7 @@ type MotionSource interface {
 type MotionCollector struct {
 	src                                                                  MotionSource
 	queued, dropped, decoded, analysed, decodeErrors, restarts, sinkErrs *prometheus.Desc
-	chunks, intervals, seconds                                           *prometheus.Desc
+	chunks, intervals, seconds, subReconnects, subVideoStalls            *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*MotionCollector)(nil)
@@ -39,13 +39,17 @@ func NewMotionCollector(src MotionSource) *MotionCollector {
 		chunks:       d("xueliang_motion_chunks_total", "Chunks of per-second motion grids written to the index."),
 		intervals:    d("xueliang_motion_intervals_total", "Motion intervals written to the index."),
 		seconds:      d("xueliang_motion_analysis_seconds_total", "Time spent decoding and analysing for motion."),
+		subReconnects: d("xueliang_motion_sub_stream_reconnects_total",
+			"Sub-stream sessions (motion analysis) that ended and were redialled; 0 when motion uses the main stream's keyframes."),
+		subVideoStalls: d("xueliang_motion_sub_stream_video_stalls_total",
+			"Sub-stream sessions ended by the video watchdog: no video packet for ingest's video timeout while the connection stayed up."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *MotionCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.queued, c.dropped, c.decoded, c.analysed, c.decodeErrors, c.restarts,
-		c.sinkErrs, c.chunks, c.intervals, c.seconds} {
+		c.sinkErrs, c.chunks, c.intervals, c.seconds, c.subReconnects, c.subVideoStalls} {
 		ch <- d
 	}
 }
@@ -66,5 +70,7 @@ func (c *MotionCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.chunks, float64(s.Chunks))
 		counter(c.intervals, float64(s.Intervals))
 		counter(c.seconds, float64(s.AnalysisNanos)/1e9)
+		counter(c.subReconnects, float64(s.SubReconnects))
+		counter(c.subVideoStalls, float64(s.SubVideoStalls))
 	}
 }
