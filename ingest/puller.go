@@ -543,8 +543,8 @@ func (p *Puller) session(ctx context.Context, w *segmenter.Writer) (string, erro
 	if ctx.Err() != nil {
 		return "", ctx.Err()
 	}
-	if stalled() {
-		return ErrClassVideoStall, fmt.Errorf("%w: no video packet for %s while the session stayed up", errVideoStall, p.opts.VideoTimeout)
+	if err := stalled(); err != nil {
+		return ErrClassVideoStall, err
 	}
 	if rtsperr.Classify(err) == rtsperr.Timeout {
 		return ErrClassTimeout, fmt.Errorf("read: %w", err)
@@ -561,8 +561,9 @@ var errVideoStall = errors.New("video stalled")
 // for timeout: a camera whose encoder hung but whose audio, metadata or
 // RTCP keep the connection alive would otherwise stay "connected" and
 // record or analyse nothing. It stops when the session ends; stalled,
-// called after c.Wait, reports whether it ended it.
-func watchVideo(c *gortsplib.Client, packets *atomic.Int64, timeout time.Duration, log *slog.Logger, url string) (stalled func() bool) {
+// called after c.Wait, returns an errVideoStall error when it ended it,
+// else nil.
+func watchVideo(c *gortsplib.Client, packets *atomic.Int64, timeout time.Duration, log *slog.Logger, url string) (stalled func() error) {
 	var fired atomic.Bool
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -590,7 +591,13 @@ func watchVideo(c *gortsplib.Client, packets *atomic.Int64, timeout time.Duratio
 		}
 	}()
 	go func() { _ = c.Wait(); close(stop) }()
-	return func() bool { <-done; return fired.Load() }
+	return func() error {
+		<-done
+		if !fired.Load() {
+			return nil
+		}
+		return fmt.Errorf("%w: no video packet for %s while the session stayed up", errVideoStall, timeout)
+	}
 }
 
 // connectClass is the class of a failure while connecting (a request

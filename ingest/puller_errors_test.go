@@ -66,14 +66,9 @@ func TestPullerFailureClasses(t *testing.T) {
 			opts := testOptions(t, segmentertest.NewFakeIndex(), &closedLog{})
 			opts.ReadTimeout = time.Second
 			p := NewPuller(CameraConfig{ID: "cam", URL: tc.url}, opts)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- p.Run(ctx) }()
+			_, stop := runInBackground(t, p)
 			waitFor(t, 15*time.Second, "a failed session", func() bool { return p.Status().Reconnects > 0 })
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
+			stop()
 			st := p.Status()
 			if st.LastErrorClass != tc.class || st.Failures[tc.class] == 0 {
 				t.Errorf("class %q (failures %v), want %q; error %q", st.LastErrorClass, st.Failures, tc.class, st.LastError)
@@ -96,14 +91,9 @@ func TestPullerDialControl(t *testing.T) {
 	opts := testOptions(t, idx, &closedLog{})
 	opts.DialControl = (&camnet.Policy{Allowed: camnet.DefaultAllowed()}).Control
 	p := NewPuller(CameraConfig{ID: "cam", URL: srv.url}, opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	_, stop := runInBackground(t, p)
 	waitFor(t, 15*time.Second, "a failed session", func() bool { return p.Status().Reconnects > 0 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	st := p.Status()
 	if st.Connected || st.LastErrorClass != ErrClassConnect || !strings.Contains(st.LastError, camnet.ErrRefused.Error()) {
 		t.Fatalf("status %+v, want a refused connection", st)
@@ -162,18 +152,12 @@ func TestPullerCameraClock(t *testing.T) {
 			// test).
 			opts.MaxClockSkew = 30 * time.Second
 			p := NewPuller(CameraConfig{ID: "cam", URL: srv.url}, opts)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- p.Run(ctx) }()
+			ctx, stop := runInBackground(t, p)
 			<-srv.played
 			go srv.feed(ctx, t, clip, 1000)
 			waitFor(t, 15*time.Second, "recording", func() bool { return p.Status().Frames > 10 })
 			st := p.Status()
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
+			stop()
 			skew := st.SessionStart.Sub(time.Now())
 			switch {
 			case st.ClockUntrusted != tc.untrusted || (st.ClockRejections == 1) != tc.untrusted:
@@ -201,10 +185,7 @@ func TestPullerVideoStall(t *testing.T) {
 	opts.ReadTimeout = 10 * time.Second // audio alone keeps the session well inside it
 	opts.VideoTimeout = 2 * time.Second
 	p := NewPuller(CameraConfig{ID: "cam1", URL: srv.url, SegmentDuration: 2 * time.Second}, opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	ctx, stop := runInBackground(t, p)
 	<-srv.played
 	go srv.feed(ctx, t, clip, 90000)
 
@@ -221,10 +202,7 @@ func TestPullerVideoStall(t *testing.T) {
 	before := st.Frames
 	srv.videoOff.Store(false)
 	waitFor(t, 20*time.Second, "frames again", func() bool { s := p.Status(); return s.Connected && s.Frames >= before+50 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if got := checkRecording(t, idx, opts.SpoolRoot, "aac"); int64(got) != p.Status().Frames {
 		t.Errorf("%d frames in the segments, %d received", got, p.Status().Frames)
 	}
@@ -244,10 +222,7 @@ func TestSubStreamVideoStall(t *testing.T) {
 	opts.VideoTimeout = 2 * time.Second
 	opts.Motion = MotionOptions{Sink: funcSink(func(context.Context, []recording.MotionChunk, []recording.MotionInterval) error { return nil })}
 	p := NewPuller(CameraConfig{ID: "cam1", URL: main.url, SubURL: sub.url, Motion: true, SegmentDuration: 2 * time.Second}, opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	ctx, stop := runInBackground(t, p)
 	<-main.played
 	go main.feed(ctx, t, clip, 90000)
 	<-sub.played
@@ -272,8 +247,5 @@ func TestSubStreamVideoStall(t *testing.T) {
 	if st := p.Status(); !st.Connected || len(st.Failures) != 0 {
 		t.Errorf("main stream: connected %v, failures %v (want untouched)", st.Connected, st.Failures)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 }

@@ -257,6 +257,24 @@ func testOptions(t *testing.T, idx segmenter.Index, closed *closedLog) Options {
 	}
 }
 
+// runInBackground starts r.Run (a Puller or a Manager) on its own
+// goroutine with a context that stop cancels; stop then waits for Run and
+// fails t unless it returned nil. A test that ends early leaves Run
+// cancelled by cleanup.
+func runInBackground(t *testing.T, r interface{ Run(context.Context) error }) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	return ctx, func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -312,20 +330,14 @@ func TestPullerH264AAC(t *testing.T) {
 	opts := testOptions(t, idx, closed)
 	p := NewPuller(CameraConfig{ID: "cam1", URL: srv.url, SegmentDuration: 2 * time.Second}, opts)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	ctx, stop := runInBackground(t, p)
 	<-srv.played
 	feedCtx, stopFeed := context.WithCancel(ctx)
 	defer stopFeed()
 	go srv.feed(feedCtx, t, clip, 4000000000)
 
 	waitFor(t, 15*time.Second, "100 frames", func() bool { return p.Status().Frames >= 100 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	st := p.Status()
 	if st.Connected || st.Frames < 100 || st.Bytes == 0 || st.LastKeyframe.IsZero() {
 		t.Errorf("status %+v", st)
@@ -367,10 +379,7 @@ func TestPullerReconnectAndWrapH265(t *testing.T) {
 	opts := testOptions(t, idx, closed)
 	p := NewPuller(CameraConfig{ID: "cam2", URL: srv.url}, opts)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	ctx, stop := runInBackground(t, p)
 	<-srv.played
 	// RTP timestamps wrap 1 s into the stream.
 	go srv.feed(ctx, t, clip, uint32(1<<32-90000))
@@ -379,10 +388,7 @@ func TestPullerReconnectAndWrapH265(t *testing.T) {
 	srv.kick() // the camera drops the connection
 	<-srv.played
 	waitFor(t, 15*time.Second, "frames after reconnect", func() bool { return p.Status().Frames >= 110 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	st := p.Status()
 	if st.Reconnects < 1 || st.LastErrorClass == "" || st.TappedPackets == 0 {
 		t.Errorf("status %+v", st)
@@ -439,9 +445,7 @@ func TestManager(t *testing.T) {
 	closed := &closedLog{}
 	m := NewManager(testOptions(t, idx, closed))
 	m.Update([]CameraConfig{{ID: "a", URL: srv.url}, {ID: "b", URL: "rtsp://127.0.0.1:1/none"}, {ID: "", URL: "bad"}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+	ctx, stop := runInBackground(t, m)
 	go srv.feed(ctx, t, clip, 0)
 	waitFor(t, 15*time.Second, "camera a recording", func() bool { return m.Status()["a"].Frames >= 30 })
 	if st := m.Status(); len(st) != 2 || st["b"].Reconnects == 0 {
@@ -456,10 +460,7 @@ func TestManager(t *testing.T) {
 	if _, ok := m.Status()["b"]; ok {
 		t.Errorf("camera b still running")
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if n := len(idx.Segments()); n < 2 {
 		t.Errorf("%d segments, want one per puller run", n)
 	}

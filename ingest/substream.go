@@ -166,8 +166,8 @@ func (p *Puller) subSession(ctx context.Context, w *motionWorker) (err error) {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if stalled() {
-		return fmt.Errorf("%w: no video packet for %s while the session stayed up", errVideoStall, p.opts.VideoTimeout)
+	if err := stalled(); err != nil {
+		return err
 	}
 	return fmt.Errorf("stream: %w", err)
 }
